@@ -1,0 +1,96 @@
+"""The engine interface every backend implements (ONNX Runtime now, TensorRT on Jetson).
+
+A backend *builds* an engine file from an ONNX model for one device and precision, and *loads*
+it into an :class:`Engine`. An engine takes named numpy arrays and returns named numpy arrays;
+``infer_timed`` also reports per-stage times in milliseconds. Backends that move data to a
+device report ``h2d``, ``compute`` and ``d2h``; a backend that cannot split its work reports
+``compute`` alone.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from ..modelinfo import TensorInfo
+
+Arrays = Dict[str, np.ndarray]
+StageTimes = Dict[str, float]
+
+
+@dataclass
+class BuildRequest:
+    """What to build: the ONNX file to start from and everything that shapes the engine."""
+
+    model_path: str
+    precision: str  # fp32 | fp16 | int8 (int8: model_path is a QDQ model, or calibration_cache is set)
+    input_shapes: Mapping[str, Tuple[int, ...]]  # the profile the engine must accept
+    options: Mapping[str, Any] = field(default_factory=dict)  # backend options from the config
+    calibration_cache: Optional[str] = None  # TensorRT < 11 implicit INT8 only
+    timeout_s: Optional[float] = None
+
+
+@dataclass
+class BuildOutput:
+    """What a build produced, besides the engine file itself."""
+
+    precision: str  # what was built (may differ from what was asked; ``notes`` says why)
+    notes: List[str] = field(default_factory=list)
+    log: List[str] = field(default_factory=list)
+    details: Dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(abc.ABC):
+    """A loaded engine. Not thread-safe: one caller at a time (the daemon's inference loop)."""
+
+    inputs: List[TensorInfo]
+    outputs: List[TensorInfo]
+    info: Dict[str, Any]
+
+    @abc.abstractmethod
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        """Run one batch; returns every output by name."""
+
+    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
+        """Run one batch and time its stages (ms). The default has one stage, ``compute``."""
+        from time import perf_counter
+
+        start = perf_counter()
+        outputs = self.infer(feeds)
+        return outputs, {"compute": (perf_counter() - start) * 1000.0}
+
+    def close(self) -> None:
+        """Release resources (device memory, sessions)."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Backend(abc.ABC):
+    """Builds and loads engines of one kind."""
+
+    name: str
+    engine_suffix: str
+    precisions: Tuple[str, ...]
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The runtime's version string; it enters engine cache keys."""
+
+    @abc.abstractmethod
+    def device_identity(self) -> Dict[str, Any]:
+        """What an engine is tied to on this machine (device name, compute capability, ...)."""
+
+    @abc.abstractmethod
+    def build(self, request: BuildRequest, engine_path: str) -> BuildOutput:
+        """Build the engine file at ``engine_path``; raise EdgeAgentError with a reason on failure."""
+
+    @abc.abstractmethod
+    def load(self, engine_path: str, options: Mapping[str, Any]) -> Engine:
+        """Load a built engine file."""

@@ -1,0 +1,130 @@
+"""Build (or find in the cache) the engine for the configured model, backend and precision."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from .backends import get_backend
+from .backends.base import Backend, BuildOutput, BuildRequest, Engine
+from .engines import EngineStore, cache_key
+from .errors import NotAvailableYet
+from .pipeline import PreparedModel, prepare_model
+from .schema import Node
+
+log = logging.getLogger(__name__)
+
+
+def engine_store(cfg: Node) -> EngineStore:
+    return EngineStore(cfg.paths.engine_cache, cfg.paths.engine_cache_max_mb * 1024 * 1024)
+
+
+def backend_options(cfg: Node, backend: Backend) -> Dict[str, Any]:
+    return dict(cfg.backend[backend.name])
+
+
+def key_fields(
+    backend: Backend,
+    model: PreparedModel,
+    precision: str,
+    options: Mapping[str, Any],
+    source_model_sha256: str,
+    calibration_hash: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Everything that makes an engine valid, and nothing else (so a change means a rebuild)."""
+    return {
+        "backend": backend.name,
+        "backend_version": backend.version(),
+        "device": backend.device_identity(),
+        "precision": precision,
+        "model_sha256": model.sha256,
+        "source_model_sha256": source_model_sha256,
+        "calibration_hash": calibration_hash,
+        "input_shapes": {k: list(v) for k, v in model.input_shapes().items()},
+        "build_options": {k: v for k, v in sorted(options.items()) if k in BUILD_OPTION_KEYS.get(backend.name, ())},
+    }
+
+
+# Options that change the built engine; runtime-only options (threads, CUDA binding) stay out of the key.
+BUILD_OPTION_KEYS = {
+    "onnxruntime": ("graph_optimization",),
+    "tensorrt": ("workspace_mb", "builder_optimization_level", "dla_core", "gpu_fallback"),
+}
+
+
+def build_cached(
+    cfg: Node,
+    backend: Backend,
+    model: PreparedModel,
+    precision: str,
+    source_model_sha256: str,
+    calibration_hash: Optional[str] = None,
+    calibration_cache: Optional[str] = None,
+    force: bool = False,
+    keep: Sequence[str] = (),
+) -> Dict[str, Any]:
+    """Find the engine in the cache or build it; return the build report."""
+    options = backend_options(cfg, backend)
+    fields = key_fields(backend, model, precision, options, source_model_sha256, calibration_hash)
+    key = cache_key(fields)
+    store = engine_store(cfg)
+    found = store.lookup(key)
+    report: Dict[str, Any] = {
+        "backend": backend.name,
+        "backend_version": fields["backend_version"],
+        "precision": precision,
+        "model_sha256": source_model_sha256,
+        "built_model_sha256": model.sha256,
+        "calibration_hash": calibration_hash,
+        "cache_key": key,
+        "input_shapes": fields["input_shapes"],
+    }
+    if found.hit and not force:
+        assert found.entry is not None
+        built = found.entry.meta.get("build", {})
+        report.update(engine_path=found.entry.engine_path, cache_hit=True, rebuild_reason=None, build_time_s=0.0)
+        report.update(built_precision=built.get("precision", precision), notes=built.get("notes", []))
+        return report
+    reason = "forced" if force else found.reason
+    request = BuildRequest(model.path, precision, model.input_shapes(), options, calibration_cache)
+    started = time.monotonic()
+    output_holder: Dict[str, BuildOutput] = {}
+
+    def run_build(tmp_path: str) -> Dict[str, Any]:
+        output = backend.build(request, tmp_path)
+        output_holder["out"] = output
+        return {k: v for k, v in asdict(output).items() if k != "log"}
+
+    log.info("building %s %s engine for %s (%s)", backend.name, precision, model.path, reason)
+    entry = store.put(key, fields, backend.engine_suffix, run_build, keep=keep)
+    output = output_holder["out"]
+    report.update(
+        engine_path=entry.engine_path,
+        cache_hit=False,
+        rebuild_reason=None if reason == "not cached" else reason,
+        build_time_s=round(time.monotonic() - started, 3),
+        built_precision=output.precision,
+        notes=output.notes,
+        engine_sha256=entry.meta["engine_sha256"],
+    )
+    return report
+
+
+def build(cfg: Node, precision: Optional[str] = None, force: bool = False) -> Dict[str, Any]:
+    """The engine for the config (``precision`` overrides cfg.precision); returns its report."""
+    precision = precision or cfg.precision
+    backend = get_backend(cfg.backend.name)
+    if precision in ("int8", "best"):
+        raise NotAvailableYet(f"precision {precision}: INT8 calibration is not available in this version")
+    model = prepare_model(cfg)
+    return build_cached(cfg, backend, model, precision, model.sha256, force=force)
+
+
+def load_built(cfg: Node, report: Mapping[str, Any]) -> Tuple[Engine, PreparedModel]:
+    """Load the engine a build report names, with the model spec that feeds it."""
+    backend = get_backend(report["backend"])
+    engine = backend.load(report["engine_path"], backend_options(cfg, backend))
+    engine.info.update(precision=report.get("built_precision", report["precision"]), cache_key=report["cache_key"])
+    return engine, prepare_model(cfg)

@@ -1,0 +1,48 @@
+"""edge-agent config check: validate a configuration file (every error at once, exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping
+
+from ..config import render_yaml
+from .common import add_common, config_path, emit, load
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("config", help="check or print the configuration", description="Configuration tools.")
+    actions = parser.add_subparsers(dest="config_action", metavar="ACTION")
+    actions.required = True
+    check = actions.add_parser("check", help="validate a configuration file", description=__doc__)
+    add_common(check)
+    check.add_argument("--show", action="store_true", help="also print the resolved configuration")
+    check.set_defaults(handler=run_check)
+    default = actions.add_parser("default", help="print the documented default configuration (config.yaml)")
+    default.set_defaults(handler=run_default)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    result = {"valid": True, "config": config_path(args) or "defaults"}
+    if args.show:
+        result["resolved"] = cfg
+
+    def human(data: Mapping[str, Any]) -> str:
+        text = f"{data['config']}: valid"
+        if "resolved" in data:
+            import yaml
+
+            text += "\n" + yaml.safe_dump(dict_tree(data["resolved"]), sort_keys=False)
+        return text
+
+    emit(args, result, human)
+    return 0
+
+
+def dict_tree(node: Any) -> Any:
+    return {k: dict_tree(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+
+def run_default(args: argparse.Namespace) -> int:
+    print(render_yaml(), end="")
+    return 0

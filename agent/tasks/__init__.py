@@ -1,0 +1,1 @@
+"""Task-specific decoding of model outputs into results."""
