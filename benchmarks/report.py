@@ -1,0 +1,33 @@
+"""Write one benchmark's section of docs/benchmarks.md, leaving the other sections as they are."""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Each section is written by the script it names, from a run on the machine it names. Numbers\n"
+    "are only those measured; targets are compared as ratios measured side by side in one run.\n"
+)
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section between this benchmark's markers."""
+    from agent.fileio import atomic_write_text
+
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else HEADER
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    block = f"<!-- begin {name} -->\n{markdown.rstrip()}\n\n_Run {stamp} on {machine()}._\n<!-- end {name} -->"
+    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    atomic_write_text(DOC, text)
