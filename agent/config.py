@@ -306,8 +306,10 @@ def _line_numbers(text: str) -> Dict[str, int]:
     return lines
 
 
-def _with_line(error: str, lines: Dict[str, int], source: str) -> str:
+def _with_line(error: str, lines: Dict[str, int], source: str, overridden: Sequence[str]) -> str:
     path = error.split(":", 1)[0].split("[", 1)[0]
+    if any(path == key or path.startswith(key + ".") or key.startswith(path + ".") for key in overridden):
+        return f"--set {error}"
     while path:
         if path in lines:
             return f"{source}:{lines[path]}: {error}"
@@ -366,14 +368,16 @@ def _secret_file_errors(cfg: Node) -> List[str]:
     return errors
 
 
-def validate_data(data: Any, source: str = "configuration", base: Optional[Path] = None, text: str = "") -> Node:
+def validate_data(
+    data: Any, source: str = "configuration", base: Optional[Path] = None, text: str = "", overridden: Sequence[str] = ()
+) -> Node:
     """Validate raw config data; raise ConfigError listing every problem at once."""
     cfg, errors = validate(schema_tree(), data)
     if not errors:
         errors = _semantic_errors(cfg)
     if errors:
         lines = _line_numbers(text) if text else {}
-        located = [_with_line(e, lines, source) for e in errors]
+        located = [_with_line(e, lines, source, overridden) for e in errors]
         raise ConfigError(sorted(located, key=_line_of), source)
     base = base or Path.cwd()
     for key in PATH_KEYS:
@@ -411,9 +415,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> No
         base = file.resolve().parent
     if data is None:
         data = {}
-    if isinstance(data, dict):
-        apply_overrides(data, overrides)
-    return validate_data(data, source, base, text)
+    overridden = apply_overrides(data, overrides) if isinstance(data, dict) else []
+    return validate_data(data, source, base, text, overridden)
 
 
 def read_secret(cfg: Node, key: str) -> Optional[str]:
