@@ -1,0 +1,164 @@
+"""The inference loop: newest frame in, result out, one engine at a time, on its own thread.
+
+Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
+need the serving engine (benchmark, accuracy check), then (3) takes the newest frame. Every
+inference calls ``on_progress`` (the systemd watchdog is fed from there, so a stuck loop stops
+the keep-alives). Engines are not thread-safe; only this thread touches the serving one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .backends.base import Arrays, Engine
+from .capture import LatestFrameCapture
+from .pipeline import Pipeline
+from .swap import Handoff
+
+log = logging.getLogger(__name__)
+Job = Callable[[Pipeline], None]
+
+
+class ProgressEngine(Engine):
+    """An engine that reports each inference as progress (benchmarks and checks run on the loop's thread)."""
+
+    def __init__(self, engine: Engine, on_progress: Callable[[], None]) -> None:
+        self.engine = engine
+        self.on_progress = on_progress
+        self.inputs = engine.inputs
+        self.outputs = engine.outputs
+        self.info = engine.info
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        outputs = self.engine.infer(feeds)
+        self.on_progress()
+        return outputs
+
+
+def engine_label(report: Mapping[str, Any]) -> str:
+    return f"{report.get('backend', '?')} {report.get('built_precision', report.get('precision', '?'))}"
+
+
+class InferenceLoop:
+    def __init__(
+        self,
+        capture: LatestFrameCapture,
+        pipeline: Pipeline,
+        report: Dict[str, Any],
+        handoff: Handoff,
+        on_progress: Callable[[], None],
+        on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+        on_swap: Optional[Callable[[Dict[str, Any]], None]] = None,
+        max_frames: Optional[int] = None,
+    ) -> None:
+        self.capture = capture
+        self.pipeline = pipeline
+        self.report = report
+        self.handoff = handoff
+        self.on_progress = on_progress
+        self.on_result = on_result
+        self.on_swap = on_swap
+        self.max_frames = max_frames
+        self.jobs: "queue.Queue[Job]" = queue.Queue()
+        self.stop_event = threading.Event()
+        self.first_inference = threading.Event()
+        self.finished = threading.Event()
+        self.inferences = 0
+        self.last_end: Optional[float] = None
+        self.started = time.monotonic()
+        self.error = ""
+        self.stop_reason = ""
+        self._latencies: Deque[float] = collections.deque(maxlen=512)
+        self._ends: Deque[float] = collections.deque(maxlen=512)
+        self._swap_from: Optional[Tuple[float, Dict[str, Any]]] = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self._maybe_swap()
+                self._run_jobs()
+                frame = self.capture.take(timeout=0.25)
+                if frame is None:
+                    if self.capture.ended.is_set():
+                        log.info("inference: the source ended; stopping")
+                        self.stop_reason = "the source ended"
+                        break
+                    continue
+                self._infer(frame)
+                if self.max_frames and self.inferences >= self.max_frames:
+                    log.info("inference: %d frames done (--max-frames); stopping", self.inferences)
+                    self.stop_reason = "max frames reached"
+                    break
+        except Exception as exc:  # reported; the daemon stops and systemd restarts it
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("inference loop failed")
+        finally:
+            self.finished.set()
+
+    def _infer(self, frame: Any) -> None:
+        started = time.monotonic()
+        result = self.pipeline.infer_frames([frame])[0]
+        end = time.monotonic()
+        self.inferences += 1
+        self._latencies.append((end - started) * 1000.0)
+        self._ends.append(end)
+        if self._swap_from is not None:
+            self._finish_swap(end)
+        self.last_end = end
+        self.first_inference.set()
+        self.on_progress()
+        if self.on_result is not None:
+            result["engine"] = engine_label(self.report)
+            result["frame_age_ms"] = round((started - frame.timestamp) * 1000.0, 2)
+            self.on_result(result)
+
+    def _maybe_swap(self) -> None:
+        candidate = self.handoff.take()
+        if candidate is None:
+            return
+        pipeline, report = candidate
+        old_pipeline, old_report = self.pipeline, self.report
+        self.pipeline, self.report = pipeline, report
+        self._swap_from = (self.last_end if self.last_end is not None else time.monotonic(), {"from": engine_label(old_report), "to": engine_label(report)})
+        old_pipeline.engine.close()
+        log.info("inference: swapped %s -> %s", engine_label(old_report), engine_label(report))
+
+    def _finish_swap(self, end: float) -> None:
+        assert self._swap_from is not None
+        last_old, info = self._swap_from
+        self._swap_from = None
+        info = dict(info, gap_ms=round((end - last_old) * 1000.0, 2), inferences_before=self.inferences - 1)
+        self.handoff.done(info)
+        if self.on_swap is not None:
+            self.on_swap(info)
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job(self.pipeline)
+            except Exception:  # a failed benchmark or check must not stop inference
+                log.exception("inference: a job on the serving engine failed")
+
+    def stats(self) -> Dict[str, Any]:
+        latencies = sorted(self._latencies)
+        ends = list(self._ends)
+        window = ends[-1] - ends[0] if len(ends) > 1 else 0.0
+        return {
+            "engine": engine_label(self.report),
+            "inferences": self.inferences,
+            "fps": round((len(ends) - 1) / window, 2) if window > 0 else None,
+            "latency_ms_p50": round(latencies[len(latencies) // 2], 3) if latencies else None,
+            "latency_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3) if latencies else None,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        }

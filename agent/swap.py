@@ -1,0 +1,190 @@
+"""Engine rebuilds without downtime: build in the background, gate, hand over between two inferences.
+
+``Rebuilder`` runs ``build(precision)`` (agent.build.build: calibration, build and accuracy gate)
+on its own thread while the inference loop keeps serving. A candidate is promoted only with a
+passed gate (FP32 is the reference and needs none); it is loaded and warmed up off the inference
+thread, then offered through ``Handoff``: the inference loop swaps it in between two inferences
+(so no inference ever sees a half-swapped engine) and reports the gap. A failed build, gate, load
+or warm-up leaves the serving engine alone and is reported with the reason. ``EngineState``
+keeps the current and previous engine reports under the state directory for restarts and
+rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from .errors import EdgeAgentError, GateFailed
+from .fileio import atomic_write_json
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = 1
+GATED_PRECISIONS = ("int8", "fp16")
+
+
+class Busy(EdgeAgentError):
+    """Another rebuild is running."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"a rebuild is already running (job {job_id})")
+
+
+def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
+    """Why a build report must not be promoted, or None when it may be."""
+    built = report.get("built_precision", report.get("precision"))
+    gate = report.get("gate")
+    if gate is not None and not gate.get("passed", False):
+        return f"the {built} engine failed the accuracy gate"
+    if built in GATED_PRECISIONS and gate is None:
+        return f"the {built} build report carries no accuracy gate result; an ungated engine is never promoted"
+    return None
+
+
+class EngineState:
+    """current and previous engine build reports, in <state_dir>/daemon/engines.json."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = Path(state_dir) / "daemon" / "engines.json"
+
+    def read(self) -> Dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("format") == STATE_FORMAT else {}
+
+    def current(self) -> Optional[Dict[str, Any]]:
+        return self.read().get("current")
+
+    def previous(self) -> Optional[Dict[str, Any]]:
+        return self.read().get("previous")
+
+    def promote(self, report: Mapping[str, Any]) -> None:
+        """``report`` becomes current; the old current becomes previous (unless it is the same engine)."""
+        old = self.read()
+        current = old.get("current")
+        if current and current.get("engine_path") == report.get("engine_path"):
+            current = old.get("previous")
+        atomic_write_json(self.path, {"format": STATE_FORMAT, "current": dict(report), "previous": current, "updated": time.time()})
+
+
+class Handoff:
+    """One pending engine, offered by a rebuild and taken by the inference loop between inferences."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Optional[Any] = None
+        self.swapped = threading.Event()
+        self.swap_info: Dict[str, Any] = {}
+
+    def offer(self, candidate: Any) -> None:
+        with self._lock:
+            self._pending = candidate
+            self.swapped.clear()
+
+    def take(self) -> Optional[Any]:
+        with self._lock:
+            candidate, self._pending = self._pending, None
+            return candidate
+
+    def withdraw(self) -> Optional[Any]:
+        """Take back a candidate the loop never took (shutdown); the caller closes it."""
+        return self.take()
+
+    def done(self, info: Mapping[str, Any]) -> None:
+        """Called by the inference loop once the candidate serves."""
+        self.swap_info = dict(info)
+        self.swapped.set()
+
+
+class Rebuilder:
+    """At most one background rebuild at a time."""
+
+    def __init__(
+        self,
+        build: Callable[[str], Dict[str, Any]],
+        load: Callable[[Dict[str, Any]], Any],
+        warm_up: Callable[[Any], None],
+        handoff: Handoff,
+        on_done: Callable[[Dict[str, Any]], None],
+        swap_timeout_s: float = 30.0,
+    ) -> None:
+        self.build = build
+        self.load = load
+        self.warm_up = warm_up
+        self.handoff = handoff
+        self.on_done = on_done
+        self.swap_timeout_s = swap_timeout_s
+        self._lock = threading.Lock()
+        self._job: Optional[str] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def running(self) -> Optional[str]:
+        return self._job
+
+    def start(self, precision: str, reason: str, report: Optional[Dict[str, Any]] = None) -> str:
+        """Start a rebuild (or, given a build ``report``, a swap to that engine); returns its job id, or raises Busy."""
+        with self._lock:
+            if self._job is not None:
+                raise Busy(self._job)
+            self._job = uuid.uuid4().hex[:12]
+            job = self._job
+        self._thread = threading.Thread(target=self._run, args=(job, precision, reason, report), name=f"rebuild-{job}", daemon=True)
+        self._thread.start()
+        return job
+
+    def join(self, timeout: float) -> bool:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _run(self, job: str, precision: str, reason: str, report: Optional[Dict[str, Any]]) -> None:
+        started = time.monotonic()
+        result: Dict[str, Any] = {"job": job, "requested_precision": precision, "reason": reason}
+        try:
+            result.update(self._build_and_swap(report if report is not None else self.build(precision)))
+        except GateFailed as exc:
+            result.update(status="rejected", error=str(exc), gate=getattr(exc, "gate", None) or getattr(exc, "report", None))
+        except Exception as exc:  # any failure leaves the serving engine in place and is reported
+            if not isinstance(exc, EdgeAgentError):
+                log.exception("rebuild %s failed with an unexpected error", job)
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        with self._lock:
+            self._job = None
+        self.on_done(result)
+
+    def _build_and_swap(self, report: Dict[str, Any]) -> Dict[str, Any]:
+        refusal = gate_verdict(report)
+        if refusal:
+            return {"status": "rejected", "error": refusal, "build": report}
+        candidate = self.load(report)
+        try:
+            self.warm_up(candidate)
+        except Exception:
+            _close(candidate)
+            raise
+        self.handoff.offer((candidate, report))
+        if not self.handoff.swapped.wait(self.swap_timeout_s):
+            taken_back = self.handoff.withdraw()
+            if taken_back is not None:
+                _close(taken_back[0])
+                return {"status": "failed", "error": f"the inference loop did not take the new engine within {self.swap_timeout_s:g} s", "build": report}
+            self.handoff.swapped.wait(self.swap_timeout_s)
+        return {"status": "swapped", "build": report, "swap": self.handoff.swap_info}
+
+
+def _close(candidate: Any) -> None:
+    engine = getattr(candidate, "engine", None)
+    if engine is not None:
+        engine.close()
