@@ -1,12 +1,15 @@
-"""Classification metrics from predictions: confusion matrix, per-class precision / recall / F1,
-and Wilson score intervals. Pure numpy; equal to scikit-learn's and statsmodels' definitions."""
+"""Metrics from predictions: confusion matrices (detection with a background row and column),
+per-class precision / recall / F1, Wilson score intervals, macro averages and per-class AP50.
+Pure numpy; equal to scikit-learn's and statsmodels' definitions."""
 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .tasks.detection import box_iou
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -61,3 +64,62 @@ def accuracy(matrix: np.ndarray) -> float:
 def macro(per: Dict[str, Dict[str, object]], names: List[str]) -> Dict[str, float]:
     """Unweighted means over the named classes."""
     return {k: float(np.mean([float(per[n][k]) for n in names])) if names else 0.0 for k in ("precision", "recall", "f1")}  # type: ignore[arg-type]
+
+
+def detection_confusion(assignments: Iterable[Tuple[np.ndarray, np.ndarray, np.ndarray]], classes: int) -> np.ndarray:
+    """(C+1) x (C+1) matrix, background last, from per-image ``(truth_classes, assigned, false_alarms)``.
+
+    ``assigned[i]`` is the class of the detection matched to truth ``i``, or -1 for a miss (counted
+    in the background column); ``false_alarms`` holds the classes of unmatched detections (counted
+    in the background row). The background-background cell stays 0.
+    """
+    background = classes
+    matrix = np.zeros((classes + 1, classes + 1), dtype=np.int64)
+    for truth, assigned, false_alarms in assignments:
+        predicted = np.where(np.asarray(assigned) < 0, background, assigned)
+        np.add.at(matrix, (np.asarray(truth, dtype=np.int64), predicted.astype(np.int64)), 1)
+        np.add.at(matrix, (np.full(len(false_alarms), background), np.asarray(false_alarms, dtype=np.int64)), 1)
+    return matrix
+
+
+def average_precision(scores: Sequence[float], hits: Sequence[bool], positives: int) -> Optional[float]:
+    """Area under the precision-recall curve with all-point interpolation (the precision envelope);
+    None without positives."""
+    if positives <= 0:
+        return None
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hit = np.asarray(hits, dtype=np.float64)[order]
+    tp, fp = np.cumsum(hit), np.cumsum(1.0 - hit)
+    recall = np.concatenate([[0.0], tp / positives])
+    precision = np.concatenate([[1.0], tp / np.maximum(tp + fp, 1e-12)])
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum((recall[1:] - recall[:-1]) * envelope[1:]))
+
+
+def ap_per_class(
+    images: Iterable[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], classes: int, iou_threshold: float = 0.5
+) -> List[Optional[float]]:
+    """AP at ``iou_threshold`` per class from per-image ``(truth_boxes, truth_classes, det_boxes,
+    det_scores, det_classes)``. Detections of a class are taken best score first; each one hits the
+    unmatched labeled box of its class it overlaps most, if that overlap reaches the threshold."""
+    scores: List[List[float]] = [[] for _ in range(classes)]
+    hits: List[List[bool]] = [[] for _ in range(classes)]
+    positives = [0] * classes
+    for truth_boxes, truth_classes, det_boxes, det_scores, det_classes in images:
+        truth_classes, det_classes = np.asarray(truth_classes), np.asarray(det_classes)
+        for c in range(classes):
+            truths = np.asarray(truth_boxes).reshape(-1, 4)[truth_classes == c]
+            positives[c] += len(truths)
+            mine = np.flatnonzero(det_classes == c)
+            mine = mine[np.argsort(-np.asarray(det_scores)[mine], kind="stable")]
+            iou = box_iou(np.asarray(det_boxes).reshape(-1, 4)[mine], truths)
+            taken = np.zeros(len(truths), dtype=bool)
+            for row, index in enumerate(mine):
+                candidates = np.where(taken, -1.0, iou[row]) if len(truths) else np.zeros(0)
+                best = int(candidates.argmax()) if len(candidates) else -1
+                hit = best >= 0 and candidates[best] >= iou_threshold
+                if hit:
+                    taken[best] = True
+                scores[c].append(float(det_scores[index]))
+                hits[c].append(bool(hit))
+    return [average_precision(scores[c], hits[c], positives[c]) for c in range(classes)]

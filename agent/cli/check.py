@@ -1,15 +1,65 @@
-"""edge-agent check: accuracy on the spot-labeled set, and drift against the baseline."""
+"""edge-agent check: accuracy on the spot-labeled set, and drift against the baseline.
+
+Exit code 3 when the drift status is alert."""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import sys
+from typing import Any, List, Mapping
 
-from . import pending
-from .common import add_common
+from .. import accuracy
+from ..errors import EXIT_GATE, EXIT_OK
+from .common import add_common, emit, load
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("check", help="measure accuracy on the spot-labeled set", description=__doc__)
     add_common(parser)
     parser.add_argument("--labels", help="spot-labeled set (default: accuracy.spot_labels)")
-    parser.set_defaults(handler=pending.handler("edge-agent check"))
+    parser.add_argument("--format", choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"], help="its format (default: accuracy.format)")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8", "best"], help="engine precision (default: the configured one)")
+    parser.add_argument("--save-baseline", action="store_true", help="store this run and the FP32 reference's as the new baseline")
+    parser.add_argument("--plot", metavar="PNG", help="also write the confusion matrix as a PNG (needs matplotlib)")
+    parser.set_defaults(handler=run)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def human(report: Mapping[str, Any]) -> str:
+    """A short table: per-class metrics, the matrix, and the drift verdict with its rules."""
+    lines: List[str] = [f"{report['task']}: {report['samples']} samples, {report['skipped']} skipped, accuracy {report['accuracy']:.4f}"]
+    width = max(len(n) for n in report["matrix_labels"])
+    lines.append(f"{'class':<{width}}  precision  recall  f1     support  recall 95% CI")
+    for name, m in report["per_class"].items():
+        lo, hi = m["recall_ci95"]
+        lines.append(f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  [{_fmt(lo)}, {_fmt(hi)}]")
+    lines.append("confusion matrix (rows truth, columns prediction):")
+    lines.append(" " * width + "  " + "  ".join(f"{n:>{width}}" for n in report["matrix_labels"]))
+    for name, row in zip(report["matrix_labels"], report["confusion_matrix"]):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{width}}" for v in row))
+    drift = report.get("drift")
+    if drift:
+        lines.append(f"drift against baseline v{drift['baseline']['version']}: {drift['status'].upper()}")
+        lines.extend(f"  {rule}" for rule in drift["rules_fired"])
+    if "baseline_error" in report:
+        lines.append(f"baseline: {report['baseline_error']}")
+    if "baseline_saved" in report:
+        lines.append(f"baseline saved: v{report['baseline_saved']['version']} {report['baseline_saved']['path']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    engine = accuracy.open_engine(cfg, args.precision)
+    report = accuracy.run_check(cfg, engine, args.labels, args.format, save_baseline=args.save_baseline)
+    for error in report["errors"]:
+        sys.stderr.write(f"warning: {error}\n")
+    if args.plot:
+        from ..plots import confusion_png
+
+        report["plot"] = confusion_png(report["confusion_matrix"], report["matrix_labels"], args.plot, f"{report['task']} on {report['samples']} samples")
+    emit(args, report, human)
+    return EXIT_GATE if report.get("drift", {}).get("status") == "alert" else EXIT_OK
