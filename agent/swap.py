@@ -40,6 +40,9 @@ def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
     """Why a build report must not be promoted, or None when it may be."""
     built = report.get("built_precision", report.get("precision"))
     gate = report.get("gate")
+    if report.get("promoted") is False:
+        reason = gate.get("reason") or gate.get("decision") if isinstance(gate, dict) else None
+        return f"the {report.get('precision', built)} build was not promoted" + (f": {reason}" if reason else " (see its gate)")
     if gate is not None and not gate.get("passed", False):
         return f"the {built} engine failed the accuracy gate"
     if built in GATED_PRECISIONS and gate is None:

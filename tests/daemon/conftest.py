@@ -1,0 +1,77 @@
+"""Daemon test helpers: a real datagram socket standing in for systemd, and real ONet pipelines."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Iterator, List, Tuple
+
+import pytest
+
+from agent import build as building
+from agent.pipeline import Pipeline, make_decoder
+from agent.schema import Node
+
+
+class NotifyListener:
+    """The receiving end of $NOTIFY_SOCKET, as systemd holds it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address.replace("@", "\0", 1) if address.startswith("@") else address)
+        self.messages: List[Tuple[float, str]] = []
+
+    def collect(self, duration: float) -> List[Tuple[float, str]]:
+        """Receive for ``duration`` seconds; every datagram with its arrival time."""
+        end = time.monotonic() + duration
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return self.messages
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return self.messages
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Receive until a datagram containing ``text`` arrives (True) or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        seen = len(self.messages)
+        while time.monotonic() < end:
+            self.collect(min(0.2, max(0.0, end - time.monotonic())))
+            if any(text in m for _, m in self.messages[seen:]):
+                return True
+            seen = len(self.messages)
+        return False
+
+    def lines(self, key: str) -> List[Tuple[float, str]]:
+        return [(t, line) for t, m in self.messages for line in m.split("\n") if line.startswith(key + "=")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifyListener]:
+    path = f"/tmp/ea-notify-{os.getpid()}-{time.monotonic_ns()}"
+    listener = NotifyListener(path)
+    yield listener
+    listener.close()
+    os.unlink(path)
+
+
+@pytest.fixture
+def make_pipeline() -> Callable[[Node, str], Tuple[Pipeline, dict]]:
+    """A real ONNX Runtime pipeline (and its build report) for a configuration and precision."""
+
+    def make(cfg: Node, precision: str = "fp32") -> Tuple[Pipeline, dict]:
+        report = building.build(cfg, precision=precision)
+        engine, model = building.load_built(cfg, report)
+        return Pipeline(engine, model, make_decoder(cfg, model)), report
+
+    return make

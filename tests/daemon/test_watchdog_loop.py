@@ -1,0 +1,59 @@
+"""WATCHDOG=1 follows inference progress: a hung inference loop stops the keep-alives."""
+
+from __future__ import annotations
+
+import threading
+from typing import Mapping
+
+import numpy as np
+
+from agent.backends.base import Arrays, Engine
+from agent.capture import LatestFrameCapture
+from agent.loop import InferenceLoop
+from agent.sdnotify import Notifier, WatchdogPacer
+from agent.sources import VideoFileSource
+from agent.swap import Handoff
+
+
+class HangingEngine(Engine):
+    """The real engine until ``hang`` is set; then infer() blocks (a wedged GPU, a deadlocked driver)."""
+
+    def __init__(self, engine: Engine, hang: threading.Event, release: threading.Event) -> None:
+        self.engine, self.hang, self.release = engine, hang, release
+        self.inputs, self.outputs, self.info = engine.inputs, engine.outputs, engine.info
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        if self.hang.is_set():
+            self.release.wait(30.0)
+        return self.engine.infer(feeds)
+
+
+def test_a_hung_inference_loop_stops_watchdog(demo_cfg, demo_dir, make_pipeline, notify_socket):
+    pipeline, report = make_pipeline(demo_cfg)
+    hang, release = threading.Event(), threading.Event()
+    pipeline.engine = HangingEngine(pipeline.engine, hang, release)
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
+    pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
+    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0))
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress)
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        healthy = len(notify_socket.collect(1.0))
+        assert healthy >= 7, "a serving loop keeps systemd's watchdog fed (every 0.1 s)"
+        hang.set()
+        notify_socket.collect(0.3)  # at most one keep-alive from the inference in flight
+        stuck_from = len(notify_socket.messages)
+        notify_socket.collect(1.0)
+        assert len(notify_socket.messages) == stuck_from, "no WATCHDOG=1 while inference is stuck"
+        assert capture.stats()["frames_read"] > loop.inferences  # capture itself is alive: the loop is what hangs
+        hang.clear()
+        release.set()
+        notify_socket.collect(0.5)
+        assert len(notify_socket.messages) > stuck_from, "keep-alives resume with progress"
+    finally:
+        release.set()
+        loop.stop_event.set()
+        capture.stop()
+        thread.join(5.0)
