@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from .backends import get_backend
 from .backends.base import Backend, BuildOutput, BuildRequest, Engine
 from .engines import EngineStore, cache_key
-from .errors import NotAvailableYet
+from .fileio import atomic_write_json
 from .pipeline import PreparedModel, prepare_model
 from .schema import Node
 
@@ -113,13 +114,43 @@ def build_cached(
 
 
 def build(cfg: Node, precision: Optional[str] = None, force: bool = False) -> Dict[str, Any]:
-    """The engine for the config (``precision`` overrides cfg.precision); returns its report."""
+    """The engine for the config (``precision`` overrides cfg.precision); returns its report.
+
+    int8 and best run the gated INT8 search (calibration.workflow). Its report has ``promoted``:
+    a failed int8 search promotes nothing (the caller keeps the engine it has) and ``gate`` says
+    why; best falls back to gate.fallback and says so. Every report that is not a cache hit is
+    also written to <state_dir>/reports/build-<time>.json (``report_path``) for publishing.
+    """
     precision = precision or cfg.precision
     backend = get_backend(cfg.backend.name)
     if precision in ("int8", "best"):
-        raise NotAvailableYet(f"precision {precision}: INT8 calibration is not available in this version")
-    model = prepare_model(cfg)
-    return build_cached(cfg, backend, model, precision, model.sha256, force=force)
+        from calibration.workflow import build_quantized
+
+        options = backend_options(cfg, backend)
+        report = build_quantized(
+            cfg,
+            backend,
+            precision,
+            force,
+            build_reference=lambda model: build_cached(cfg, backend, model, "fp32", model.sha256),
+            store=engine_store(cfg),
+            base_fields=lambda model, calibration_hash: key_fields(backend, model, precision, options, model.sha256, calibration_hash),
+        )
+    else:
+        model = prepare_model(cfg)
+        report = build_cached(cfg, backend, model, precision, model.sha256, force=force)
+        report["promoted"] = True
+    if not report["cache_hit"]:
+        report["report_path"] = write_report(cfg, report)
+    return report
+
+
+def write_report(cfg: Node, report: Mapping[str, Any]) -> str:
+    """Store a build report under <state_dir>/reports (atomically); return its path."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = Path(cfg.paths.state_dir) / "reports" / f"build-{stamp}-{str(report.get('cache_key', ''))[:8]}.json"
+    atomic_write_json(path, {**report, "report_path": str(path), "written": time.time()})
+    return str(path)
 
 
 def load_built(cfg: Node, report: Mapping[str, Any]) -> Tuple[Engine, PreparedModel]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping
+from typing import Any, List, Mapping
 
 from .. import build as building
+from ..errors import GateFailed
 from .common import add_common, emit, key_values, load
 
 
@@ -19,13 +20,34 @@ def register(subparsers: Any) -> None:
 
 
 def _human(report: Mapping[str, Any]) -> str:
-    state = "cache hit" if report["cache_hit"] else f"built in {report['build_time_s']} s"
-    if report.get("rebuild_reason"):
-        state += f" (rebuilt: {report['rebuild_reason']})"
-    lines = [f"engine: {report['engine_path']}", f"status: {state}"]
-    lines.append(key_values(report, ["backend", "backend_version", "precision", "built_precision", "model_sha256", "cache_key"]))
+    if report.get("engine_path"):
+        state = "cache hit" if report["cache_hit"] else f"built in {report['build_time_s']} s"
+        if report.get("rebuild_reason"):
+            state += f" (rebuilt: {report['rebuild_reason']})"
+        lines = [f"engine: {report['engine_path']}", f"status: {state}"]
+    else:
+        lines = [f"engine: none promoted (search took {report.get('build_time_s')} s)"]
+    keys = ["backend", "backend_version", "precision", "built_precision", "model_sha256", "calibration_hash", "cache_key"]
+    lines.append(key_values(report, keys))
+    if report.get("decision"):
+        lines.append(f"decision: {report['decision']}")
+    lines += _gate_lines(report.get("gate"))
+    if report.get("excluded_nodes"):
+        lines.append(f"kept in float: {', '.join(report['excluded_nodes'])}")
     lines += [f"note: {n}" for n in report.get("notes", [])]
+    if report.get("report_path"):
+        lines.append(f"report: {report['report_path']}")
     return "\n".join(lines)
+
+
+def _gate_lines(gate: Any) -> List[str]:
+    if not gate:
+        return []
+    lines = [f"gate: {'passed' if gate['passed'] else 'FAILED'}"]
+    for attempt in gate.get("attempts", []):
+        verdict = "passed" if attempt["passed"] else "; ".join(attempt["reasons"])
+        lines.append(f"  attempt {attempt['attempt']}: {attempt['method']}, {len(attempt['excluded_nodes'])} node(s) in float: {verdict}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     report = building.build(cfg, precision=args.precision, force=args.force)
     emit(args, report, _human)
+    if not report.get("promoted", True):
+        raise GateFailed(f"precision {report['precision']}: {report.get('decision')} (report: {report.get('report_path')})")
     return 0

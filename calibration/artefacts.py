@@ -1,0 +1,98 @@
+"""What calibration leaves behind for a model and a calibration set: the QDQ ONNX model (ONNX
+Runtime, and TensorRT 8.5 to 11 explicit INT8), the TensorRT calibration cache (implicit INT8 on
+TensorRT < 11; its tensor names are those of the normalized float model), and the calibration
+report (per-tensor range, saturation, method)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from agent.fileio import atomic_move, atomic_write_json, atomic_write_text
+
+from .calibrators import QuantizeSettings
+from .ranges import activation_amax, tensor_statistics
+from .trt_cache import format_cache, tensorrt_version_number
+
+FORMAT_VERSION = 1
+DEFAULT_TRT_VERSION = "8.6.1"  # JetPack 6.0; used when TensorRT is not installed on this machine
+
+
+def settings_folder(settings: QuantizeSettings) -> str:
+    """A folder name that differs whenever the settings do."""
+    name = settings.method + (f"-p{settings.percentile:g}" if settings.method == "percentile" else "")
+    name += "-perchannel" if settings.per_channel else "-pertensor"
+    if settings.exclude:
+        digest = hashlib.sha256("\n".join(settings.exclude).encode()).hexdigest()[:8]
+        name += f"-float{len(settings.exclude)}-{digest}"
+    return name
+
+
+def tensorrt_version() -> Dict[str, Any]:
+    """The TensorRT release the cache header names: the installed one, else the default, said so."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        import tensorrt
+
+        return {"version": str(tensorrt.__version__), "installed": True}
+    return {"version": DEFAULT_TRT_VERSION, "installed": False}
+
+
+def write_artefacts(
+    folder: Path,
+    normalized_model: str,
+    qdq_model: str,
+    settings: QuantizeSettings,
+    input_name: str,
+    batches: Sequence[np.ndarray],
+    context: Dict[str, Any],
+) -> Dict[str, str]:
+    """Place the QDQ model, the TensorRT cache and the report in ``folder``; return their paths."""
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    qdq_target = folder / "model.qdq.onnx"
+    staged = folder / f".model.qdq.onnx.{time.time_ns()}.tmp"
+    shutil.copyfile(qdq_model, staged)
+    atomic_move(staged, qdq_target)
+    amax = activation_amax(onnx.load(str(qdq_target)))
+    trt = tensorrt_version()
+    cache_text = format_cache(amax, tensorrt_version_number(trt["version"]))
+    atomic_write_text(folder / "calibration.cache", cache_text)
+    stats = tensor_statistics(normalized_model, input_name, batches, amax)
+    report = {
+        "format_version": FORMAT_VERSION,
+        "created": time.time(),
+        **settings.describe(),
+        **context,
+        "activation_type": "int8 symmetric (zero point 0)",
+        "weight_type": "int8 symmetric, " + ("per output channel" if settings.per_channel else "per tensor"),
+        "calibration_frames": sum(len(b) for b in batches),
+        "tensorrt_cache": {"header": cache_text.splitlines()[0], "tensorrt_installed": trt["installed"], "tensors": len(amax)},
+        "tensors": stats,
+        "most_saturated": most_saturated(stats),
+    }
+    atomic_write_json(folder / "calibration-report.json", report)
+    return {
+        "qdq_model": str(qdq_target),
+        "trt_calibration_cache": str(folder / "calibration.cache"),
+        "calibration_report": str(folder / "calibration-report.json"),
+    }
+
+
+def most_saturated(stats: Dict[str, Dict[str, Any]], count: int = 5) -> List[Dict[str, Any]]:
+    ranked = sorted(stats.items(), key=lambda kv: -kv[1]["saturation"])[:count]
+    return [{"tensor": name, "saturation": entry["saturation"]} for name, entry in ranked if entry["saturation"] > 0]
+
+
+def batch_size_for(frames: int, fixed: Optional[int], largest: int = 16) -> int:
+    """Calibration batch size: the model's fixed batch, else the largest divisor of the frame count
+    up to ``largest`` (ONNX Runtime's histogram calibrators need equal batches)."""
+    if fixed:
+        return fixed
+    return max(d for d in range(1, min(largest, frames) + 1) if frames % d == 0)

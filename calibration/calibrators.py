@@ -1,0 +1,138 @@
+"""INT8 calibration with ONNX Runtime's quantizer: minmax, entropy (KL) and percentile ranges,
+written as a QDQ ONNX model with symmetric INT8 activations and (per-channel) INT8 weights, the
+form that ONNX Runtime runs on the CPU and TensorRT 8.5 to 11 builds as explicit quantization.
+
+Only APIs present since onnxruntime 1.16 are used: ``quantize_static`` with a
+``CalibrationDataReader``, ``nodes_to_exclude`` and the ``extra_options`` of that release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from agent.errors import EdgeAgentError, MissingDependency
+
+log = logging.getLogger(__name__)
+METHODS = ("minmax", "entropy", "percentile")
+
+
+def _quantization() -> Any:
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise MissingDependency("INT8 calibration needs onnxruntime: pip install onnxruntime") from None
+    return quantization
+
+
+def make_reader(input_name: str, batches: Sequence[np.ndarray]) -> Any:
+    """A CalibrationDataReader over preprocessed batches (it can be rewound, for repeated use)."""
+    base = _quantization().CalibrationDataReader
+
+    class BatchReader(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            self._iter: Iterator[np.ndarray] = iter(batches)
+
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            batch = next(self._iter, None)
+            return None if batch is None else {input_name: batch}
+
+        def rewind(self) -> None:
+            self._iter = iter(batches)
+
+    return BatchReader()
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """One quantization attempt: the calibrator and the nodes kept in float."""
+
+    method: str
+    per_channel: bool = True
+    percentile: float = 99.999
+    exclude: Tuple[str, ...] = ()
+    only: Tuple[str, ...] = ()  # quantize just these nodes (per-layer sensitivity); empty = all
+
+    def describe(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"method": self.method, "per_channel": self.per_channel, "excluded_nodes": list(self.exclude)}
+        if self.method == "percentile":
+            out["percentile"] = self.percentile
+        return out
+
+
+def _extra_options(settings: QuantizeSettings) -> Dict[str, Any]:
+    options: Dict[str, Any] = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    if settings.method == "percentile":
+        options["CalibPercentile"] = settings.percentile
+    if settings.method in ("entropy", "percentile"):
+        options["CalibTensorRangeSymmetric"] = True
+    return options
+
+
+def quantize_qdq(
+    normalized_model: str,
+    output_path: str,
+    input_name: str,
+    batches: Sequence[np.ndarray],
+    settings: QuantizeSettings,
+) -> None:
+    """Calibrate ``normalized_model`` on ``batches`` and write the QDQ model to ``output_path``."""
+    q = _quantization()
+    if settings.method not in METHODS:
+        raise ValueError(f"calibration method {settings.method!r}: expected one of {', '.join(METHODS)}")
+    method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}
+    # The quantizer writes its augmented model next to the working directory by default; keep it private.
+    chatter = io.StringIO()  # the quantizer prints progress on stdout, which carries --json output
+    with tempfile.TemporaryDirectory(prefix="edge-agent-quant-") as workdir, _quiet_quantizer(chatter):
+        cwd = os.getcwd()
+        os.chdir(workdir)
+        try:
+            q.quantize_static(
+                normalized_model,
+                output_path,
+                make_reader(input_name, batches),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=settings.per_channel,
+                activation_type=q.QuantType.QInt8,
+                weight_type=q.QuantType.QInt8,
+                nodes_to_quantize=list(settings.only) or None,
+                nodes_to_exclude=list(settings.exclude),
+                calibrate_method=method[settings.method],
+                extra_options=_extra_options(settings),
+            )
+        except Exception as exc:  # the quantizer raises assorted ValueError/RuntimeError/ORT errors
+            raise EdgeAgentError(f"INT8 quantization ({settings.method}) of {normalized_model} failed: {exc}") from None
+        finally:
+            os.chdir(cwd)
+    log.debug("quantizer output: %s", chatter.getvalue().strip())
+
+
+class _DropAdvice(logging.Filter):
+    """The quantizer logs advice to run its pre-processing on the root logger; normalization did."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer(sink: io.StringIO) -> Iterator[None]:
+    root = logging.getLogger()
+    advice = _DropAdvice()
+    root.addFilter(advice)
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        root.removeFilter(advice)
+
+
+def quantizable_nodes(model: Any, op_types: Sequence[str] = ("Conv", "MatMul", "Gemm", "ConvTranspose")) -> List[str]:
+    """Names of the compute nodes whose weights INT8 quantizes: the candidates for mixed precision."""
+    return [n.name for n in model.graph.node if n.op_type in op_types]

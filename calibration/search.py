@@ -1,0 +1,162 @@
+"""The INT8 search: calibrators in turn, then per-layer sensitivity and mixed precision, each
+candidate built by the deployment backend and judged by the gate against the FP32 reference.
+Every attempt is recorded; the caller decides what a failed search means (int8: not promoted;
+best: the configured fallback)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from agent.backends.base import Backend, BuildRequest
+from agent.progress import Progress
+
+from .calibrators import METHODS, QuantizeSettings, quantizable_nodes, quantize_qdq
+from .evaluate import Decode, Evidence, assess, run_outputs
+from .gate import Thresholds, output_agreement, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Workbench:
+    """Everything one search needs; ``workdir`` receives each attempt's QDQ model and engine."""
+
+    backend: Backend
+    options: Mapping[str, Any]
+    input_shapes: Mapping[str, Tuple[int, ...]]
+    normalized_model: str
+    calibration_batches: List[np.ndarray]
+    evidence: Evidence
+    decode: Decode
+    limits: Thresholds
+    workdir: Path
+    progress: Optional[Progress] = None
+
+
+@dataclass
+class Attempt:
+    number: int
+    settings: QuantizeSettings
+    qdq_path: str
+    engine_path: str
+    gate: Dict[str, Any]
+    seconds: float
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"attempt": self.number, **self.settings.describe(), **self.gate, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class SearchResult:
+    attempts: List[Attempt] = field(default_factory=list)
+    sensitivity: List[Dict[str, Any]] = field(default_factory=list)
+    chosen: Optional[Attempt] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def method_order(first: str) -> List[str]:
+    """The configured calibrator first, then the others in a fixed order."""
+    return [first] + [m for m in METHODS if m != first]
+
+
+def exclusion_steps(limit: int) -> List[int]:
+    """How many of the most sensitive nodes to keep in float, attempt by attempt: 1, 2, 4, ... limit."""
+    steps, count = [], 1
+    while count < limit:
+        steps.append(count)
+        count *= 2
+    return steps + [limit] if limit > 0 else []
+
+
+def try_candidate(bench: Workbench, settings: QuantizeSettings, number: int) -> Attempt:
+    """Quantize, build with the backend, load, and judge one candidate."""
+    started = time.monotonic()
+    folder = bench.workdir / f"attempt-{number:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    qdq = str(folder / "model.qdq.onnx")
+    quantize_qdq(bench.normalized_model, qdq, bench.evidence.spec.name, bench.calibration_batches, settings)
+    engine_path = str(folder / f"engine{bench.backend.engine_suffix}")
+    output = bench.backend.build(BuildRequest(qdq, "int8", bench.input_shapes, bench.options), engine_path)
+    with bench.backend.load(engine_path, bench.options) as engine:
+        verdict = assess(bench.evidence, engine, bench.decode, bench.limits)
+    verdict["built_precision"] = output.precision
+    attempt = Attempt(number, settings, qdq, engine_path, verdict, time.monotonic() - started)
+    log.info("INT8 attempt %d (%s, %d node(s) in float): %s", number, settings.method, len(settings.exclude),
+             "passed" if verdict["passed"] else "; ".join(verdict["reasons"]))
+    return attempt
+
+
+def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> List[Dict[str, Any]]:
+    """Each quantizable node quantized alone, measured on the CPU with ONNX Runtime against the
+    float model: how far the output moves (1 - mean cosine, then the largest difference)."""
+    import onnx
+
+    from agent.backends.onnxruntime import OnnxRuntimeBackend
+
+    ort_backend = OnnxRuntimeBackend()
+    frames = bench.evidence.labeled or bench.evidence.holdout  # labeled images show the real distribution
+    spec, output = bench.evidence.spec, bench.evidence.output
+    with ort_backend.load(bench.normalized_model, bench.options) as engine:
+        reference = run_outputs(engine, spec, output, frames)
+    nodes = quantizable_nodes(onnx.load(bench.normalized_model, load_external_data=False))
+    ranked = []
+    folder = bench.workdir / "sensitivity"
+    folder.mkdir(parents=True, exist_ok=True)
+    for position, node in enumerate(nodes):
+        path = str(folder / f"node-{position:03d}.onnx")
+        quantize_qdq(bench.normalized_model, path, spec.name, bench.calibration_batches, replace(base, method=method, only=(node,), exclude=()))
+        with ort_backend.load(path, bench.options) as engine:
+            moved = output_agreement(reference, run_outputs(engine, spec, output, frames), top1=bench.evidence.classify)
+        ranked.append({"node": node, "cosine_loss": 1.0 - moved["cosine_mean"], "max_abs_diff": moved["max_abs_diff"]})
+        if bench.progress:
+            bench.progress.update(1, f"sensitivity {node}")
+    ranked.sort(key=lambda r: (-r["cosine_loss"], -r["max_abs_diff"]))
+    return ranked
+
+
+def exclusion_limit(nodes: int, max_nodes: int, max_fraction: float) -> int:
+    """How many quantizable nodes mixed precision may keep in float."""
+    return max(0, min(max_nodes, int(nodes * max_fraction)))
+
+
+def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_precision: bool, max_excluded: int) -> SearchResult:
+    """Run attempts until one passes the gate; the result holds them all."""
+    result = SearchResult()
+    for method in method_order(first_method):
+        attempt = try_candidate(bench, replace(base, method=method), len(result.attempts) + 1)
+        result.attempts.append(attempt)
+        if bench.progress:
+            bench.progress.update(1, f"{method}: {'passed' if attempt.gate['passed'] else 'failed'}")
+        if attempt.gate["passed"]:
+            result.chosen = attempt
+            return result
+    if not mixed_precision or max_excluded <= 0:
+        result.notes.append("mixed precision is off or allows no layer in float (gate.mixed_precision, gate.max_excluded_*)")
+        return result
+    best = max(result.attempts, key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
+    method = best.settings.method
+    result.sensitivity = layer_sensitivity(bench, method, base)
+    limit = min(max_excluded, len(result.sensitivity))
+    for count in exclusion_steps(limit):
+        exclude = tuple(r["node"] for r in result.sensitivity[:count])
+        attempt = try_candidate(bench, replace(base, method=method, exclude=exclude), len(result.attempts) + 1)
+        result.attempts.append(attempt)
+        if bench.progress:
+            bench.progress.update(1, f"{method} with {count} node(s) in float: {'passed' if attempt.gate['passed'] else 'failed'}")
+        if attempt.gate["passed"]:
+            result.chosen = attempt
+            return result
+    result.notes.append(f"no INT8 candidate passed with up to {limit} of {len(result.sensitivity)} quantizable node(s) kept in float")
+    return result
+
+
+def planned_steps(nodes: int, mixed_precision: bool, max_excluded: int) -> int:
+    """An upper bound on progress steps: calibrators, sensitivity runs, mixed-precision attempts."""
+    limit = max_excluded if mixed_precision else 0
+    return len(METHODS) + (nodes + len(exclusion_steps(limit)) if limit else 0)
