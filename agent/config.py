@@ -108,6 +108,7 @@ SCHEMA: Dict[str, Any] = {
         "min_cosine": Field(_NUM, 0.99, "Minimum mean cosine similarity of outputs with the FP32 reference.", minimum=0.0, maximum=1.0),
         "mixed_precision": Field("bool", True, "On failure, keep the most sensitive layers in higher precision."),
         "max_excluded_nodes": Field("int", 16, "Most layers kept in higher precision before giving up on INT8.", minimum=0),
+        "max_excluded_fraction": Field(_NUM, 0.25, "... and at most this share of the quantizable layers (beyond it the engine is not INT8 in any useful sense).", minimum=0.0, maximum=1.0),
         "fallback": Field("str", "fp16", "Precision to fall back to when no INT8 engine passes (best only).", choices=["fp16", "fp32"]),
     },
     "source": {
