@@ -1,0 +1,73 @@
+"""Power on x86 machines: NVML (NVIDIA GPUs, package nvidia-ml-py) and RAPL powercap (CPUs).
+
+RAPL exposes a cumulative energy counter (``energy_uj``) that wraps at ``max_energy_range_uj``;
+power is the counter's difference between two reads over their monotonic time difference.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .sysfs import SysfsRoot
+
+
+def rapl_delta_uj(previous: float, current: float, wrap_uj: Optional[float]) -> Optional[float]:
+    """Energy between two counter reads, across one wrap; None when it cannot be told."""
+    if current >= previous:
+        return current - previous
+    return current + wrap_uj - previous if wrap_uj else None
+
+
+class RaplReader:
+    """Package-level RAPL domains (intel-rapl:N, not their sub-zones), as mW since the last read."""
+
+    def __init__(self, fs: SysfsRoot, clock: Callable[[], float] = time.monotonic) -> None:
+        self.fs = fs
+        self.clock = clock
+        self.domains: List[Tuple[str, str, Optional[float]]] = []
+        for zone in fs.glob("/sys/class/powercap/intel-rapl:[0-9]*"):
+            if zone.count(":") != 1 or fs.number(f"{zone}/energy_uj") is None:
+                continue
+            name = f"RAPL_{(fs.text(f'{zone}/name') or zone.rsplit('/', 1)[-1]).upper()}"
+            self.domains.append((name, f"{zone}/energy_uj", fs.number(f"{zone}/max_energy_range_uj")))
+        self._last: Dict[str, Tuple[float, float]] = {}
+
+    def read_mw(self) -> Dict[str, Optional[float]]:
+        now = self.clock()
+        out: Dict[str, Optional[float]] = {}
+        for name, path, wrap in self.domains:
+            energy = self.fs.number(path)
+            previous = self._last.get(name)
+            out[name] = None
+            if energy is not None:
+                if previous is not None and now > previous[0]:
+                    delta = rapl_delta_uj(previous[1], energy, wrap)
+                    out[name] = delta / 1000.0 / (now - previous[0]) if delta is not None else None
+                self._last[name] = (now, energy)
+        return out
+
+
+class NvmlReader:
+    """Board power of each NVIDIA GPU through NVML; raises ImportError/RuntimeError when absent."""
+
+    def __init__(self) -> None:
+        import pynvml  # from nvidia-ml-py
+
+        self.nvml: Any = pynvml
+        pynvml.nvmlInit()
+        self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        if not self.handles:
+            raise RuntimeError("NVML found no GPU")
+
+    def read_mw(self) -> Dict[str, Optional[float]]:
+        out: Dict[str, Optional[float]] = {}
+        for index, handle in enumerate(self.handles):
+            try:
+                out[f"GPU{index}"] = float(self.nvml.nvmlDeviceGetPowerUsage(handle))  # mW
+            except self.nvml.NVMLError:
+                out[f"GPU{index}"] = None
+        return out
+
+    def close(self) -> None:
+        self.nvml.nvmlShutdown()
