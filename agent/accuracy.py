@@ -218,7 +218,7 @@ class SpotSet:
 
 def load_spot_set(cfg: Node, labels: Sequence[str], path: Optional[str] = None, fmt: Optional[str] = None) -> SpotSet:
     where = path or cfg.accuracy.spot_labels
-    kind = fmt or cfg.accuracy.format
+    kind = fmt or ("auto" if path else cfg.accuracy.format)  # a set named by hand is looked at, not assumed
     labeled = load_set(where, kind, cfg.model.task, labels)
     samples, frames = read_frames(labeled, list_samples(labeled))
     if not samples:

@@ -1,0 +1,87 @@
+"""Drift statistics against statsmodels / scipy, and the status rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import fisher_exact as scipy_fisher
+from statsmodels.stats.contingency_tables import mcnemar
+
+from agent.drift import Thresholds, compare, fisher_exact, judge, mcnemar_exact
+
+LIMITS = Thresholds(warn_drop_pp=3.0, alert_drop_pp=10.0, alpha=0.05)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60), st.integers(0, 60), st.integers(0, 60))
+def test_mcnemar_equals_statsmodels_exact(both, lost, gained, neither) -> None:  # type: ignore[no-untyped-def]
+    table = np.array([[both, lost], [gained, neither]])
+    assert mcnemar_exact(lost, gained) == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40), st.integers(0, 40))
+def test_fisher_equals_scipy(a, b, c, d) -> None:  # type: ignore[no-untyped-def]
+    assert fisher_exact(a, b, c, d) == pytest.approx(scipy_fisher([[a, b], [c, d]]).pvalue, rel=1e-6, abs=1e-12)
+
+
+def outcomes(name: str, correct: list, prefix: str = "s") -> dict:
+    return {f"{prefix}{i}": (name, bool(ok)) for i, ok in enumerate(correct)}
+
+
+def test_a_two_sample_wobble_on_thirty_samples_stays_ok() -> None:
+    base = outcomes("cat", [1] * 28 + [0] * 2)
+    now = outcomes("cat", [1] * 26 + [0] * 4)  # two more misses: -6.7 pp
+    result = compare(base, now, ["cat"], LIMITS)
+    cat = result["per_class"]["cat"]
+    assert cat["test"] == "mcnemar_exact" and cat["lost"] == 2 and cat["gained"] == 0
+    assert cat["p_value"] == pytest.approx(0.5)
+    assert result["status"] == "ok" and result["rules_fired"] == []
+
+
+def test_a_collapse_of_one_class_alerts_even_when_the_average_is_fine() -> None:
+    base = {**outcomes("a", [1] * 900, "a"), **outcomes("b", [1] * 85 + [0] * 15, "b")}
+    now = {**outcomes("a", [1] * 900, "a"), **outcomes("b", [1] * 12 + [0] * 88, "b")}
+    result = compare(base, now, ["a", "b"], LIMITS)
+    assert result["status"] == "alert"
+    assert result["per_class"]["a"]["status"] == "ok"
+    b = result["per_class"]["b"]
+    assert b["recall_delta"] == pytest.approx(-0.73)
+    assert b["lost"] == 73 and b["p_value"] < 1e-20
+    assert result["rules_fired"] == [f"b: {b['rule']}"] and b["rule"].startswith("alert: recall drop 73.0 pp")
+
+
+def test_a_large_drop_on_few_samples_warns_but_does_not_alert() -> None:
+    result = compare(outcomes("x", [1] * 8), outcomes("x", [1] * 6 + [0] * 2), ["x"], LIMITS)
+    x = result["per_class"]["x"]
+    assert x["recall_delta"] == pytest.approx(-0.25) and x["p_value"] == pytest.approx(0.5)
+    assert result["status"] == "warn" and "not significant" in x["rule"]
+
+
+def test_changed_samples_use_fishers_test() -> None:
+    base = outcomes("x", [1] * 95 + [0] * 5, "old")
+    now = outcomes("x", [1] * 70 + [0] * 30, "new")
+    x = compare(base, now, ["x"], LIMITS)["per_class"]["x"]
+    assert x["test"] == "fisher_exact" and x["paired"] == 0
+    assert x["p_value"] == pytest.approx(scipy_fisher([[95, 5], [70, 30]]).pvalue)
+    assert x["status"] == "alert"
+
+
+def test_a_class_without_samples_now_is_reported_not_judged() -> None:
+    result = compare(outcomes("x", [1] * 5), {}, ["x"], LIMITS)
+    assert result["status"] == "ok" and result["per_class"]["x"]["note"] == "no samples of this class now"
+
+
+@pytest.mark.parametrize(
+    "drop, p, status",
+    [(12.0, 0.01, "alert"), (12.0, 0.2, "warn"), (5.0, 0.01, "warn"), (5.0, 0.2, "ok"), (2.0, 0.0001, "ok"), (-20.0, 0.0001, "ok")],
+)
+def test_judge_needs_both_size_and_significance(drop: float, p: float, status: str) -> None:
+    assert judge(drop, p, LIMITS)[0] == status
+
+
+def test_thresholds_from_config(demo_cfg) -> None:  # type: ignore[no-untyped-def]
+    limits = Thresholds.from_config(demo_cfg.accuracy)
+    assert (limits.warn_drop_pp, limits.alert_drop_pp, limits.alpha) == (3.0, 10.0, 0.05)
