@@ -51,8 +51,13 @@ def write_artefacts(
     input_name: str,
     batches: Sequence[np.ndarray],
     context: Dict[str, Any],
+    measured: Sequence[np.ndarray] = (),
+    measured_on: str = "",
 ) -> Dict[str, str]:
-    """Place the QDQ model, the TensorRT cache and the report in ``folder``; return their paths."""
+    """Place the QDQ model, the TensorRT cache and the report in ``folder``; return their paths.
+
+    Saturation is measured on ``measured`` (e.g. held-out and spot-labeled frames, which show
+    an unrepresentative calibration set for what it is), else on the calibration ``batches``."""
     import onnx
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,7 @@ def write_artefacts(
     trt = tensorrt_version()
     cache_text = format_cache(amax, tensorrt_version_number(trt["version"]))
     atomic_write_text(folder / "calibration.cache", cache_text)
-    stats = tensor_statistics(normalized_model, input_name, batches, amax)
+    stats = tensor_statistics(normalized_model, input_name, measured or batches, amax)
     report = {
         "format_version": FORMAT_VERSION,
         "created": time.time(),
@@ -73,6 +78,7 @@ def write_artefacts(
         "activation_type": "int8 symmetric (zero point 0)",
         "weight_type": "int8 symmetric, " + ("per output channel" if settings.per_channel else "per tensor"),
         "calibration_frames": sum(len(b) for b in batches),
+        "saturation_measured_on": measured_on if measured else "the calibration frames",
         "tensorrt_cache": {"header": cache_text.splitlines()[0], "tensorrt_installed": trt["installed"], "tensors": len(amax)},
         "tensors": stats,
         "most_saturated": most_saturated(stats),

@@ -206,7 +206,9 @@ def build_quantized(
             context = {"calibration_hash": cal_set.calibration_hash, "source_model_sha256": model.sha256,
                        "normalization": normalization, "promoted": result.chosen is not None}
             folder = models_folder(cal_set, model) / settings_folder(final.settings)
-            report["artefacts"] = write_artefacts(folder, normalized, final.qdq_path, final.settings, model.spec.name, batches, context)
+            measured = calibration_batches(evidence.holdout + evidence.labeled, model) if evidence.holdout or evidence.labeled else []
+            where = f"{len(evidence.holdout)} held-out frame(s) and {len(evidence.labeled)} spot-labeled image(s)"
+            report["artefacts"] = write_artefacts(folder, normalized, final.qdq_path, final.settings, model.spec.name, batches, context, measured, where)
             report["excluded_nodes"] = list(final.settings.exclude)
             report["method"] = final.settings.method
         if result.chosen is not None:
