@@ -1,17 +1,16 @@
 """The supervisor behind ``edge-agent run``: capture, inference, schedules, commands, reports, signals.
 
 Threads: the capture supervisor and its reader (agent.capture), the inference loop (agent.loop),
-a background rebuild when one runs (agent.swap), the publisher's own thread (MQTT), and this
-main thread, which owns signals, the scheduler and configuration reloads.
+a background rebuild when one runs (agent.swap), the telemetry sampler, the MQTT link's threads
+(agent.mqtt; commands run on its worker threads) and this main thread, which owns signals, the
+scheduler and configuration reloads.
 
 - READY=1 goes to systemd once the engine is loaded and a first frame inferred; WATCHDOG=1 comes
   from inference progress only; STATUS= lines summarise the serving state.
-- SIGTERM / SIGINT: stop capture, let the in-flight inference finish, flush what the publisher
+- SIGTERM / SIGINT: stop capture, let the in-flight inference finish, flush what the outbox
   can, publish ``stopped``, exit 0, all within daemon.shutdown_timeout_s.
 - SIGHUP: reload the configuration (validated first; on error the old one stays, reported).
-- Benchmarks and accuracy checks run on the inference thread between two inferences, with the
-  device to themselves: live inference pauses for their duration (their report says so, with
-  the frames the capture thread dropped meanwhile).
+- Benchmarks and accuracy checks run on the inference thread between two inferences (agent.jobs).
 """
 
 from __future__ import annotations
@@ -28,63 +27,26 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import __version__
+from . import __version__, jobs
 from . import build as building
 from .capture import LatestFrameCapture
 from .config import load_config
-from .errors import ConfigError, EdgeAgentError, InputError
-from .loop import InferenceLoop, ProgressEngine, engine_label
+from .errors import ConfigError, EdgeAgentError, GateFailed, InputError
+from .loop import InferenceLoop, engine_label
 from .pipeline import Pipeline, make_decoder, prepare_model
+from .publishing import open_publisher
 from .scheduler import Scheduler
 from .schema import Node
 from .sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
 from .sources import Frame, open_source
-from .swap import Busy, EngineState, Handoff, Rebuilder
+from .swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
 
 log = logging.getLogger(__name__)
 SCHEDULED = ("telemetry", "benchmark", "check")
 # Config sections whose change needs a new engine, and those applied only by a restart.
 REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
-RESTART_KEYS = ("mqtt", "commands", "device", "paths")
-
-
-class LogPublisher:
-    """Reports as JSON log lines: used when MQTT is disabled (and the MQTT module's stand-in)."""
-
-    def __init__(self, device_id: str) -> None:
-        self.device_id = device_id
-        self.sent: Dict[str, int] = {}
-
-    def _emit(self, what: str, kind: str, payload: Mapping[str, Any]) -> None:
-        self.sent[kind] = self.sent.get(kind, 0) + 1
-        log.info("%s %s: %s", what, kind, json.dumps(payload, default=str, sort_keys=True))
-
-    def publish_report(self, kind: str, payload: Mapping[str, Any]) -> None:
-        self._emit("report", kind, payload)
-
-    def publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
-        self._emit("event", kind, payload)
-
-    def status(self, state: str, info: Mapping[str, Any]) -> None:
-        self._emit("status", state, info)
-
-    def flush(self, timeout_s: float) -> bool:
-        return True
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def make_publisher(cfg: Node) -> Any:
-    """The MQTT publisher when mqtt.enabled and the MQTT module is installed, else the log."""
-    if cfg.mqtt.enabled:
-        try:
-            from .mqtt import make_publisher as make_mqtt_publisher  # type: ignore[attr-defined]
-        except ImportError:
-            log.warning("mqtt.enabled is true but this version has no MQTT publisher; reports go to the log")
-        else:
-            return make_mqtt_publisher(cfg)
-    return LogPublisher(cfg.device.id)
+RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
+COMMAND_TIMEOUT_S = 3600.0
 
 
 def changed_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
@@ -97,6 +59,13 @@ def warm_up(pipeline: Pipeline) -> None:
     spec = pipeline.model.spec
     blank = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
     pipeline.infer_frames([Frame(blank, -1, time.monotonic(), "warm-up")])
+
+
+def with_calibrator(cfg: Node, method: Optional[str]) -> Node:
+    """The configuration with calibration.method replaced (a rebuild command's ``calibrator``)."""
+    if not method:
+        return cfg
+    return Node(cfg, calibration=Node(cfg.calibration, method=method))
 
 
 class Daemon:
@@ -123,11 +92,13 @@ class Daemon:
         self.state = EngineState(cfg.paths.state_dir)
         self.handoff = Handoff()
         self.publisher: Any = None
+        self.sampler: Any = None
         self.capture: Optional[LatestFrameCapture] = None
         self.loop: Optional[InferenceLoop] = None
         self.scheduler = Scheduler({}, time.monotonic())
         self.rebuilder = Rebuilder(self._build, self._load, warm_up, self.handoff, self._rebuild_done)
-        self._reload_lock = threading.Lock()
+        self._lock = threading.Lock()  # configuration reloads and schedule changes
+        self._reopens_seen = 0
         self.last_check: Optional[Dict[str, Any]] = None
 
     # ----- start-up --------------------------------------------------------------------------
@@ -135,8 +106,9 @@ class Daemon:
     def run(self) -> int:
         """Serve until a signal, --max-frames or the end of a finite source; returns the exit code."""
         self._install_signals()
-        self.publisher = make_publisher(self.cfg)
-        self.publisher.status("starting", {"version": __version__})
+        self.sampler = jobs.open_sampler(self.cfg)
+        self.publisher = open_publisher(self.cfg, self.handlers(), self.status_fields)
+        self.publisher.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
         self.capture = self._make_capture(self.cfg)
@@ -152,8 +124,8 @@ class Daemon:
                 break
         if self.loop.first_inference.is_set():
             self.notifier.ready(self._status_line())
-            self.publisher.status("online", self._status_info())
-            log.info("serving: %s", self._status_line())
+            self.publisher.update_status()
+            log.info("ready: %s", self._status_line())
         self._apply_schedules(self.cfg)
         self._supervise()
         return self._shutdown(thread)
@@ -168,14 +140,20 @@ class Daemon:
                 return pipeline, saved
             except EdgeAgentError as exc:
                 log.warning("engine: the saved engine cannot be loaded (%s); building", exc)
+        report: Optional[Dict[str, Any]] = None
         try:
             report = self._build(self.cfg.precision)
         except EdgeAgentError as exc:
             if self.cfg.precision == "fp32":
                 raise
-            self.publisher.publish_event("build_failed", {"precision": self.cfg.precision, "error": str(exc), "fallback": "fp32"})
-            log.warning("engine: %s engine not available (%s); serving FP32", self.cfg.precision, exc)
+            failure = str(exc)
+        else:
+            failure = gate_verdict(report)
+        if failure:
+            self.publisher.publish_event("build_failed", "error", f"{self.cfg.precision} engine not promoted: {failure}; serving FP32", {"precision": self.cfg.precision})
+            log.warning("engine: %s engine not promoted (%s); serving FP32", self.cfg.precision, failure)
             report = self._build("fp32")
+        assert report is not None
         self.state.promote(report)
         return self._load(report), report
 
@@ -186,8 +164,8 @@ class Daemon:
             return False
         return report.get("model_sha256") == prepare_model(self.cfg).sha256
 
-    def _build(self, precision: str) -> Dict[str, Any]:
-        return building.build(self.cfg, precision=precision)
+    def _build(self, precision: str, cfg: Optional[Node] = None) -> Dict[str, Any]:
+        return building.build(cfg or self.cfg, precision=precision)
 
     def _load(self, report: Dict[str, Any]) -> Pipeline:
         engine, model = building.load_built(self.cfg, report)
@@ -215,9 +193,11 @@ class Daemon:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
-            for name in self.scheduler.due(time.monotonic()):
-                self.run_job(name)
-            wait = self.scheduler.seconds_to_next(time.monotonic())
+            with self._lock:
+                due = self.scheduler.due(time.monotonic())
+                wait = self.scheduler.seconds_to_next(time.monotonic())
+            for name in due:
+                self.run_scheduled(name)
             self.stop_requested.wait(min(0.2, wait) if wait is not None else 0.2)
 
     def _shutdown(self, thread: threading.Thread) -> int:
@@ -233,95 +213,154 @@ class Daemon:
         if pending is not None:
             pending[0].engine.close()
         if self.rebuilder.running:
-            log.warning("shutdown: rebuild %s abandoned", self.rebuilder.running)
-        error = self.loop.error
-        info = dict(self._status_info(), reason=error or self.loop.stop_reason or "signal")
-        self.publisher.status("stopped", info)
-        flushed = self.publisher.flush(max(0.1, deadline - time.monotonic()))
-        if not flushed:
-            log.warning("shutdown: the outbox could not be flushed before the deadline; it is kept for the next start")
-        self.publisher.close()
+            log.warning("shutdown: rebuild %s abandoned (the serving engine stays current)", self.rebuilder.running)
+        if self.sampler is not None:
+            self.sampler.stop()
+        left = max(0.1, deadline - time.monotonic())
+        if not self.publisher.wait_drained(left / 2):
+            log.warning("shutdown: the outbox is not empty; what is left is sent after the next start")
+        self.publisher.stop(max(0.1, deadline - time.monotonic() - 0.5))
         self.notifier.close()
-        log.info("stopped after %d inferences", self.loop.inferences)
-        return 1 if error else 0
+        log.info("stopped after %d inferences (%s)", self.loop.inferences, self.loop.error or self.loop.stop_reason or "signal")
+        return 1 if self.loop.error else 0
 
-    # ----- scheduled jobs --------------------------------------------------------------------
+    # ----- scheduled and requested work ------------------------------------------------------
 
     def _apply_schedules(self, cfg: Node) -> None:
         now = time.monotonic()
-        for name in SCHEDULED:
-            self.scheduler.set_interval(name, float(cfg.schedules[f"{name}_s"]), now)
+        with self._lock:
+            for name in SCHEDULED:
+                self.scheduler.set_interval(name, float(cfg.schedules[f"{name}_s"]), now)
 
-    def run_job(self, name: str) -> None:
-        """Run (or queue on the inference thread) a scheduled or requested job."""
+    def run_scheduled(self, name: str) -> None:
+        """Publish telemetry now, or queue a benchmark or check on the inference thread."""
         assert self.loop is not None
         if name == "telemetry":
-            self.publisher.publish_report("telemetry", self.telemetry())
+            self.publisher.publish_telemetry(self.telemetry())
+            self._report_capture_trouble()
             self.notifier.status(self._status_line())
-        elif name == "benchmark":
-            self.loop.jobs.put(self._benchmark_job)
-        elif name == "check":
-            self.loop.jobs.put(self._check_job)
+        else:
+            self.loop.jobs.put(lambda pipeline: self._measure(name, pipeline))
+
+    def _measure(self, name: str, pipeline: Pipeline) -> Dict[str, Any]:
+        """Benchmark or check the serving engine (on the inference thread); publish and return the report."""
+        assert self.loop is not None and self.capture is not None
+        try:
+            if name == "benchmark":
+                reason = self.sampler.telemetry.power_unavailable_reason if self.sampler is not None else None
+                result = jobs.benchmark(self.cfg, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler, reason)
+                result["accuracy"] = self._accuracy_summary()
+            else:
+                result = jobs.accuracy_check(self.cfg, pipeline, self.loop.report, self.pacer.progress)
+                self.last_check = result
+                self._report_drift(result)
+        except (EdgeAgentError, ImportError) as exc:
+            self.publisher.publish_event(f"{name}_failed", "warning", f"{name}: {exc}", {})
+            raise
+        kind = "benchmark" if name == "benchmark" else "accuracy"
+        self.publisher.publish_report(kind, result)
+        return result
+
+    def _accuracy_summary(self) -> Optional[Dict[str, Any]]:
+        """The accuracy that goes with the speed: the last check on the serving engine, if any."""
+        check = self.last_check
+        if not check or check.get("engine", {}).get("id") != (self.loop.report.get("cache_key") if self.loop else None):
+            return None
+        return {"accuracy": check.get("accuracy"), "drift_status": (check.get("drift") or {}).get("status"), "ts": check.get("ts")}
+
+    def _report_drift(self, check: Mapping[str, Any]) -> None:
+        drift = check.get("drift") or {}
+        status = drift.get("status")
+        if status in ("warn", "alert"):
+            severity = "warning" if status == "warn" else "error"
+            self.publisher.publish_event("drift", severity, f"per-class recall drift: {status}", {"drift": drift})
+
+    def _report_capture_trouble(self) -> None:
+        assert self.capture is not None
+        stats = self.capture.stats()
+        if stats["reopens"] > self._reopens_seen:
+            self._reopens_seen = stats["reopens"]
+            self.publisher.publish_event("camera_lost", "warning", f"the source was re-opened: {stats['last_error']}", stats)
+
+    def run_on_loop(self, name: str, timeout: float = COMMAND_TIMEOUT_S) -> Dict[str, Any]:
+        """Run a benchmark or check on the inference thread and wait for its report (a command)."""
+        if self.loop is None or self.loop.finished.is_set():
+            raise EdgeAgentError("the inference loop is not running")
+        done = threading.Event()
+        outcome: Dict[str, Any] = {}
+
+        def job(pipeline: Pipeline) -> None:
+            try:
+                outcome["result"] = self._measure(name, pipeline)
+            except BaseException as exc:
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        self.loop.jobs.put(job)
+        if not done.wait(timeout):
+            raise EdgeAgentError(f"{name} did not finish within {timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def telemetry(self) -> Dict[str, Any]:
         assert self.loop is not None and self.capture is not None
-        payload: Dict[str, Any] = {"pipeline": self.loop.stats(), "capture": self.capture.stats(), "watchdog_pings": self.pacer.sent}
-        payload["system"] = self._system_sample()
-        return payload
-
-    def _system_sample(self) -> Dict[str, Any]:
         import psutil
 
         process = psutil.Process()
-        return {"rss_mb": round(process.memory_info().rss / 1e6, 1), "open_fds": process.num_fds(), "threads": process.num_threads()}
-
-    def _benchmark_job(self, pipeline: Pipeline) -> None:
-        assert self.capture is not None
-        from .bench import bench_engine
-
-        bench = self.cfg.bench
-        spec = pipeline.model.spec
-        feeds = {spec.name: np.random.default_rng(0).standard_normal(spec.tensor_shape()).astype(spec.dtype)}
-        dropped_before, started = self.capture.dropped, time.monotonic()
-        try:
-            result = bench_engine(ProgressEngine(pipeline.engine, self.pacer.progress), feeds, spec.batch, bench.warmup_s, bench.min_duration_s, bench.min_iterations)
-        except Exception as exc:
-            self.publisher.publish_event("benchmark_failed", {"error": f"{type(exc).__name__}: {exc}"})
-            return
-        paused = time.monotonic() - started
-        result["engine"] = {"backend": self.loop.report.get("backend") if self.loop else None, "precision": pipeline.engine.info.get("precision")}
-        result["device_sharing"] = {
-            "mode": "exclusive",
-            "how": "run on the inference thread between two inferences; live inference paused meanwhile and the capture thread kept only the newest frame",
-            "live_paused_s": round(paused, 3),
-            "frames_dropped_meanwhile": self.capture.dropped - dropped_before,
+        return {
+            "pipeline": self.loop.stats(),
+            "capture": self.capture.stats(),
+            "process": {"rss_mb": round(process.memory_info().rss / 1e6, 1), "open_fds": process.num_fds(), "threads": process.num_threads()},
+            "watchdog_pings": self.pacer.sent,
+            "system": jobs.system_telemetry(self.sampler),
         }
-        result["last_accuracy"] = self.last_check
-        self.publisher.publish_report("benchmark", result)
 
-    def _check_job(self, pipeline: Pipeline) -> None:
-        try:
-            from .accuracy import run_check  # type: ignore[attr-defined]
-        except ImportError:
-            self.publisher.publish_event("check_unavailable", {"reason": "accuracy checks are not in this version"})
-            return
-        try:
-            self.last_check = run_check(self.cfg, pipeline)
-        except EdgeAgentError as exc:
-            self.publisher.publish_event("check_failed", {"error": str(exc)})
-            return
-        self.publisher.publish_report("accuracy", self.last_check)
+    # ----- commands (MQTT worker threads) ----------------------------------------------------
+
+    def handlers(self) -> Dict[str, Callable[[Dict[str, Any], Callable[[Optional[float], str], None]], Any]]:
+        return {
+            "rebuild": self._cmd_rebuild,
+            "benchmark": lambda args, progress: self.run_on_loop("benchmark"),
+            "check": lambda args, progress: self.run_on_loop("check"),
+            "reload_config": lambda args, progress: self.reload(),
+            "status": lambda args, progress: self.status(),
+            "set_interval": self._cmd_set_interval,
+        }
+
+    def _cmd_rebuild(self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]) -> Dict[str, Any]:
+        precision = args.get("precision") or self.cfg.precision
+        cfg = with_calibrator(self.cfg, args.get("calibrator"))
+        started = self.rebuild(precision, "command", lambda: self._build(precision, cfg))
+        if started["status"] == "busy":
+            raise EdgeAgentError(f"busy: rebuild {started['job']} is running")
+        progress(None, f"building the {precision} engine in the background; inference continues on {engine_label(self.loop.report) if self.loop else 'the current engine'}")
+        result = self.rebuilder.wait(started["job"], COMMAND_TIMEOUT_S)
+        if result is None:
+            raise EdgeAgentError(f"rebuild {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
+        if result["status"] == "rejected":
+            raise GateFailed(f"not promoted: {result['error']}; still serving {engine_label(self.loop.report) if self.loop else '?'}")
+        if result["status"] != "swapped":
+            raise EdgeAgentError(f"rebuild failed: {result['error']}")
+        return result
+
+    def _cmd_set_interval(self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]) -> Dict[str, Any]:
+        with self._lock:
+            self.scheduler.set_interval(args["schedule"], float(args["seconds"]), time.monotonic())
+            next_in = self.scheduler.seconds_to_next(time.monotonic())
+        return {"schedule": args["schedule"], "seconds": args["seconds"], "next_job_in_s": next_in}
 
     # ----- rebuilds --------------------------------------------------------------------------
 
-    def rebuild(self, precision: Optional[str] = None, reason: str = "requested", report: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """Start a background rebuild; the result arrives as report 'build' (and event 'engine_swapped')."""
+    def rebuild(self, precision: Optional[str] = None, reason: str = "requested", produce: Optional[Callable[[], Dict[str, Any]]] = None) -> Dict[str, Any]:
+        """Start a background rebuild; its result arrives as report 'build' (and event 'engine_swapped')."""
         precision = precision or self.cfg.precision
         try:
-            job = self.rebuilder.start(precision, reason, report)
+            job = self.rebuilder.start(precision, reason, produce)
         except Busy as exc:
             return {"status": "busy", "job": exc.job_id}
-        self.notifier.status(f"{self._status_line()}; rebuilding {precision}")
+        log.info("rebuild %s: %s engine (%s); inference continues", job, precision, reason)
         return {"status": "accepted", "job": job, "precision": precision}
 
     def rollback(self) -> Dict[str, Any]:
@@ -329,42 +368,56 @@ class Daemon:
         previous = self.state.previous()
         if not previous or not Path(str(previous.get("engine_path", ""))).is_file():
             return {"status": "failed", "error": "no previous engine to roll back to"}
-        return self.rebuild(previous.get("built_precision", previous.get("precision")), "rollback", previous)
+        return self.rebuild(previous.get("built_precision", previous.get("precision")), "rollback", lambda: previous)
 
     def _swapped(self, info: Dict[str, Any]) -> None:
+        """Called on the inference thread once a new engine served its first frame."""
         bound = self.cfg.daemon.max_swap_gap_ms
-        info = dict(info, max_swap_gap_ms=bound, within_bound=info["gap_ms"] <= bound)
-        self.publisher.publish_event("engine_swapped", info)
+        within = info["gap_ms"] <= bound
+        details = dict(info, max_swap_gap_ms=bound, within_bound=within)
+        self.publisher.publish_event("engine_swapped", "info" if within else "warning", f"now serving {info['to']} (gap {info['gap_ms']} ms)", details)
 
     def _rebuild_done(self, result: Dict[str, Any]) -> None:
         if result.get("status") == "swapped":
             self.state.promote(result["build"])
+            self.publisher.update_status()
+            if self.cfg.accuracy.spot_labels and self.loop is not None:
+                self.loop.jobs.put(self._baseline_job)
         else:
-            self.publisher.publish_event("build_failed", {k: result.get(k) for k in ("job", "requested_precision", "status", "error", "reason")})
+            details = {k: result.get(k) for k in ("job", "requested_precision", "status", "reason")}
+            self.publisher.publish_event("build_failed", "error", f"{result.get('requested_precision')} engine not promoted: {result.get('error')}", details)
         self.publisher.publish_report("build", result)
         self.notifier.status(self._status_line())
+
+    def _baseline_job(self, pipeline: Pipeline) -> None:
+        assert self.loop is not None
+        try:
+            saved = jobs.record_baseline(self.cfg, pipeline, self.loop.report, self.pacer.progress, "promotion")
+        except (EdgeAgentError, ImportError) as exc:
+            self.publisher.publish_event("baseline_failed", "warning", f"no baseline for the promoted engine: {exc}", {})
+            return
+        log.info("baseline recorded for %s: %s", engine_label(self.loop.report), json.dumps(saved, default=str)[:200])
 
     # ----- configuration ---------------------------------------------------------------------
 
     def reload(self) -> Dict[str, Any]:
         """Re-read the configuration; on any error the running one stays and the error is reported."""
-        with self._reload_lock:
+        with self._lock:
             try:
                 new = load_config(self.config_path, self.overrides)
             except ConfigError as exc:
                 log.error("reload: the new configuration is invalid; keeping the running one:\n  %s", "\n  ".join(exc.errors))
-                result: Dict[str, Any] = {"status": "rejected", "errors": exc.errors}
-                self.publisher.publish_event("config_rejected", result)
-                return result
+                self.publisher.publish_event("config_rejected", "error", "the new configuration is invalid; the running one stays", {"errors": exc.errors})
+                return {"status": "rejected", "errors": exc.errors}
             old, self.cfg = self.cfg, new
-            changed = changed_sections(old, new)
-            applied = self._apply_config(old, new, changed)
-            result = {"status": "reloaded", "changed": changed, "applied": applied, "needs_restart": [k for k in changed if k in RESTART_KEYS]}
-            self.publisher.publish_event("config_reloaded", result)
-            log.info("reload: %s", json.dumps(result))
-            return result
+        changed = changed_sections(old, new)
+        applied = self._apply_config(new, changed)
+        result = {"status": "reloaded", "changed": changed, "applied": applied, "needs_restart": [k for k in changed if k in RESTART_KEYS]}
+        self.publisher.publish_event("config_reloaded", "info", f"configuration reloaded; changed: {', '.join(changed) or 'nothing'}", result)
+        log.info("reload: %s", json.dumps(result))
+        return result
 
-    def _apply_config(self, old: Node, new: Node, changed: List[str]) -> List[str]:
+    def _apply_config(self, new: Node, changed: List[str]) -> List[str]:
         applied = []
         if "schedules" in changed:
             self._apply_schedules(new)
@@ -372,7 +425,7 @@ class Daemon:
         if "logging" in changed:
             logging.getLogger().setLevel(getattr(logging, new.logging.level.upper()))
             applied.append("logging")
-        if "source" in changed and self.loop is not None:
+        if ("source" in changed) and self.loop is not None:
             replacement = self._make_capture(new)
             replacement.start()
             previous, self.loop.capture = self.loop.capture, replacement
@@ -382,24 +435,35 @@ class Daemon:
         if any(k in changed for k in REBUILD_KEYS):
             outcome = self.rebuild(new.precision, "configuration changed")
             applied.append(f"rebuild ({outcome['status']})")
-        if "daemon" in changed:
-            applied.append("daemon")
+        applied += [k for k in ("daemon", "bench", "accuracy") if k in changed]
         return applied
 
     # ----- status ----------------------------------------------------------------------------
 
-    def _status_info(self) -> Dict[str, Any]:
-        stats = self.loop.stats() if self.loop else {}
-        return {"version": __version__, "engine": stats.get("engine"), "uptime_s": stats.get("uptime_s"), "inferences": stats.get("inferences")}
+    def status_fields(self) -> Dict[str, Any]:
+        """What the retained status message carries besides state, version and uptime."""
+        if self.loop is None:
+            return {"engine": None, "serving": False}
+        report = self.loop.report
+        stats = self.loop.stats()
+        return {
+            "engine": {"backend": report.get("backend"), "precision": report.get("built_precision", report.get("precision")), "id": report.get("cache_key")},
+            "serving": self.loop.first_inference.is_set() and not self.loop.finished.is_set(),
+            "fps": stats["fps"],
+            "inferences": stats["inferences"],
+        }
 
     def _status_line(self) -> str:
         assert self.loop is not None and self.capture is not None
         s, c = self.loop.stats(), self.capture.stats()
-        return f"serving {s['engine']}: {s['fps']} fps, p50 {s['latency_ms_p50']} ms, {c['dropped']} dropped, {c['reopens']} re-opens"
+        line = f"serving {s['engine']}: {s['fps']} fps, p50 {s['latency_ms_p50']} ms, {c['dropped']} dropped, {c['reopens']} re-opens"
+        return line + (f"; rebuild {self.rebuilder.running} running" if self.rebuilder.running else "")
 
     def status(self) -> Dict[str, Any]:
         """The 'status' command's answer."""
-        return dict(self._status_info(), **self.telemetry(), rebuild=self.rebuilder.running, state=self.state.read())
+        answer = dict(self.status_fields(), telemetry=self.telemetry(), rebuild=self.rebuilder.running, engines=self.state.read())
+        answer["version"] = __version__
+        return answer
 
 
 def print_result(result: Mapping[str, Any]) -> None:

@@ -126,36 +126,40 @@ class Rebuilder:
         self.on_done = on_done
         self.swap_timeout_s = swap_timeout_s
         self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self.results: Dict[str, Dict[str, Any]] = {}
         self._job: Optional[str] = None
-        self._thread: Optional[threading.Thread] = None
 
     @property
     def running(self) -> Optional[str]:
         return self._job
 
-    def start(self, precision: str, reason: str, report: Optional[Dict[str, Any]] = None) -> str:
-        """Start a rebuild (or, given a build ``report``, a swap to that engine); returns its job id, or raises Busy."""
+    def start(self, precision: str, reason: str, produce: Optional[Callable[[], Dict[str, Any]]] = None) -> str:
+        """Start a rebuild; returns its job id, or raises Busy.
+
+        ``produce`` replaces ``build(precision)`` for this job (e.g. a rollback returns the
+        previous engine's report, or a build with other calibration settings).
+        """
         with self._lock:
             if self._job is not None:
                 raise Busy(self._job)
             self._job = uuid.uuid4().hex[:12]
             job = self._job
-        self._thread = threading.Thread(target=self._run, args=(job, precision, reason, report), name=f"rebuild-{job}", daemon=True)
-        self._thread.start()
+        work = produce or (lambda: self.build(precision))
+        threading.Thread(target=self._run, args=(job, precision, reason, work), name=f"rebuild-{job}", daemon=True).start()
         return job
 
-    def join(self, timeout: float) -> bool:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+    def wait(self, job: str, timeout: float) -> Optional[Dict[str, Any]]:
+        """The result of ``job`` once it is done, or None on timeout."""
+        with self._done:
+            self._done.wait_for(lambda: job in self.results, timeout)
+            return self.results.get(job)
 
-    def _run(self, job: str, precision: str, reason: str, report: Optional[Dict[str, Any]]) -> None:
+    def _run(self, job: str, precision: str, reason: str, work: Callable[[], Dict[str, Any]]) -> None:
         started = time.monotonic()
         result: Dict[str, Any] = {"job": job, "requested_precision": precision, "reason": reason}
         try:
-            result.update(self._build_and_swap(report if report is not None else self.build(precision)))
+            result.update(self._build_and_swap(work()))
         except GateFailed as exc:
             result.update(status="rejected", error=str(exc), gate=getattr(exc, "gate", None) or getattr(exc, "report", None))
         except Exception as exc:  # any failure leaves the serving engine in place and is reported
@@ -163,9 +167,15 @@ class Rebuilder:
                 log.exception("rebuild %s failed with an unexpected error", job)
             result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         result["duration_s"] = round(time.monotonic() - started, 3)
-        with self._lock:
-            self._job = None
-        self.on_done(result)
+        try:
+            self.on_done(result)
+        finally:
+            with self._done:
+                self.results[job] = result
+                while len(self.results) > 100:
+                    self.results.pop(next(iter(self.results)))
+                self._job = None
+                self._done.notify_all()
 
     def _build_and_swap(self, report: Dict[str, Any]) -> Dict[str, Any]:
         refusal = gate_verdict(report)

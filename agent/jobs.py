@@ -1,0 +1,118 @@
+"""The daemon's measurements on the serving engine: benchmark, accuracy check, baseline, telemetry.
+
+Benchmark, check and baseline run on the inference thread between two inferences (the engine is
+not shared across threads), through a ``ProgressEngine`` so each of their inferences feeds the
+systemd watchdog like live inference does. Live inference pauses meanwhile: the benchmark's
+report says so under ``device_sharing``, with the frames the capture thread dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, Optional
+
+from .capture import LatestFrameCapture
+from .errors import InputError
+from .loop import ProgressEngine
+from .pipeline import Pipeline
+from .schema import Node
+from .sources import Frame, Source
+
+log = logging.getLogger(__name__)
+SHARING = (
+    "exclusive: the benchmark ran on the inference thread between two live inferences; live "
+    "inference paused for its duration while the capture thread kept only the newest frame"
+)
+
+
+class CaptureAsSource(Source):
+    """The live capture as a Source (pipeline-mode benchmarks read the camera's newest frames)."""
+
+    def __init__(self, capture: LatestFrameCapture, timeout_s: float) -> None:
+        self.capture = capture
+        self.timeout_s = timeout_s
+        self.uri = "live capture"
+
+    def read(self) -> Optional[Frame]:
+        return self.capture.take(self.timeout_s)
+
+
+def with_progress(pipeline: Pipeline, on_progress: Callable[[], None]) -> Pipeline:
+    """The same pipeline, its engine reporting each inference as progress."""
+    return Pipeline(ProgressEngine(pipeline.engine, on_progress), pipeline.model, pipeline.decoder)
+
+
+def engine_identity(report: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "id": report.get("cache_key"),
+        "backend": report.get("backend"),
+        "precision": report.get("built_precision", report.get("precision")),
+        "model_sha256": report.get("model_sha256"),
+    }
+
+
+def benchmark(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], capture: LatestFrameCapture, on_progress: Callable[[], None], sampler: Any = None, power_reason: Optional[str] = None) -> Dict[str, Any]:
+    """bench.* on the serving engine (engine or pipeline mode), with how it shared the device."""
+    from .bench import BenchSettings, run_benchmark
+
+    timed = with_progress(pipeline, on_progress)
+    source = CaptureAsSource(capture, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
+    dropped, started = capture.dropped, time.monotonic()
+    result = run_benchmark(
+        timed.engine,
+        pipeline.model,
+        BenchSettings.from_config(cfg.bench),
+        cfg.bench.batch_sizes,
+        cfg.bench.mode,
+        timed,
+        source,
+        sampler,
+        power_reason or "telemetry is not available",
+    )
+    result["engine"] = engine_identity(report)
+    result["device_sharing"] = {
+        "mode": "exclusive",
+        "how": SHARING,
+        "live_paused_s": round(time.monotonic() - started, 3),
+        "frames_dropped_meanwhile": capture.dropped - dropped,
+    }
+    return result
+
+
+def accuracy_check(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None]) -> Dict[str, Any]:
+    """The spot-labeled check (agent.accuracy) on the serving engine, with drift against the baseline."""
+    from .accuracy import EngineRun, run_check
+
+    if not cfg.accuracy.spot_labels:
+        raise InputError("accuracy.spot_labels: not set; there is no spot-labeled set to check")
+    return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), engine_identity(report)))
+
+
+def record_baseline(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str) -> Dict[str, Any]:
+    """Store the promoted engine's results (and the FP32 reference's) on the spot-labeled set as the baseline."""
+    from . import accuracy
+
+    run = accuracy.EngineRun(with_progress(pipeline, on_progress), engine_identity(report))
+    return accuracy.record_baseline(cfg, run, reason=reason)
+
+
+def open_sampler(cfg: Node) -> Any:
+    """The telemetry sampler thread (agent.telemetry), started; None (logged) when it cannot run."""
+    try:
+        from .telemetry import Sampler, telemetry_from_config
+
+        return Sampler(telemetry_from_config(cfg), cfg.telemetry.rate_hz, cfg.telemetry.history_s).start()
+    except Exception as exc:  # telemetry is optional: the daemon serves without it
+        log.warning("telemetry: not available (%s: %s); reports carry no power figures", type(exc).__name__, exc)
+        return None
+
+
+def system_telemetry(sampler: Any) -> Optional[Dict[str, Any]]:
+    """The newest telemetry snapshot (power, temperatures, clocks, load), or None without a sampler."""
+    if sampler is None:
+        return None
+    sample = sampler.latest() or sampler.sample_now()
+    snapshot = dict(sample.snapshot)
+    snapshot.pop("t", None)
+    return snapshot
