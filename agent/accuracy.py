@@ -53,10 +53,13 @@ def open_engine(cfg: Node, precision: Optional[str] = None) -> EngineRun:
     return EngineRun(Pipeline(engine, model, make_decoder(cfg, model)), identity)
 
 
-def open_reference(cfg: Node) -> EngineRun:
-    """The FP32 reference: the original ONNX model in ONNX Runtime on the CPU."""
+def open_reference(cfg: Node, threads: int = 0) -> EngineRun:
+    """The FP32 reference: the original ONNX model in ONNX Runtime on the CPU (``threads`` > 0
+    caps its intra-op threads, as the shadow evaluator does to leave the cores to inference)."""
     model = prepare_model(cfg)
     options = dict(cfg.backend.onnxruntime, providers=["CPUExecutionProvider"])
+    if threads:
+        options.update(intra_op_threads=threads, inter_op_threads=1)
     engine = get_backend("onnxruntime").load(model.path, options)
     identity = {"id": f"fp32-reference-{model.sha256[:16]}", "backend": "onnxruntime", "precision": "fp32", "model_sha256": model.sha256}
     return EngineRun(Pipeline(engine, model, make_decoder(cfg, model)), identity)
