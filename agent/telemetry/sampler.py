@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from .monitor import Telemetry
 
@@ -112,7 +112,10 @@ class Sampler:
         with self._lock:
             return self._history[-1] if self._history else None
 
-    def power_points(self, t0: float, t1: float, slack_s: Optional[float] = None) -> List[tuple]:
-        """(t, mW) points covering [t0, t1] plus one sampling period either side."""
-        slack = 1.0 / self.rate_hz if slack_s is None else slack_s
-        return [(s.t, s.total_mw) for s in self.samples(t0 - slack, t1 + slack) if s.total_mw is not None]
+    def power_points(self, t0: float, t1: float) -> List[Tuple[float, float]]:
+        """(t, mW) of the samples in [t0, t1] plus the nearest one on either side, which the
+        trapezoid needs to interpolate the window's edges."""
+        points = [(s.t, s.total_mw) for s in self.samples() if s.total_mw is not None]
+        before = [p for p in points if p[0] < t0][-1:]
+        after = [p for p in points if p[0] > t1][:1]
+        return before + [p for p in points if t0 <= p[0] <= t1] + after
