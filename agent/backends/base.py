@@ -17,7 +17,14 @@ import numpy as np
 
 from ..modelinfo import TensorInfo
 
+from ..errors import EdgeAgentError
+
 Arrays = Dict[str, np.ndarray]
+
+
+class EngineIncompatible(EdgeAgentError):
+    """An engine file this runtime cannot load (another runtime version or device): rebuild it."""
+
 StageTimes = Dict[str, float]
 
 

@@ -1,0 +1,496 @@
+"""A strict test double of the ``tensorrt`` module, generated from ../shared/tensorrt-api/trt-<release>.json.
+
+``EDGE_TRT_DOUBLE_RELEASE`` picks the release (8.5.2, 8.6.1, 10.3.0, 10.13.3, 11.1). Only the
+names that release binds exist: classes, their methods and properties (inherited through
+``bases``), enum members, module functions and attributes; anything else is an AttributeError,
+setting a property the class lacks too, and a name listed as deprecated warns when called. A
+bound name whose behaviour is not modelled here raises NotImplementedError (it exists, but
+nothing here pretends to know what it does).
+
+Modelled behaviour, from TensorRT's documentation: parsing an ONNX file (with onnx), building
+(checks the network flags, builder flags, optimization profiles, calibrator, timing cache, DLA
+cores and, on 11, strong typing; calls the progress monitor), serializing into a plan tagged with
+the release, deserializing (a plan from another release fails as TensorRT does: None and an
+error in the log), and executing: inputs are read from and outputs written to the tensor
+addresses as host pointers, the model itself runs in ONNX Runtime. Device facts come from
+``EDGE_TRT_DOUBLE_DEVICE`` (JSON: fast_fp16, fast_int8, dla_cores, crash = segv|oom|hang).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+import warnings
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+_API_DIR = os.environ.get("EDGE_TRT_API_DIR", "/work/shared/tensorrt-api")
+RELEASE = os.environ["EDGE_TRT_DOUBLE_RELEASE"]
+_API = json.load(open(os.path.join(_API_DIR, f"trt-{RELEASE}.json"), encoding="utf-8"))
+_DEVICE = {"fast_fp16": True, "fast_int8": True, "dla_cores": 0, "crash": None}
+_DEVICE.update(json.loads(os.environ.get("EDGE_TRT_DOUBLE_DEVICE", "{}")))
+_bool = bool  # the module attribute `bool` (DataType.BOOL) shadows the builtin below
+_MAGIC = b"ptrtDBL\0"
+_module = sys.modules[__name__]
+
+
+# ----------------------------------------------------------------------------- generation
+class _EnumMember:
+    def __init__(self, enum: str, name: str, value: int) -> None:
+        self.enum, self.name, self.value = enum, name, value
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _EnumMember) and (other.enum, other.value) == (self.enum, self.value)
+
+    def __hash__(self) -> int:
+        return hash((self.enum, self.value))
+
+    def __repr__(self) -> str:
+        return f"<{self.enum}.{self.name}: {self.value}>"
+
+
+def _make_enum(name: str, members: List[str]) -> type:
+    return type(name.split(".")[-1], (), {m: _EnumMember(name, m, i) for i, m in enumerate(members)})
+
+
+def _not_modelled(qualified: str) -> Callable[..., Any]:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"tensorrt double: {qualified} exists in {RELEASE} but is not modelled")
+
+    return method
+
+
+def _deprecating(qualified: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(f"{qualified} is deprecated in TensorRT {RELEASE}", DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    return method
+
+
+def _property(qualified: str, name: str, deprecated: bool) -> property:
+    getter = _BEHAVIOUR.get(qualified)
+
+    def get(self: Any) -> Any:
+        if getter is not None:
+            return getter(self)
+        return self.__dict__.get("_p_" + name)
+
+    def set_(self: Any, value: Any) -> None:
+        if deprecated:
+            warnings.warn(f"{qualified} is deprecated in TensorRT {RELEASE}", DeprecationWarning, stacklevel=2)
+        self.__dict__["_p_" + name] = value
+
+    return property(get, set_)
+
+
+def _strict_setattr(self: Any, name: str, value: Any) -> None:
+    if type(self).__module__ == __name__ and not name.startswith("_") and not hasattr(type(self), name):
+        raise AttributeError(f"tensorrt {RELEASE}: {type(self).__name__} has no attribute {name!r}")
+    object.__setattr__(self, name, value)
+
+
+def _generate() -> None:
+    for name, members in _API["enums"].items():
+        if "." not in name:
+            setattr(_module, name, _make_enum(name, members))
+    classes = _API["classes"]
+    made: Dict[str, type] = {}
+
+    def make(name: str) -> type:
+        if name in made:
+            return made[name]
+        spec = classes[name]
+        if spec.get("alias_of"):
+            made[name] = make(spec["alias_of"])
+            return made[name]
+        bases = tuple(make(b) for b in spec["bases"]) or (object,)
+        if spec.get("buffer_protocol"):
+            bases = (bytes,) + bases
+        deprecated = set(spec.get("deprecated", []))
+        namespace: Dict[str, Any] = {"__module__": __name__, "__setattr__": _strict_setattr}
+        for method in spec["methods"]:
+            qualified = f"{name}.{method}"
+            function = _BEHAVIOUR.get(qualified) or (None if method.startswith("__") and method != "__init__" else _not_modelled(qualified))
+            if function is None:
+                continue
+            namespace[method] = _deprecating(qualified, function) if method in deprecated else function
+        for prop in spec["properties"]:
+            namespace[prop] = _property(f"{name}.{prop}", prop, prop in deprecated)
+        if "__init__" not in spec["methods"] and not spec["bases"]:
+            namespace["__init__"] = _no_constructor(name)
+        made[name] = type(name, bases, namespace)
+        return made[name]
+
+    for name in classes:
+        setattr(_module, name, make(name))
+    for name, members in _API["enums"].items():
+        if "." in name:
+            owner, short = name.split(".")
+            enum = _make_enum(name, members)
+            for cls_name, spec in classes.items():
+                if short in spec.get("attributes", []) and (cls_name == owner or owner in spec["bases"]):
+                    setattr(made[cls_name], short, enum)
+                    for member in members:
+                        if member in spec.get("attributes", []):
+                            setattr(made[cls_name], member, getattr(enum, member))
+    for name in _API["functions"]:
+        setattr(_module, name, _BEHAVIOUR.get(name) or _not_modelled(name))
+    for name in _API["module_attributes"]:
+        if name == "__version__":
+            setattr(_module, name, RELEASE)
+        elif name != "_plugin_registry":
+            shortcut = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16"}.get(name, name.upper())
+            setattr(_module, name, getattr(_module.DataType, shortcut))
+
+
+def _no_constructor(name: str) -> Callable[..., Any]:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not kwargs.get("_double"):
+            raise TypeError(f"tensorrt.{name}: No constructor defined!")
+
+    return init
+
+
+def _new(class_name: str, **fields: Any) -> Any:
+    """An instance of a generated class the way TensorRT hands it out (no public constructor)."""
+    obj = getattr(_module, class_name).__new__(getattr(_module, class_name))
+    obj.__dict__.update({"_" + k: v for k, v in fields.items()})
+    return obj
+
+
+def _log(logger: Any, severity: str, message: str) -> None:
+    logger.log(getattr(_module.ILogger.Severity, severity), message)
+
+
+# ----------------------------------------------------------------------------- behaviour
+_DTYPES = {"float32": "FLOAT", "float16": "HALF", "int8": "INT8", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "uint8": "UINT8"}
+
+
+def _flag_set(flags: int, enum: str, member: str) -> bool:
+    value = getattr(getattr(_module, enum), member, None)
+    return value is not None and _bool(flags & (1 << int(value)))
+
+
+def _builder_init(self: Any, logger: Any) -> None:
+    self._logger = logger
+
+
+def _create_network(self: Any, flags: int = 0) -> Any:
+    known = sum(1 << int(getattr(_module.NetworkDefinitionCreationFlag, m)) for m in _API["enums"]["NetworkDefinitionCreationFlag"])
+    if flags & ~known:
+        raise TypeError(f"create_network: flags {flags:#x} hold bits this release does not define")
+    return _new("INetworkDefinition", flags=int(flags), model=None, inputs=[], outputs=[], logger=self._logger)
+
+
+def _parser_init(self: Any, network: Any, logger: Any) -> None:
+    self._network, self._logger, self._errors = network, logger, []
+
+
+def _parse_from_file(self: Any, path: str) -> bool:
+    import onnx
+
+    network = self._network
+    if RELEASE.startswith("8.") and not _flag_set(network._flags, "NetworkDefinitionCreationFlag", "EXPLICIT_BATCH"):
+        self._errors.append("Network must have explicit batch dimension (EXPLICIT_BATCH) to parse ONNX models")
+        return False
+    try:
+        model = onnx.load(path)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises several types
+        self._errors.append(f"ModelImporter: failed to parse {path}: {exc}")
+        return False
+    initializers = {i.name for i in model.graph.initializer}
+
+    def tensors(values: Any) -> List[Any]:
+        out = []
+        for value in values:
+            if value.name in initializers:
+                continue
+            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim)
+            dtype = _DTYPES[str(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))]
+            out.append(_new("ITensor", name=value.name, shape=dims, dtype=getattr(_module.DataType, dtype)))
+        return out
+
+    ops = {node.op_type for node in model.graph.node}
+    network._model = model.SerializeToString()
+    network._qdq = _bool(ops & {"QuantizeLinear", "DequantizeLinear"})
+    network._fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    network._inputs, network._outputs = tensors(model.graph.input), tensors(model.graph.output)
+    return True
+
+
+def _host_memory(data: bytes) -> Any:
+    return bytes.__new__(_module.IHostMemory, data)
+
+
+def _config_init_fields(self: Any) -> None:
+    if "_pools" not in self.__dict__:
+        self.__dict__.update(_pools={}, _flags=set(), _profiles=[], _cache=None)
+
+
+def _config(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(self: Any, *args: Any) -> Any:
+        _config_init_fields(self)
+        return method(self, *args)
+
+    return wrapped
+
+
+def _set_pool(self: Any, pool: Any, size: int) -> None:
+    self._pools[pool.name] = int(size)
+
+
+def _add_profile(self: Any, profile: Any) -> int:
+    self._profiles.append(profile)
+    return len(self._profiles) - 1
+
+
+def _create_timing_cache(self: Any, data: bytes) -> Any:
+    entries = json.loads(bytes(data).decode())["entries"] if data else 0
+    if data and json.loads(bytes(data).decode())["release"] != RELEASE:
+        entries = 0
+    return _new("ITimingCache", entries=entries, loaded=entries)
+
+
+def _set_timing_cache(self: Any, cache: Any, ignore_mismatch: bool) -> bool:
+    self._cache = cache
+    return True
+
+
+def _set_shape(self: Any, name: str, low: Any, opt: Any, high: Any) -> None:
+    self.__dict__.setdefault("_shapes", {})[name] = tuple(tuple(int(d) for d in s) for s in (low, opt, high))
+
+
+def _crash() -> None:
+    mode = _DEVICE.get("crash")
+    if mode == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif mode == "oom":
+        hog = []
+        while True:
+            hog.append(np.ones(32 * 1024 * 1024, np.uint8))
+            time.sleep(0.01)
+    elif mode == "hang":
+        time.sleep(3600)
+
+
+def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
+    _config_init_fields(config)
+    logger = self._logger
+    flags = {f.name for f in config._flags}
+
+    def fail(message: str) -> None:
+        _log(logger, "ERROR", message)
+
+    _crash()
+    strong = _flag_set(network._flags, "NetworkDefinitionCreationFlag", "STRONGLY_TYPED")
+    if network._model is None:
+        return fail("Network has no layers (nothing was parsed)")
+    if RELEASE.startswith("11.") and not strong:
+        return fail("TensorRT 11 networks must be created STRONGLY_TYPED")
+    if strong and flags & {"FP16", "INT8", "BF16"}:
+        return fail(f"Builder flags {sorted(flags & {'FP16', 'INT8', 'BF16'})} are not allowed with a strongly typed network")
+    if network._qdq and not strong and "INT8" not in flags:
+        return fail("Network has Q/DQ layers: enable BuilderFlag.INT8 or create it STRONGLY_TYPED")
+    calibrator = getattr(config, "int8_calibrator", None) if hasattr(type(config), "int8_calibrator") else None
+    if "INT8" in flags and not network._qdq:
+        if calibrator is None:
+            return fail("Calibration failure: INT8 without Q/DQ layers needs a calibrator")
+        calibrator.get_batch_size()
+        cache = calibrator.read_calibration_cache()
+        if not cache:
+            if calibrator.get_batch([t._name for t in network._inputs]) is None:
+                return fail("Calibration failure occurred with no scaling factors detected")
+        _log(logger, "INFO", f"Calibration cache read: {len(bytes(cache))} bytes")
+    profiles = {}
+    for tensor in network._inputs:
+        if -1 in tensor._shape:
+            shapes = [p.__dict__.get("_shapes", {}).get(tensor._name) for p in config._profiles]
+            if not shapes or shapes[0] is None:
+                return fail(f"Network has dynamic or shape inputs, but no optimization profile has been defined for {tensor._name}")
+            low, opt, high = shapes[0]
+            if not all(len(s) == len(tensor._shape) for s in shapes[0]) or any(
+                d != -1 and not (lo == op == hi == d) for d, lo, op, hi in zip(tensor._shape, low, opt, high)
+            ) or any(not (lo <= op <= hi) for lo, op, hi in zip(low, opt, high)):
+                return fail(f"Invalid optimization profile for {tensor._name}: {shapes[0]}")
+            profiles[tensor._name] = shapes[0]
+        else:
+            profiles[tensor._name] = (tensor._shape,) * 3
+    if getattr(config, "default_device_type", None) == _module.DeviceType.DLA:
+        core = config.DLA_core or 0
+        if core >= _DEVICE["dla_cores"]:
+            return fail(f"DLA core {core} requested but the device has {_DEVICE['dla_cores']} DLA cores")
+    monitor = getattr(config, "progress_monitor", None) if hasattr(type(config), "progress_monitor") else None
+    if monitor is not None:
+        monitor.phase_start("Building engine", None, 2)
+        for step in range(2):
+            if not monitor.step_complete("Building engine", step):
+                return fail("Build cancelled by the progress monitor")
+        monitor.phase_finish("Building engine")
+    if config._cache is not None:
+        _log(logger, "INFO", f"Loaded {config._cache._loaded} timing cache entries")
+        config._cache._entries += 3
+    if network._fp16 or network._qdq and strong:
+        precision = "fp16" if network._fp16 else "int8"
+    else:
+        precision = "int8" if "INT8" in flags else "fp16" if "FP16" in flags else "fp32"
+    header = {
+        "release": RELEASE,
+        "precision": precision,
+        "profiles": profiles,
+        "inputs": [[t._name, list(t._shape), t._dtype.name] for t in network._inputs],
+        "outputs": [[t._name, list(t._shape), t._dtype.name] for t in network._outputs],
+    }
+    blob = json.dumps(header).encode()
+    _log(logger, "INFO", f"Engine built: {precision}, {len(network._model)} bytes of model")
+    return _host_memory(_MAGIC + len(blob).to_bytes(4, "little") + blob + network._model)
+
+
+def _runtime_init(self: Any, logger: Any) -> None:
+    self._logger = logger
+
+
+def _deserialize(self: Any, data: Any) -> Any:
+    data = bytes(data)
+    if not data.startswith(_MAGIC):
+        _log(self._logger, "ERROR", "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
+        return None
+    size = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 4], "little")
+    header = json.loads(data[len(_MAGIC) + 4 : len(_MAGIC) + 4 + size])
+    if header["release"] != RELEASE:
+        _log(self._logger, "ERROR", f"6: The engine plan file is not compatible with this version of TensorRT, expecting library version {RELEASE} got {header['release']}, please rebuild.")
+        return None
+    return _new("ICudaEngine", header=header, model=data[len(_MAGIC) + 4 + size :])
+
+
+def _io(self: Any) -> List[Any]:
+    return self._header["inputs"] + self._header["outputs"]
+
+
+def _tensor(self: Any, name: str) -> Any:
+    for entry in _io(self):
+        if entry[0] == name:
+            return entry
+    raise ValueError(f"no tensor {name!r}")
+
+
+def _dims(shape: Any) -> Any:
+    dims = _module.Dims.__new__(_module.Dims)
+    dims.__dict__["_d"] = [int(d) for d in shape]
+    return dims
+
+
+def _create_context(self: Any) -> Any:
+    return _new("IExecutionContext", engine=self, shapes={}, addresses={})
+
+
+def _set_input_shape(self: Any, name: str, shape: Any) -> bool:
+    low, _, high = self._engine._header["profiles"][name]
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != len(low) or any(not (lo <= s <= hi) for lo, s, hi in zip(low, shape, high)):
+        return False
+    self._shapes[name] = shape
+    return True
+
+
+def _context_tensor_shape(self: Any, name: str) -> Any:
+    if name in self._shapes:
+        return _dims(self._shapes[name])
+    batch = next(iter(self._shapes.values()))[0] if self._shapes else -1
+    return _dims([batch if d == -1 else d for d in _tensor(self._engine, name)[1]])
+
+
+def _host_view(ptr: int, shape: Any, dtype: str) -> np.ndarray:
+    dt = np.dtype({v: k for k, v in _DTYPES.items()}[dtype])
+    count = int(np.prod(shape))
+    return np.ctypeslib.as_array((ctypes.c_uint8 * (count * dt.itemsize)).from_address(ptr)).view(dt).reshape(shape)
+
+
+def _execute_async_v3(self: Any, stream: int) -> bool:
+    import onnxruntime
+
+    engine = self._engine
+    if "_session" not in engine.__dict__:
+        engine.__dict__["_session"] = onnxruntime.InferenceSession(engine._model, providers=["CPUExecutionProvider"])
+    feeds = {n: _host_view(self._addresses[n], self._shapes[n], dt).copy() for n, _, dt in engine._header["inputs"]}
+    for (name, _, dtype), value in zip(engine._header["outputs"], engine._session.run(None, feeds)):
+        _host_view(self._addresses[name], value.shape, dtype)[...] = value
+    return True
+
+
+def _set_address(self: Any, name: str, ptr: int) -> bool:
+    self._addresses[name] = int(ptr)
+    return True
+
+
+def _cache_serialize(self: Any) -> Any:
+    return _host_memory(json.dumps({"release": RELEASE, "entries": self._entries}).encode())
+
+
+_BEHAVIOUR: Dict[str, Any] = {
+    "ILogger.__init__": lambda self: None,
+    "IProgressMonitor.__init__": lambda self: None,
+    "IInt8Calibrator.__init__": lambda self: None,
+    "IInt8EntropyCalibrator2.__init__": lambda self: None,
+    "Builder.__init__": _builder_init,
+    "Builder.create_network": _create_network,
+    "Builder.create_builder_config": lambda self: _new("IBuilderConfig"),
+    "Builder.create_optimization_profile": lambda self: _new("IOptimizationProfile"),
+    "Builder.build_serialized_network": _build_serialized_network,
+    "Builder.platform_has_fast_fp16": lambda self: _bool(_DEVICE["fast_fp16"]),
+    "Builder.platform_has_fast_int8": lambda self: _bool(_DEVICE["fast_int8"]),
+    "Builder.num_DLA_cores": lambda self: int(_DEVICE["dla_cores"]),
+    "INetworkDefinition.num_inputs": lambda self: len(self._inputs),
+    "INetworkDefinition.num_outputs": lambda self: len(self._outputs),
+    "INetworkDefinition.get_input": lambda self, i: self._inputs[i],
+    "INetworkDefinition.get_output": lambda self, i: self._outputs[i],
+    "ITensor.name": lambda self: self._name,
+    "ITensor.shape": lambda self: _dims(self._shape),
+    "ITensor.dtype": lambda self: self._dtype,
+    "Dims.__getitem__": lambda self, i: self._d[i],
+    "Dims.__len__": lambda self: len(self._d),
+    "Dims.__repr__": lambda self: f"({', '.join(map(str, self._d))})",
+    "OnnxParser.__init__": _parser_init,
+    "OnnxParser.parse_from_file": _parse_from_file,
+    "OnnxParser.num_errors": lambda self: len(self._errors),
+    "OnnxParser.get_error": lambda self, i: _new("ParserError", text=self._errors[i]),
+    "ParserError.desc": lambda self: self._text,
+    "ParserError.__str__": lambda self: self._text,
+    "IBuilderConfig.set_memory_pool_limit": _config(_set_pool),
+    "IBuilderConfig.get_memory_pool_limit": _config(lambda self, pool: self._pools.get(pool.name, 0)),
+    "IBuilderConfig.set_flag": _config(lambda self, flag: self._flags.add(flag)),
+    "IBuilderConfig.get_flag": _config(lambda self, flag: flag in self._flags),
+    "IBuilderConfig.add_optimization_profile": _config(_add_profile),
+    "IBuilderConfig.create_timing_cache": _config(_create_timing_cache),
+    "IBuilderConfig.set_timing_cache": _config(_set_timing_cache),
+    "IBuilderConfig.get_timing_cache": _config(lambda self: self._cache),
+    "IOptimizationProfile.set_shape": _set_shape,
+    "ITimingCache.serialize": _cache_serialize,
+    "Runtime.__init__": _runtime_init,
+    "Runtime.deserialize_cuda_engine": _deserialize,
+    "Runtime.num_DLA_cores": lambda self: int(_DEVICE["dla_cores"]),
+    "ICudaEngine.num_io_tensors": lambda self: len(_io(self)),
+    "ICudaEngine.get_tensor_name": lambda self, i: _io(self)[i][0],
+    "ICudaEngine.get_tensor_mode": lambda self, name: _module.TensorIOMode.INPUT if any(e[0] == name for e in self._header["inputs"]) else _module.TensorIOMode.OUTPUT,
+    "ICudaEngine.get_tensor_shape": lambda self, name: _dims(_tensor(self, name)[1]),
+    "ICudaEngine.get_tensor_dtype": lambda self, name: getattr(_module.DataType, _tensor(self, name)[2]),
+    "ICudaEngine.create_execution_context": _create_context,
+    "IExecutionContext.set_input_shape": _set_input_shape,
+    "IExecutionContext.get_tensor_shape": _context_tensor_shape,
+    "IExecutionContext.set_tensor_address": _set_address,
+    "IExecutionContext.execute_async_v3": _execute_async_v3,
+}
+
+_generate()

@@ -1,0 +1,107 @@
+"""A host-memory stand-in for the CUDA buffer layer, for CI machines without a GPU.
+
+It implements the same small interface as agent.backends.cuda's layers with ordinary host
+memory: "device" pointers are addresses of numpy arrays, copies are memmoves done at once, and
+an event records the host clock when it is recorded. What it proves: the runtime's bookkeeping
+(which buffer goes to which tensor address, sizes, shapes, dtypes, copy directions, re-binding,
+graph capture and replay order, stage timing wiring). What it cannot prove: asynchrony, pinned
+memory, or anything about a real device; tests/gpu/ runs the real layers for that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from typing import Any, Dict, Iterator, List, Tuple
+
+import numpy as np
+
+from agent.backends.cuda import CudaLayer
+
+
+class HostCudaLayer(CudaLayer):
+    name = "host-stand-in"
+
+    def __init__(self, binding: str = "auto") -> None:
+        self.binding = binding
+        self.memory: Dict[int, np.ndarray] = {}
+        self.calls: List[Tuple[str, Any]] = []
+        self.capturing: List[str] = []
+        self.closed = False
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        yield
+
+    def device_name(self) -> str:
+        return "host stand-in"
+
+    def compute_capability(self) -> Tuple[int, int]:
+        return (0, 0)
+
+    def create_stream(self) -> Any:
+        return object()
+
+    def stream_handle(self, stream: Any) -> int:
+        return id(stream)
+
+    def synchronize(self, stream: Any) -> None:
+        self.calls.append(("sync", None))
+
+    def alloc_device(self, nbytes: int) -> int:
+        array = np.zeros(max(1, nbytes), np.uint8)
+        self.memory[array.ctypes.data] = array
+        return array.ctypes.data
+
+    def free_device(self, ptr: int) -> None:
+        del self.memory[ptr]
+
+    def alloc_pinned(self, nbytes: int) -> np.ndarray:
+        return np.zeros(max(1, nbytes), np.uint8)
+
+    def free_pinned(self, array: np.ndarray) -> None:
+        pass
+
+    def _check(self, ptr: int, nbytes: int) -> None:
+        base = max((p for p in self.memory if p <= ptr), default=None)
+        if base is None or ptr + nbytes > base + self.memory[base].nbytes:
+            raise AssertionError(f"copy of {nbytes} bytes at {ptr:#x} is outside every device allocation")
+
+    def copy_htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
+        self._check(dst, src.nbytes)
+        ctypes.memmove(dst, src.ctypes.data, src.nbytes)
+        self.calls.append(("htod", src.nbytes))
+
+    def copy_dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
+        self._check(src, dst.nbytes)
+        ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+        self.calls.append(("dtoh", dst.nbytes))
+
+    def copy_dtod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        self._check(dst, nbytes)
+        self._check(src, nbytes)
+        ctypes.memmove(dst, src, nbytes)
+
+    def create_event(self) -> Any:
+        return [0.0]
+
+    def record(self, event: Any, stream: Any) -> None:
+        from time import perf_counter
+
+        event[0] = perf_counter()
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        return (end[0] - start[0]) * 1000.0
+
+    def begin_capture(self, stream: Any) -> None:
+        self.capturing.append("begin")
+
+    def end_capture(self, stream: Any) -> Any:
+        self.capturing.append("end")
+        return "graph"
+
+    def launch_graph(self, graph: Any, stream: Any) -> None:
+        self.calls.append(("graph", graph))
+
+    def close(self) -> None:
+        self.closed = True
