@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 import yaml
@@ -20,9 +21,14 @@ from agent.cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SCHEMA = json.loads((ROOT / "docs" / "schemas" / "accuracy-report.json").read_text(encoding="utf-8"))
+
+
 def check_json(capsys: pytest.CaptureFixture, *args: str) -> Dict[str, Any]:
+    """Run edge-agent check --json in-process; the report must follow the documented schema."""
     code = main(["check", "--json", *args])
     report = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
     report["exit_code"] = code
     return report
 
@@ -70,6 +76,7 @@ def test_baseline_then_a_darkened_copy_alerts_with_exit_3(demo_dir: Path, tmp_pa
     result = subprocess.run([sys.executable, "-m", "agent", "check", "--json", *args, "--labels", str(dark)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr
     report = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
     face = report["drift"]["per_class"]["face"]
     assert report["drift"]["status"] == "alert"
     assert report["per_class"]["face"]["recall"] < 0.5 and face["recall_delta"] < -0.5
@@ -251,3 +258,12 @@ def test_record_baseline_is_the_promotion_entry_point(demo_cfg: Any) -> None:
     assert stored is not None and stored["version"] == saved["version"] == 1 and stored["reason"] == "promotion"
     assert stored["engine"]["recall"] == {"non_face": 1.0, "face": 1.0}
     assert stored["reference"]["outcomes"] == stored["engine"]["outcomes"]  # FP32 ORT is the reference itself
+
+
+def test_the_schema_refuses_undocumented_keys() -> None:
+    report = {"task": "classification", "samples": 1, "skipped": 0, "errors": [], "classes": ["a"], "matrix_labels": ["a"], "confusion_matrix": [[1]]}
+    report.update(per_class={}, accuracy=1.0, macro={"precision": 1.0, "recall": 1.0, "f1": 1.0}, ts="2026-01-01T00:00:00Z")
+    report.update(spot_set={"path": "x", "format": "folders", "sha256": "0" * 64}, engine={"id": "e", "backend": "b", "precision": "fp32", "model_sha256": "m"})
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
+    with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
+        jsonschema.Draft202012Validator(SCHEMA).validate({**report, "surprise": 1})
