@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from .fileio import canonical_json
 from .messages import parse_timestamp, utc_timestamp
@@ -168,7 +168,7 @@ class CommandServer:
         self.max_age_s = max_age_s
         self._clock = clock
         self._rate = _RateLimit(rate_limit_per_min, clock)
-        self._history: "collections.OrderedDict[str, List[Dict[str, Any]]]" = collections.OrderedDict()
+        self._history: "collections.OrderedDict[Tuple[str, str], List[Dict[str, Any]]]" = collections.OrderedDict()
         self._history_size = history
         self._lock = threading.Lock()
         self._exclusive_job: Optional[str] = None
@@ -212,7 +212,7 @@ class CommandServer:
         if not hmac.compare_digest(expected, request["sig"]):
             raise CommandError("bad_signature", "the signature does not match (wrong key, or a request for another device or command)")
         rid = request["id"]
-        answer = self._recorder(rid, command, target[0])
+        answer = self._recorder((command, rid), target[0])
         if answer is None:
             self.stats["repeated"] += 1
             return
@@ -238,13 +238,14 @@ class CommandServer:
         args, _ = validate(COMMANDS[command].args, request["args"])
         self._start(rid, command, dict(args), handler, answer)
 
-    def _recorder(self, rid: str, command: str, reply: Reply) -> Optional[Reply]:
-        """A reply that records answers under ``rid``; None (after replaying them) for a repeated id."""
+    def _recorder(self, key: Tuple[str, str], reply: Reply) -> Optional[Reply]:
+        """A reply that records answers under (command, id); None (after replaying them) for a repeated id."""
+        command, rid = key
         with self._lock:
-            seen = self._history.get(rid)
+            seen = self._history.get(key)
             if seen is None:
                 record: List[Dict[str, Any]] = []
-                self._history[rid] = record
+                self._history[key] = record
                 while len(self._history) > self._history_size:
                     self._history.popitem(last=False)
         if seen is not None:

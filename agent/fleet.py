@@ -37,6 +37,27 @@ COLUMNS = (
 )
 
 
+# Where each figure may sit in telemetry or a benchmark report (first found wins).
+_FIGURES: Dict[str, Tuple[str, ...]] = {
+    "fps": ("fps", "throughput_fps", "pipeline.fps"),
+    "p50_ms": ("latency_ms.p50", "pipeline.latency_ms_p50"),
+    "p99_ms": ("latency_ms.p99", "pipeline.latency_ms_p99"),
+    "power_w": ("power_w", "system.power_w", "power.total_w"),
+    "mj_per_inference": ("energy_mj_per_inference", "energy.mj_per_inference"),
+}
+
+
+def _first(data: Mapping[str, Any], paths: Tuple[str, ...]) -> Any:
+    """The value at the first dotted path present in ``data``."""
+    for path in paths:
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return node
+    return None
+
+
 def _number(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -76,19 +97,13 @@ class FleetView:
             elif isinstance(engine, str):
                 row["engine"] = engine
         elif kind in ("telemetry", "report/benchmark"):
-            latency = data.get("latency_ms") if isinstance(data.get("latency_ms"), dict) else {}
-            updates = {
-                "fps": _number(data.get("fps", data.get("throughput_fps"))),
-                "p50_ms": _number(latency.get("p50")),
-                "p99_ms": _number(latency.get("p99")),
-                "power_w": _number(data.get("power_w")),
-                "mj_per_inference": _number(data.get("energy_mj_per_inference")),
-            }
+            updates = {column: _number(_first(data, paths)) for column, paths in _FIGURES.items()}
             row.update({k: v for k, v in updates.items() if v is not None})
             if kind == "report/benchmark" and isinstance(data.get("precision"), str):
                 row["precision"] = data["precision"]
-        elif kind == "report/accuracy" and isinstance(data.get("status"), str):
-            row["recall"] = data["status"]
+        elif kind == "report/accuracy":
+            status = _first(data, ("drift.status", "status"))
+            row["recall"] = status if isinstance(status, str) else row["recall"]
         elif kind == "event" and data.get("event") == "drift":
             row["recall"] = data.get("severity")
 

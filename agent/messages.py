@@ -73,12 +73,21 @@ def parse_timestamp(text: Any) -> float:
 
 
 def envelope(kind: str, device_id: str, seq: int, body: Mapping[str, Any], epoch: Optional[float] = None) -> Dict[str, Any]:
-    """The payload: envelope fields first, then the body's fields (which must not reuse their names)."""
-    clash = [key for key in ENVELOPE_KEYS if key in body]
+    """The payload: envelope fields first, then the body's fields.
+
+    A body may carry its own ``ts`` (when it was measured; RFC 3339 with a zone): it becomes the
+    envelope's ``ts``, in UTC. The other envelope names are refused in a body.
+    """
+    clash = [key for key in ENVELOPE_KEYS if key in body and key != "ts"]
     if clash:
         raise ValueError(f"{kind} payload must not set the envelope field(s) {', '.join(clash)}")
+    if "ts" in body:
+        try:
+            epoch = parse_timestamp(body["ts"])
+        except ValueError as exc:
+            raise ValueError(f"{kind} payload: ts: {exc}") from None
     out: Dict[str, Any] = {"schema": schema_name(kind), "device_id": device_id, "seq": seq, "ts": utc_timestamp(epoch)}
-    out.update(body)
+    out.update((key, value) for key, value in body.items() if key != "ts")
     return out
 
 

@@ -109,3 +109,14 @@ def make_link(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., DeviceLi
         if link._thread.is_alive():
             link.stop(timeout=2.0)
         link.outbox.close()
+
+
+def unique_seqs(sub: Subscriber, wanted: List[int], timeout: float, where: Callable[[str, Dict[str, Any]], bool] = lambda t, p: True) -> List[int]:
+    """Seqs in arrival order, duplicates dropped, until every wanted one came (or ``timeout``)."""
+    seen: List[int] = []
+    deadline = time.monotonic() + timeout
+    while not set(seen) >= set(wanted) and time.monotonic() < deadline:
+        for _, payload in sub.collect(1, timeout=1, where=where):
+            if payload["seq"] not in seen:
+                seen.append(payload["seq"])
+    return seen

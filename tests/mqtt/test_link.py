@@ -12,7 +12,7 @@ import pytest
 from agent.commands import make_request
 from agent.outbox import Bounds
 
-from .conftest import KEY, wait_for
+from .conftest import KEY, unique_seqs, wait_for
 
 pytestmark = pytest.mark.mqtt
 
@@ -67,15 +67,7 @@ def test_outage_every_report_arrives_once_after_dedup_and_in_order(make_link, su
     produce(300, 350)
     assert stored_during_outage > 0  # the outage really held reports back
     assert link.wait_drained(30), link.health()
-    seen = set()
-    unique = []
-    deadline = time.monotonic() + 20
-    while not seen.issuperset(produced) and time.monotonic() < deadline:
-        for _, payload in sub.collect(1, timeout=1):
-            if payload["seq"] not in seen:
-                seen.add(payload["seq"])
-                unique.append(payload["seq"])
-    assert unique == produced  # every report, each once after dedup, in production order
+    assert unique_seqs(sub, produced, 20) == produced  # every report, each once after dedup, in production order
     assert link.health()["connects"] >= 2
 
 
