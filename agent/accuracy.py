@@ -146,6 +146,14 @@ def _infer(pipeline: Pipeline, frames: Sequence[Frame]) -> List[Dict[str, Any]]:
     return results
 
 
+def _positive_index(positive_class: Optional[str], labels: Sequence[str]) -> Optional[int]:
+    if positive_class is None:
+        return None
+    if positive_class not in labels or len(labels) != 2:
+        raise InputError(f"model.classification.positive_class: {positive_class!r} must be one of exactly two classes, got {list(labels)}")
+    return list(labels).index(positive_class)
+
+
 def evaluate_classification(cfg: Node, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]) -> Evaluation:
     """Top-1 predictions against the truth. Binary tasks (model.classification.positive_class)
     predict the positive class only when it is the decoder's answer; other tasks whose thresholds
@@ -157,16 +165,14 @@ def evaluate_classification(cfg: Node, run: EngineRun, samples: Sequence[Sample]
     predicted = [r["predicted"] for r in results]
     extra: Dict[str, Any] = {}
     matrix_labels = list(labels)
-    if c.positive_class is not None:
-        if c.positive_class not in labels or len(labels) != 2:
-            raise InputError(f"model.classification.positive_class: {c.positive_class!r} must be one of exactly two classes, got {labels}")
-        positive = labels.index(c.positive_class)
+    positive = _positive_index(c.positive_class, labels)
+    if positive is not None:
         predicted = [positive if p == positive else 1 - positive for p in predicted]
     elif c.threshold > 0 or any(v > 0 for v in c.class_thresholds.values()):
         matrix_labels.append(NO_PREDICTION)
         predicted = [len(labels) if p is None else p for p in predicted]
     matrix = confusion_matrix(truth, predicted, len(matrix_labels))
-    if c.positive_class is not None:
+    if positive is not None:
         n = 1 - positive
         extra["positive_class"] = c.positive_class
         extra["binary"] = {"tp": int(matrix[positive, positive]), "fp": int(matrix[n, positive]), "fn": int(matrix[positive, n]), "tn": int(matrix[n, n])}

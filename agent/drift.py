@@ -50,7 +50,7 @@ def fisher_exact(a: int, b: int, c: int, d: int) -> float:
     return min(1.0, sum(w for w in weights if w <= observed) / sum(weights))
 
 
-def class_counts(outcomes: Outcomes, name: str) -> Dict[str, bool]:
+def class_outcomes(outcomes: Outcomes, name: str) -> Dict[str, bool]:
     """The outcomes of one class's samples, by key."""
     return {key: correct for key, (truth, correct) in outcomes.items() if truth == name}
 
@@ -97,7 +97,7 @@ def compare_class(base: Dict[str, bool], now: Dict[str, bool], limits: Threshold
 
 def compare(baseline: Outcomes, current: Outcomes, classes: Sequence[str], limits: Thresholds) -> Dict[str, Any]:
     """Per-class drift and the overall status (the worst class's), with every rule that fired."""
-    per_class = {name: compare_class(class_counts(baseline, name), class_counts(current, name), limits) for name in classes}
+    per_class = {name: compare_class(class_outcomes(baseline, name), class_outcomes(current, name), limits) for name in classes}
     fired: List[str] = [f"{name}: {r['rule']}" for name, r in per_class.items() if r["rule"]]
     status = max((r["status"] for r in per_class.values()), key=STATUS_ORDER.index, default="ok")
     return {"status": status, "rules_fired": fired, "per_class": per_class, "thresholds": {"warn_drop_pp": limits.warn_drop_pp, "alert_drop_pp": limits.alert_drop_pp, "alpha": limits.alpha}}

@@ -246,33 +246,41 @@ def parse_yolo_line(line: str, labels: Sequence[str]) -> Tuple[int, List[float]]
     return int(fields[0]), [cx, cy, w, h]
 
 
+def _read_yolo_labels(label_file: Path, labels: Sequence[str]) -> BoxLabels:
+    """One image's label file (absent: no objects); ValueError naming the file and line."""
+    try:
+        lines = label_file.read_text(encoding="utf-8", errors="replace").splitlines() if label_file.is_file() else []
+    except OSError as exc:
+        raise ValueError(f"{label_file}: cannot read ({exc.strerror})") from None
+    boxes, classes = [], []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                cls, box = parse_yolo_line(line, labels)
+            except ValueError as exc:
+                raise ValueError(f"{label_file}:{number}: {exc}") from None
+            classes.append(cls)
+            boxes.append(box)
+    return BoxLabels("", np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(classes, dtype=np.int64), normalized=True)
+
+
 def load_yolo(root: str, labels: Sequence[str]) -> DetectionSet:
     """Images under ``root`` with YOLO txt labels (an image without a label file has no objects)."""
     base = Path(root)
     if not base.is_dir():
         raise InputError(f"accuracy.spot_labels: folder not found: {root}")
     result = DetectionSet(list(labels), root=str(base))
-    images = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     used = set()
-    for image in images:
+    for image in sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         label_file = _yolo_label_file(image, base)
         used.add(label_file)
-        boxes, classes, problem = [], [], ""
-        if label_file.is_file():
-            for number, line in enumerate(label_file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    cls, box = parse_yolo_line(line, labels)
-                except ValueError as exc:
-                    problem = f"{label_file}:{number}: {exc}; image {image.name} skipped"
-                    break
-                classes.append(cls)
-                boxes.append(box)
-        if problem:
-            result.skip(problem)
+        try:
+            item = _read_yolo_labels(label_file, labels)
+        except ValueError as exc:
+            result.skip(f"{exc}; image {image.name} skipped")
             continue
-        result.items.append(BoxLabels(str(image), np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(classes, dtype=np.int64), True))
+        item.path = str(image)
+        result.items.append(item)
     for orphan in sorted(set(base.rglob("*.txt")) - used):
         if orphan.name != "classes.txt":
             result.skip(f"{orphan}: label file without an image; skipped")
@@ -295,10 +303,7 @@ def load_coco(path: str, labels: Sequence[str]) -> DetectionSet:
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
         raise InputError(f"accuracy.spot_labels: {manifest} is not COCO JSON (needs lists images, annotations, categories)")
     result = DetectionSet(list(labels), root=str(manifest.parent))
-    categories: Dict[Any, Any] = {}
-    for i, cat in enumerate(data["categories"]):
-        name = cat.get("name") if isinstance(cat, dict) else None
-        categories[cat.get("id") if isinstance(cat, dict) else None] = list(labels).index(name) if name in labels else f"categories[{i}] name {name!r} is not a class ({', '.join(labels)})"
+    categories = _coco_categories(data["categories"], labels)
     images: Dict[Any, Dict[str, Any]] = {}
     for i, entry in enumerate(data["images"]):
         where = f"{manifest}: images[{i}]"
@@ -329,6 +334,17 @@ def load_coco(path: str, labels: Sequence[str]) -> DetectionSet:
         else:
             result.items.append(BoxLabels(entry["path"], np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4), np.asarray(entry["classes"], dtype=np.int64)))
     return _finish(result, path, "images")  # type: ignore[return-value]
+
+
+def _coco_categories(entries: List[Any], labels: Sequence[str]) -> Dict[Any, Union[int, str]]:
+    """COCO category id -> class index, or the reason the category is not a class."""
+    found: Dict[Any, Union[int, str]] = {}
+    for i, cat in enumerate(entries):
+        if not isinstance(cat, dict):
+            continue
+        name = cat.get("name")
+        found[cat.get("id")] = list(labels).index(name) if name in labels else f"categories[{i}] name {name!r} is not a class ({', '.join(labels)})"
+    return found
 
 
 def _coco_box_problem(ann: Dict[str, Any], categories: Dict[Any, Any]) -> str:

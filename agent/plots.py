@@ -3,6 +3,7 @@ edge-agent[plots]); without it, asking for a plot says so in one sentence."""
 
 from __future__ import annotations
 
+import io
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,8 +26,6 @@ def _pyplot() -> Any:
 def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str, title: str = "") -> str:
     """Write the matrix (rows truth, columns prediction) with counts in the cells; returns ``path``.
     Cells are shaded by the row's share, so a class's recall reads along its row."""
-    import io
-
     plt = _pyplot()
     counts = np.asarray(matrix, dtype=np.int64)
     totals = counts.sum(axis=1, keepdims=True)

@@ -340,6 +340,9 @@ def shadow_from_config(cfg: Any, reference: Any) -> ShadowEvaluator:
     return ShadowEvaluator(reference.pipeline, reference.labels, cfg.model.task, a.shadow_fraction, a.shadow_max_per_s, a.shadow_window, cfg.model.detection.match_iou)
 
 
-def live_ring_from_config(cfg: Any, labels: Sequence[str]) -> LiveRing:
-    """The live ring under ``<state_dir>/live`` as the accuracy section configures it."""
+def live_ring_from_config(cfg: Any, labels: Sequence[str]) -> Optional[LiveRing]:
+    """The live ring under ``<state_dir>/live`` as the accuracy section configures it; None for
+    detection models (a frame-level label says nothing about boxes) or when accuracy.live_ring is 0."""
+    if cfg.model.task != "classification" or cfg.accuracy.live_ring <= 0:
+        return None
     return LiveRing(str(Path(cfg.paths.state_dir) / "live"), labels, cfg.accuracy.live_ring, cfg.accuracy.live_sample_fraction)

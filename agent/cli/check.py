@@ -32,14 +32,15 @@ def human(report: Mapping[str, Any]) -> str:
     """A short table: per-class metrics, the matrix, and the drift verdict with its rules."""
     lines: List[str] = [f"{report['task']}: {report['samples']} samples, {report['skipped']} skipped, accuracy {report['accuracy']:.4f}"]
     width = max(len(n) for n in report["matrix_labels"])
+    cell = max([width] + [len(str(v)) for row in report["confusion_matrix"] for v in row])
     lines.append(f"{'class':<{width}}  precision  recall  f1     support  recall 95% CI")
     for name, m in report["per_class"].items():
         lo, hi = m["recall_ci95"]
         lines.append(f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  [{_fmt(lo)}, {_fmt(hi)}]")
     lines.append("confusion matrix (rows truth, columns prediction):")
-    lines.append(" " * width + "  " + "  ".join(f"{n:>{width}}" for n in report["matrix_labels"]))
+    lines.append(" " * width + "  " + "  ".join(f"{n:>{cell}}" for n in report["matrix_labels"]))
     for name, row in zip(report["matrix_labels"], report["confusion_matrix"]):
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{width}}" for v in row))
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{cell}}" for v in row))
     drift = report.get("drift")
     if drift:
         lines.append(f"drift against baseline v{drift['baseline']['version']}: {drift['status'].upper()}")

@@ -176,6 +176,8 @@ def test_live_ring_sampling_goes_through_its_thread(demo_cfg: Any) -> None:
     assert ring.worker.run_pending() and ring.snapshot()["kept"] == 1
     with pytest.raises(InputError, match="no frame 'nope'"):
         ring.label("nope", "face")
+    demo_cfg.model["task"] = "detection"  # a frame-level label says nothing about boxes
+    assert live_ring_from_config(demo_cfg, ["non_face", "face"]) is None
 
 
 def test_a_damaged_ring_index_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
