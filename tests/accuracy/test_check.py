@@ -267,3 +267,14 @@ def test_the_schema_refuses_undocumented_keys() -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(report)
     with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
         jsonschema.Draft202012Validator(SCHEMA).validate({**report, "surprise": 1})
+
+
+def test_thresholds_that_reject_every_class_get_a_none_column(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sets = ["--set", "model.classification.positive_class=", "--set", "model.classification.threshold=0.999", "--set", "model.classification.top_k=2"]
+    report = check_json(capsys, *demo_args(demo_dir, tmp_path), *sets)
+    matrix = np.asarray(report["confusion_matrix"])
+    assert report["matrix_labels"] == ["non_face", "face", "none"] and "binary" not in report
+    assert matrix[:2].sum(axis=1).tolist() == [100, 100] and matrix[2].sum() == 0
+    assert matrix[:2, 2].sum() > 0 and matrix[0, 1] == matrix[1, 0] == 0  # unsure crops are rejected, never swapped
+    assert report["per_class"]["face"]["recall"] == matrix[1, 1] / 100
+    assert report["top_k_accuracy"] == {"k": 2, "accuracy": pytest.approx(np.trace(matrix) / 200)}
