@@ -95,12 +95,54 @@ def _profile_shapes(declared: List[int], wanted: List[int]) -> List[List[int]]:
     return [low, list(wanted), list(wanted)]
 
 
+def _parse(trt: Any, builder: Any, logger: Any, flags: List[str], model_path: str, shown_path: str) -> Any:
+    bits = 0
+    for name in flags:
+        bits |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+    network = builder.create_network(bits)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(model_path):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise InputError(f"TensorRT cannot parse {shown_path}: {'; '.join(errors) or 'no reason given'}")
+    return network, parser
+
+
+def _add_profile(builder: Any, network: Any, config: Any, input_shapes: Mapping[str, List[int]]) -> Dict[str, List[List[int]]]:
+    profile = builder.create_optimization_profile()
+    profiles = {}
+    for index in range(network.num_inputs):
+        tensor = network.get_input(index)
+        if tensor.name not in input_shapes:
+            raise InputError(f"the build profile has no shape for model input {tensor.name!r}")
+        profiles[tensor.name] = _profile_shapes([int(d) for d in tensor.shape], list(input_shapes[tensor.name]))
+        profile.set_shape(tensor.name, *profiles[tensor.name])
+    config.add_optimization_profile(profile)
+    return profiles
+
+
+def _use_dla(trt: Any, builder: Any, config: Any, core: int, gpu_fallback: bool) -> None:
+    if core >= builder.num_DLA_cores:
+        raise InputError(f"backend.tensorrt.dla_core {core}: this device has {builder.num_DLA_cores} DLA core(s)")
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    if gpu_fallback:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def _read_optional(path: Optional[str]) -> bytes:
+    if path and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+    return b""
+
+
 def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     """Build the engine the job describes; returns precision, notes, log and details."""
     log: List[str] = []
     options = job["options"]
     feat = features(trt)
-    dla_core = options.get("dla_core")
+    dla_core, level = options.get("dla_core"), options.get("builder_optimization_level")
+    workspace_mb = int(options.get("workspace_mb", 1024))
     plan = plan_build(feat, job["precision"], job["model_qdq"], job["model_fp16"], job.get("calibration_cache"), dla_core)
     logger = make_logger(trt, log)
     builder = trt.Builder(logger)
@@ -114,55 +156,28 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         model_path = os.path.join(tempfile.mkdtemp(prefix="edge-agent-fp16-"), "model.fp16.onnx")
         convert_to_fp16(job["model_path"], model_path)
         notes.append("FP16 on this release comes from the model's types: converted the ONNX model to FP16 (inputs and outputs FP32)")
-    flag_bits = 0
-    for name in plan.network_flags:
-        flag_bits |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network = builder.create_network(flag_bits)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(model_path):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise InputError(f"TensorRT cannot parse {job['model_path']}: {'; '.join(errors) or 'no reason given'}")
+    network, _parser = _parse(trt, builder, logger, plan.network_flags, model_path, job["model_path"])  # the parser must outlive the build
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.get("workspace_mb", 1024)) << 20)
-    level = options.get("builder_optimization_level")
-    if level is not None:
-        if feat.optimization_level:
-            config.builder_optimization_level = int(level)
-        else:
-            notes.append(f"builder_optimization_level {level} ignored: TensorRT {feat.version} has no optimization levels")
-    profile = builder.create_optimization_profile()
-    profiles = {}
-    for index in range(network.num_inputs):
-        tensor = network.get_input(index)
-        declared = [int(d) for d in tensor.shape]
-        if tensor.name not in job["input_shapes"]:
-            raise InputError(f"the build profile has no shape for model input {tensor.name!r}")
-        profiles[tensor.name] = _profile_shapes(declared, list(job["input_shapes"][tensor.name]))
-        profile.set_shape(tensor.name, *profiles[tensor.name])
-    config.add_optimization_profile(profile)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if level is not None and feat.optimization_level:
+        config.builder_optimization_level = int(level)
+    elif level is not None:
+        notes.append(f"builder_optimization_level {level} ignored: TensorRT {feat.version} has no optimization levels")
+    profiles = _add_profile(builder, network, config, job["input_shapes"])
     for name in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     if plan.calibrator:
-        with open(job["calibration_cache"], "rb") as handle:
-            calibrator = _make_calibrator(trt, handle.read())
+        calibrator = _make_calibrator(trt, _read_optional(job["calibration_cache"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.x, still the way below 11
             config.int8_calibrator = calibrator
     if dla_core is not None:
-        if dla_core >= builder.num_DLA_cores:
-            raise InputError(f"backend.tensorrt.dla_core {dla_core}: this device has {builder.num_DLA_cores} DLA core(s)")
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(dla_core)
-        if options.get("gpu_fallback", True):
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        _use_dla(trt, builder, config, int(dla_core), bool(options.get("gpu_fallback", True)))
     if feat.progress_monitor:
         config.progress_monitor = _make_progress_monitor(trt, log)
     cache_path = job.get("timing_cache_path")
-    loaded = b""
+    loaded = _read_optional(cache_path)
     if cache_path:
-        if os.path.isfile(cache_path):
-            with open(cache_path, "rb") as handle:
-                loaded = handle.read()
         config.set_timing_cache(config.create_timing_cache(loaded), False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -170,29 +185,25 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         raise BuildFailed(f"TensorRT could not build the engine: {' | '.join(errors[-3:]) or 'no error logged'}")
     with open(job["engine_path"], "wb") as handle:
         handle.write(serialized)
-    saved = 0
+    timing_cache = None
     if cache_path:
         data = bytes(config.get_timing_cache().serialize())
         os.makedirs(os.path.dirname(cache_path), exist_ok=True)
         atomic_write_bytes(cache_path, data)
-        saved = len(data)
-    return {
-        "precision": job["precision"],
-        "notes": notes,
-        "log": log,
-        "details": {
-            "tensorrt": feat.version,
-            "network_flags": plan.network_flags,
-            "builder_flags": plan.builder_flags,
-            "calibrator": "cache replay" if plan.calibrator else None,
-            "converted_fp16": plan.convert_fp16,
-            "workspace_mb": int(options.get("workspace_mb", 1024)),
-            "builder_optimization_level": level if feat.optimization_level else None,
-            "profiles": profiles,
-            "dla_core": dla_core,
-            "timing_cache": {"path": cache_path, "loaded_bytes": len(loaded), "saved_bytes": saved} if cache_path else None,
-        },
+        timing_cache = {"path": cache_path, "loaded_bytes": len(loaded), "saved_bytes": len(data)}
+    details = {
+        "tensorrt": feat.version,
+        "network_flags": plan.network_flags,
+        "builder_flags": plan.builder_flags,
+        "calibrator": "cache replay" if plan.calibrator else None,
+        "converted_fp16": plan.convert_fp16,
+        "workspace_mb": workspace_mb,
+        "builder_optimization_level": level if feat.optimization_level else None,
+        "profiles": profiles,
+        "dla_core": dla_core,
+        "timing_cache": timing_cache,
     }
+    return {"precision": job["precision"], "notes": notes, "log": log, "details": details}
 
 
 def main(argv: List[str]) -> int:

@@ -70,7 +70,7 @@ def _problems(chains: List[Tuple[str, ...]], guarded: Set[str]) -> List[str]:
             if chain[0] not in top:
                 if chain[0] not in guarded:
                     problems.append(f"{release}: trt.{chain[0]} is missing and unguarded")
-            elif len(chain) > 1 and chain[0] in api["classes"] | api["enums"] and chain[1] not in _members(api, chain[0]) and chain[1] not in guarded:
+            elif len(chain) > 1 and (chain[0] in api["classes"] or chain[0] in api["enums"]) and chain[1] not in _members(api, chain[0]) and chain[1] not in guarded:
                 problems.append(f"{release}: trt.{'.'.join(chain)} is missing and unguarded")
     return problems
 

@@ -116,11 +116,13 @@ def test_int8_with_calibration_cache(trt: Any, tmp_path: Path, onet_path: str) -
         _build(tmp_path, onet_path, "int8", ONET_SHAPES, str(cache))
 
 
+@pytest.mark.parametrize("release", ["8.6.1", "11.1"])  # one code path; both sides of the release difference
 def test_int8_without_qdq_or_cache_is_refused(trt: Any, tmp_path: Path, onet_path: str) -> None:
     with pytest.raises(InputError, match="give a QDQ model"):
         _build(tmp_path, onet_path, "int8", ONET_SHAPES)
 
 
+@pytest.mark.parametrize("release", ["8.5.2", "11.1"])  # one code path; both sides of the release difference
 def test_timing_cache_is_persisted_and_reused(trt: Any, tmp_path: Path, onet_path: str) -> None:
     first, _ = _build(tmp_path, onet_path, "fp32", ONET_SHAPES)
     second, _ = _build(tmp_path, onet_path, "fp32", ONET_SHAPES)
@@ -133,6 +135,7 @@ def test_timing_cache_is_persisted_and_reused(trt: Any, tmp_path: Path, onet_pat
     assert off.details["timing_cache"] is None
 
 
+@pytest.mark.parametrize("release", ["8.5.2", "10.13.3"])  # one code path; both sides of the release difference
 def test_optimization_level_where_the_release_has_it(trt: Any, tmp_path: Path, onet_path: str) -> None:
     out, _ = _build(tmp_path, onet_path, "fp32", ONET_SHAPES, builder_optimization_level=2, workspace_mb=256)
     assert out.details["workspace_mb"] == 256
