@@ -1,0 +1,68 @@
+"""Every payload kind the agent puts on the wire validates against its JSON Schema in docs/schemas/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from agent.commands import make_request
+
+from .conftest import KEY, wait_for
+from .schemas import DOCS, kind_of, validator
+
+
+@pytest.mark.mqtt
+def test_payloads_on_the_wire_match_their_schemas(make_link, subscribe, broker):
+    sub = subscribe("edge-agent/#")
+    release = threading.Event()
+    link = make_link(handlers={"rebuild": lambda a, p: p(0.5, "half") or release.wait(5) and {"passed": True}, "calibrate": lambda a, p: {"frames": 1}, "status": lambda a, p: {"state": "ok"}})
+    link.start()
+    wait_for(lambda: link.connected, 10, "connection")
+    time.sleep(0.2)
+    link.publish_report("benchmark", {"precision": "int8", "throughput_fps": 120.5, "latency_ms": {"p50": 7.9, "p99": 9.1}, "accuracy": None, "accuracy_reason": "no check yet"})
+    link.publish_report("accuracy", {"status": "ok", "drift": {"status": "ok"}, "ts": "2026-01-31T10:00:00+00:00"})
+    link.publish_report("build", {"precision": "int8", "passed": True})
+    link.publish_report("calibration", {"frames": 200, "method": "entropy"})
+    link.publish_event("drift", "error", "recall of class face fell", {"class": "face"})
+    link.publish_telemetry({"fps": 29.9, "power_w": 7.5, "energy_mj_per_inference": 250.0})
+    requests = [("rebuild", make_request(KEY, "dev1", "rebuild", {"precision": "int8"})), ("calibrate", make_request(KEY, "dev1", "calibrate", {})), ("status", make_request(b"wrong", "dev1", "status", {}))]
+    for name, request in requests:
+        assert validator("command").is_valid(request)
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", f"edge-agent/dev1/cmd/{name}", "-m", json.dumps(request), "-q", "1"], check=True, timeout=10)
+    time.sleep(0.5)
+    release.set()
+    link.stop(timeout=5)
+    seen = {}
+    for topic, payload in sub.collect(10**4, timeout=3, where=lambda t, p: "/cmd/" not in t or t.endswith("/response")):
+        kind = kind_of(payload)
+        errors = [e.message for e in validator(kind).iter_errors(payload)]
+        assert not errors, (topic, payload, errors)
+        seen.setdefault(kind, set()).add(payload.get("status") or payload.get("state") or "")
+    assert set(seen) == {"status", "telemetry", "benchmark", "accuracy", "build", "calibration", "event", "response"}
+    assert seen["status"] >= {"online", "stopped"}
+    assert seen["response"] >= {"accepted", "progress", "ok", "busy", "error"}
+
+
+@pytest.mark.parametrize(
+    "kind, broken",
+    [
+        ("status", {"schema": "edge-agent/status/1", "device_id": "d", "seq": 1, "ts": "2026-01-01T00:00:00Z", "state": "asleep", "version": "1", "engine": None, "uptime_s": 1}),
+        ("telemetry", {"schema": "edge-agent/telemetry/1", "device_id": "d", "ts": "2026-01-01T00:00:00Z", "dropped": 0, "outbox": {"messages": 0, "bytes": 0, "dropped": 0}}),
+        ("benchmark", {"schema": "edge-agent/benchmark/1", "device_id": "d", "seq": 1, "ts": "2026-01-01T00:00:00Z", "throughput_fps": 100.0}),
+        ("response", {"schema": "edge-agent/response/1", "device_id": "d", "seq": 1, "ts": "2026-01-01T00:00:00Z", "id": "x", "command": "rebuild", "status": "error"}),
+        ("command", {"id": "x", "ts": "2026-01-01T00:00:00Z", "args": {}, "sig": "not-hex"}),
+    ],
+)
+def test_the_schemas_refuse_broken_payloads(kind, broken):
+    assert not validator(kind).is_valid(broken)
+
+
+def test_every_schema_is_a_valid_draft_2020_12_schema():
+    from jsonschema import Draft202012Validator
+
+    for name, doc in DOCS.items():
+        Draft202012Validator.check_schema(doc)
