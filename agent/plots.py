@@ -12,7 +12,8 @@ from .errors import MissingDependency
 from .fileio import atomic_write_bytes
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend; MissingDependency in one sentence without it."""
     try:
         import matplotlib
 
@@ -26,7 +27,7 @@ def _pyplot() -> Any:
 def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str, title: str = "") -> str:
     """Write the matrix (rows truth, columns prediction) with counts in the cells; returns ``path``.
     Cells are shaded by the row's share, so a class's recall reads along its row."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(matrix, dtype=np.int64)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=np.float64), where=totals > 0)

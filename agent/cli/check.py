@@ -10,6 +10,7 @@ from typing import Any, List, Mapping
 
 from .. import accuracy
 from ..errors import EXIT_GATE, EXIT_OK
+from ..plots import confusion_png, pyplot
 from .common import add_common, emit, load
 
 
@@ -36,7 +37,8 @@ def human(report: Mapping[str, Any]) -> str:
     lines.append(f"{'class':<{width}}  precision  recall  f1     support  recall 95% CI")
     for name, m in report["per_class"].items():
         lo, hi = m["recall_ci95"]
-        lines.append(f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  [{_fmt(lo)}, {_fmt(hi)}]")
+        ap = f"  AP50 {_fmt(m['ap50'])}" if "ap50" in m else ""
+        lines.append(f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  [{_fmt(lo)}, {_fmt(hi)}]{ap}")
     lines.append("confusion matrix (rows truth, columns prediction):")
     lines.append(" " * width + "  " + "  ".join(f"{n:>{cell}}" for n in report["matrix_labels"]))
     for name, row in zip(report["matrix_labels"], report["confusion_matrix"]):
@@ -54,13 +56,13 @@ def human(report: Mapping[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
+    if args.plot:
+        pyplot()  # a missing matplotlib is said before the check runs, not after
     engine = accuracy.open_engine(cfg, args.precision)
     report = accuracy.run_check(cfg, engine, args.labels, args.format, save_baseline=args.save_baseline)
     for error in report["errors"]:
         sys.stderr.write(f"warning: {error}\n")
     if args.plot:
-        from ..plots import confusion_png
-
         report["plot"] = confusion_png(report["confusion_matrix"], report["matrix_labels"], args.plot, f"{report['task']} on {report['samples']} samples")
     emit(args, report, human)
     return EXIT_GATE if report.get("drift", {}).get("status") == "alert" else EXIT_OK

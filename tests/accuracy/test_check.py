@@ -231,6 +231,14 @@ def test_detection_check_with_yolo_labels(tmp_path: Path, capsys: pytest.Capture
     assert_detection_report(report)
     again = check_json(capsys, "-c", str(config))
     assert again["drift"]["status"] == "ok" and again["drift"]["per_class"]["cat"]["paired"] == 2
+    assert main(["check", "-c", str(config)]) == 0
+    human = capsys.readouterr().out
+    rows: Dict[str, List[str]] = {}
+    for line in human.splitlines():
+        if line.strip():
+            rows.setdefault(line.split()[0], line.split()[1:])  # the metrics row comes before the matrix row
+    assert rows["cat"][:3] == ["0.333", "0.500", "0.400"] and rows["cat"][-2:] == ["AP50", "0.500"]
+    assert rows["background"] == ["1", "2", "0"]  # false alarms
 
 
 def test_detection_check_with_coco_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -278,3 +286,10 @@ def test_thresholds_that_reject_every_class_get_a_none_column(demo_dir: Path, tm
     assert matrix[:2, 2].sum() > 0 and matrix[0, 1] == matrix[1, 0] == 0  # unsure crops are rejected, never swapped
     assert report["per_class"]["face"]["recall"] == matrix[1, 1] / 100
     assert report["top_k_accuracy"] == {"k": 2, "accuracy": pytest.approx(np.trace(matrix) / 200)}
+
+
+def test_plot_without_matplotlib_is_said_before_the_check(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["check", *demo_args(demo_dir, tmp_path), "--plot", str(tmp_path / "cm.png")]) == 2
+    captured = capsys.readouterr()
+    assert "needs matplotlib, which is not installed: pip install matplotlib" in captured.err and captured.out == ""
