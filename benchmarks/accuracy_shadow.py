@@ -68,7 +68,7 @@ def measure(rounds: int, round_s: float) -> Dict[str, Any]:
     per_round: Dict[str, List[float]] = {name: [] for name in shadows}
     load_before = os.getloadavg()[0]
     try:
-        for name, shadow in shadows.items():
+        for shadow in shadows.values():
             loop_rate(run, frames, shadow, 0.3)  # warm-up
         for number in range(rounds):
             order = list(shadows) if number % 2 == 0 else list(shadows)[::-1]
