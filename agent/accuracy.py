@@ -20,7 +20,7 @@ from . import build as building
 from .backends import get_backend
 from .errors import InputError
 from .fileio import canonical_json, sha256_bytes, sha256_file
-from .labelsets import AnySet, BoxLabels, DetectionSet, load_set
+from .labelsets import AnySet, BoxLabels, DetectionSet, detect_format, load_set
 from .metrics import accuracy, ap_per_class, confusion_matrix, detection_confusion, macro, per_class
 from .pipeline import Pipeline, make_decoder, prepare_model
 from .schema import Node
@@ -228,6 +228,8 @@ class SpotSet:
 def load_spot_set(cfg: Node, labels: Sequence[str], path: Optional[str] = None, fmt: Optional[str] = None) -> SpotSet:
     where = path or cfg.accuracy.spot_labels
     kind = fmt or ("auto" if path else cfg.accuracy.format)  # a set named by hand is looked at, not assumed
+    if kind == "auto" and where:
+        kind = detect_format(where, cfg.model.task)
     labeled = load_set(where, kind, cfg.model.task, labels)
     samples, frames = read_frames(labeled, list_samples(labeled))
     if not samples:

@@ -229,6 +229,7 @@ def test_detection_check_with_yolo_labels(tmp_path: Path, capsys: pytest.Capture
     config = detection_config(tmp_path, data, "auto")
     report = check_json(capsys, "-c", str(config), "--save-baseline")
     assert_detection_report(report)
+    assert report["spot_set"]["format"] == "yolo"  # 'auto' resolved
     again = check_json(capsys, "-c", str(config))
     assert again["drift"]["status"] == "ok" and again["drift"]["per_class"]["cat"]["paired"] == 2
     assert main(["check", "-c", str(config)]) == 0
