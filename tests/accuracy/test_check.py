@@ -294,3 +294,13 @@ def test_plot_without_matplotlib_is_said_before_the_check(demo_dir: Path, tmp_pa
     assert main(["check", *demo_args(demo_dir, tmp_path), "--plot", str(tmp_path / "cm.png")]) == 2
     captured = capsys.readouterr()
     assert "needs matplotlib, which is not installed: pip install matplotlib" in captured.err and captured.out == ""
+
+
+def test_detection_labels_must_fit_the_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "spot"
+    detection_images(data)
+    config = detection_config(tmp_path, data, "yolo")
+    assert main(["check", "-c", str(config), "--set", "model.labels=[cat]"]) == 2
+    assert "model.labels: 1 names, but yolov8 output 'output0' [1, 6, 4] has 2 classes" in capsys.readouterr().err
+    assert main(["check", "-c", str(config), "--set", "model.detection.format=yolov5"]) == 2
+    assert "model.detection.format: output [1, 6, 4] does not have the yolov5 layout" in capsys.readouterr().err
