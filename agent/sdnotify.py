@@ -55,6 +55,7 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)  # a full receiver queue must never stall inference
             self._sock.sendto(message, self.address)
             return True
         except OSError as exc:

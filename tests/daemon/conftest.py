@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Tuple
@@ -49,10 +50,37 @@ class NotifyListener:
             seen = len(self.messages)
         return False
 
+    def read_in_background(self) -> None:
+        """Keep receiving on a thread (as systemd does), until the socket is closed."""
+
+        def run() -> None:
+            while True:
+                try:
+                    self.sock.settimeout(None)
+                    data = self.sock.recv(4096)
+                except OSError:
+                    return
+                self.messages.append((time.monotonic(), data.decode()))
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def seen(self, text: str, timeout: float) -> bool:
+        """With a background reader: whether a datagram containing ``text`` arrives within ``timeout``."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in m for _, m in list(self.messages)):
+                return True
+            time.sleep(0.05)
+        return False
+
     def lines(self, key: str) -> List[Tuple[float, str]]:
         return [(t, line) for t, m in self.messages for line in m.split("\n") if line.startswith(key + "=")]
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 

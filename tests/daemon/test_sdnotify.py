@@ -100,3 +100,11 @@ def test_pacer_disabled_without_interval():
     assert not pacer.enabled
     pacer.progress()
     assert pacer.sent == 0
+
+
+def test_a_full_receiver_queue_never_blocks_the_sender(notify_socket):
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
+    started = time.monotonic()
+    results = [notifier.watchdog() for _ in range(5000)]  # nobody reads: the queue fills up
+    assert time.monotonic() - started < 2.0
+    assert results[0] and not all(results) and notifier.failures > 0

@@ -1,0 +1,176 @@
+"""`edge-agent run` as a subprocess on the sample stream, with a real mosquitto and a real notify socket.
+
+One daemon per test module: READY and WATCHDOG reach the notify socket; telemetry reaches the
+broker; `edge-agent send ... rebuild precision=int8` swaps the INT8 engine in while inference
+goes on, within daemon.max_swap_gap_ms; SIGHUP with a bad file keeps the running configuration;
+SIGTERM publishes `stopped` and exits 0 within daemon.shutdown_timeout_s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import paho.mqtt.client as paho
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.daemon.conftest import NotifyListener
+from tests.mqtt.brokers import MOSQUITTO, Broker
+
+pytestmark = [pytest.mark.slow, pytest.mark.mqtt, pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto is not installed")]
+DEVICE = "e2e-device"
+SHUTDOWN_S = 8.0
+MAX_GAP_MS = 500.0
+
+
+class Watcher:
+    """Every message under edge-agent/<device>/#, as (topic suffix, JSON payload)."""
+
+    def __init__(self, port: int) -> None:
+        self.messages: List[Tuple[str, Dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"watcher-{os.getpid()}")
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(f"edge-agent/{DEVICE}/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self.lock:
+            self.messages.append((message.topic.split(f"{DEVICE}/", 1)[1], json.loads(message.payload)))
+
+    def find(self, topic: str, match: Any = lambda body: True) -> List[Dict[str, Any]]:
+        with self.lock:
+            return [body for t, body in self.messages if t == topic and match(body)]
+
+    def wait(self, topic: str, match: Any = lambda body: True, timeout: float = 30.0) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.find(topic, match)
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no {topic} message matching within {timeout} s; got topics {sorted({t for t, _ in self.messages})}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Agent:
+    def __init__(self, proc: subprocess.Popen, config: Path, log: Path, notify: NotifyListener, watcher: Watcher, good_config: str) -> None:
+        self.proc, self.config, self.log, self.notify, self.watcher, self.good_config = proc, config, log, notify, watcher, good_config
+
+    def send(self, *command: str, wait: float = 120.0) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "agent", "send", DEVICE, *command, "-c", str(self.config), "--wait", str(wait)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=wait + 30)
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[Agent]:
+    work = tmp_path_factory.mktemp("e2e")
+    broker = Broker(work / "broker").start()
+    key = work / "command.key"
+    key.write_text("e2e-signing-key-0123456789\n")
+    key.chmod(0o600)
+    data = yaml.safe_load((demo_dir / "demo.yaml").read_text())
+    data["device"]["id"] = DEVICE
+    data["model"]["path"] = data["model"]["path"]
+    data["source"].update(uri=str(demo_dir / "stream.avi"), loop=True, fps=30.0)
+    data["accuracy"]["spot_labels"] = str(demo_dir / "spot_labels")
+    data["paths"]["state_dir"] = str(work / "state")
+    data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
+    data["commands"] = {"key_file": str(key)}
+    data["schedules"] = {"telemetry_s": 1.0, "benchmark_s": 0.0, "check_s": 0.0}
+    data["daemon"] = {"shutdown_timeout_s": SHUTDOWN_S, "max_swap_gap_ms": MAX_GAP_MS}
+    config = work / "agent.yaml"
+    good = yaml.safe_dump(data, sort_keys=False)
+    config.write_text(good)
+    notify = NotifyListener(f"/tmp/ea-e2e-{os.getpid()}-{time.monotonic_ns()}")
+    notify.read_in_background()
+    watcher = Watcher(broker.port)
+    log = work / "agent.log"
+    env = dict(os.environ, NOTIFY_SOCKET=notify.address, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    handle = Agent(proc, config, log, notify, watcher, good)
+    try:
+        yield handle
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        watcher.close()
+        notify.close()
+        os.unlink(notify.address)
+        broker.stop()
+
+
+def test_ready_and_watchdog_follow_inference(agent):
+    assert agent.notify.seen("READY=1", timeout=60.0), agent.log.read_text()[-3000:]
+    ready = next(m for _, m in agent.notify.messages if "READY=1" in m)
+    assert "STATUS=serving onnxruntime fp32" in ready
+    time.sleep(3.0)
+    keepalives = [t for t, line in agent.notify.lines("WATCHDOG")]
+    assert len(keepalives) >= 3  # every WATCHDOG_USEC/2 = 1 s while inference progresses
+    assert all(b - a >= 0.9 for a, b in zip(keepalives, keepalives[1:]))
+
+
+def test_reports_arrive_over_mqtt(agent):
+    telemetry = agent.watcher.wait("telemetry", lambda b: b["pipeline"]["inferences"] > 0)
+    assert telemetry["device_id"] == DEVICE and telemetry["schema"].startswith("edge-agent/telemetry/")
+    assert telemetry["capture"]["frames_read"] > 0 and "outbox" in telemetry
+    status = agent.watcher.wait("status", lambda b: b["state"] == "online" and b.get("serving"))
+    assert status["engine"]["precision"] == "fp32"
+
+
+def test_rebuild_to_int8_swaps_without_an_inference_gap(agent):
+    before = agent.watcher.wait("telemetry")["pipeline"]["inferences"]
+    result = agent.send("rebuild", "precision=int8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "accepted" in result.stdout
+    swap = agent.watcher.wait("event", lambda b: b["event"] == "engine_swapped")
+    assert swap["details"]["to"] == "onnxruntime int8" and swap["details"]["within_bound"]
+    assert swap["details"]["gap_ms"] <= MAX_GAP_MS
+    build = agent.watcher.wait("report/build", lambda b: b.get("status") == "swapped")
+    assert build["build"]["gate"]["passed"] and build["build"]["built_precision"] == "int8"
+    after = agent.watcher.wait("telemetry", lambda b: b["pipeline"]["engine"] == "onnxruntime int8", timeout=10.0)
+    assert after["pipeline"]["inferences"] > before
+    status = agent.watcher.wait("status", lambda b: (b.get("engine") or {}).get("precision") == "int8")
+    assert status["state"] == "online"
+    engines = json.loads((agent.config.parent / "state" / "daemon" / "engines.json").read_text())
+    assert engines["current"]["built_precision"] == "int8" and engines["previous"]["built_precision"] == "fp32"
+
+
+def test_sighup_with_a_bad_config_keeps_the_running_one(agent):
+    agent.config.write_text(agent.good_config.replace("telemetry_s: 1.0", "telemetry_s: -5"))
+    agent.proc.send_signal(signal.SIGHUP)
+    rejected = agent.watcher.wait("event", lambda b: b["event"] == "config_rejected", timeout=10.0)
+    assert any("schedules.telemetry_s" in e for e in rejected["details"]["errors"])
+    count = len(agent.watcher.find("telemetry"))
+    time.sleep(2.5)
+    assert agent.proc.poll() is None and len(agent.watcher.find("telemetry")) >= count + 2  # still 1 s telemetry
+    agent.config.write_text(agent.good_config.replace("telemetry_s: 1.0", "telemetry_s: 0.5"))
+    agent.proc.send_signal(signal.SIGHUP)
+    reloaded = agent.watcher.wait("event", lambda b: b["event"] == "config_reloaded", timeout=10.0)
+    assert reloaded["details"]["changed"] == ["schedules"]
+
+
+def test_sigterm_publishes_stopped_and_exits_0(agent):
+    started = time.monotonic()
+    agent.proc.send_signal(signal.SIGTERM)
+    code = agent.proc.wait(SHUTDOWN_S + 5)
+    assert code == 0, agent.log.read_text()[-3000:]
+    assert time.monotonic() - started <= SHUTDOWN_S + 2
+    stopped = agent.watcher.wait("status", lambda b: b["state"] == "stopped", timeout=5.0)
+    assert (stopped.get("engine") or {}).get("precision") == "int8"
+    assert agent.notify.seen("STOPPING=1", timeout=2.0)
