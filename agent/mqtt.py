@@ -180,6 +180,7 @@ class DeviceLink:
         self._unreported_drops = 0
         self._last_expiry_check = self._last_drop_report = float("-inf")
         self._status_due = False
+        self._stop_timeout = 5.0
         self._client = make_client(settings, device_id)
         self._client.max_inflight_messages_set(settings.window)
         self._client.suppress_exceptions = True
@@ -203,7 +204,8 @@ class DeviceLink:
         self._stop_timeout = timeout
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout + 5.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout + 5.0)
         self._client.loop_stop()
 
     def publish_report(self, kind: str, body: Dict[str, Any]) -> int:
@@ -458,7 +460,7 @@ class DeviceLink:
         self._client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
 
     def _shutdown(self) -> None:
-        timeout = getattr(self, "_stop_timeout", 5.0)
+        timeout = self._stop_timeout
         if self._connected:
             mid = self._publish_status("stopped")
             deadline = time.monotonic() + timeout

@@ -106,8 +106,7 @@ def make_link(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., DeviceLi
 
     yield make
     for link in links:
-        if link._thread.is_alive():
-            link.stop(timeout=2.0)
+        link.stop(timeout=2.0)
         link.outbox.close()
 
 

@@ -155,3 +155,22 @@ def test_mqtt_311_works_too(make_link, subscribe, broker):
     link.publish_report("build", {"ok": True})
     got = sub.collect(1, timeout=10)
     assert got and got[0][1]["device_id"] == "dev311"
+
+
+def test_shared_subscription_spreads_reports_across_consumers_once_each(make_link, subscribe):
+    """The documented scale-out: members of one $share group each get a part, together all, once."""
+    members = [subscribe("$share/reports/edge-agent/+/report/#", extra=["-V", "mqttv5"]) for _ in range(2)]
+    link = make_link()
+    link.start()
+    seqs = [link.publish_report("build", {"n": i}) for i in range(40)]
+    assert link.wait_drained(10)
+    parts = [[], []]
+    deadline = time.monotonic() + 10
+    while len(parts[0]) + len(parts[1]) < len(seqs) and time.monotonic() < deadline:
+        for part, member in zip(parts, members):
+            part += [p["seq"] for _, p in member.collect(1, timeout=0.05)]
+    time.sleep(0.3)
+    for part, member in zip(parts, members):  # nothing more comes: no member got a copy of another's
+        part += [p["seq"] for _, p in member.collect(100, timeout=0.1)]
+    assert sorted(parts[0] + parts[1]) == seqs
+    assert parts[0] and parts[1]
