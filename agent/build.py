@@ -124,7 +124,7 @@ def build(cfg: Node, precision: Optional[str] = None, force: bool = False) -> Di
     precision = precision or cfg.precision
     backend = get_backend(cfg.backend.name)
     if precision in ("int8", "best"):
-        from calibration.workflow import build_quantized
+        from calibration.promote import build_quantized
 
         options = backend_options(cfg, backend)
         report = build_quantized(

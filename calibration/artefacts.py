@@ -17,7 +17,7 @@ import numpy as np
 from agent.fileio import atomic_move, atomic_write_json, atomic_write_text
 
 from .calibrators import QuantizeSettings
-from .ranges import activation_amax, tensor_statistics
+from .ranges import activation_ranges, symmetric_amax, tensor_statistics
 from .trt_cache import format_cache, tensorrt_version_number
 
 FORMAT_VERSION = 1
@@ -28,6 +28,7 @@ def settings_folder(settings: QuantizeSettings) -> str:
     """A folder name that differs whenever the settings do."""
     name = settings.method + (f"-p{settings.percentile:g}" if settings.method == "percentile" else "")
     name += "-perchannel" if settings.per_channel else "-pertensor"
+    name += "-s8" if settings.symmetric_activations else "-u8"
     if settings.exclude:
         digest = hashlib.sha256("\n".join(settings.exclude).encode()).hexdigest()[:8]
         name += f"-float{len(settings.exclude)}-{digest}"
@@ -65,17 +66,17 @@ def write_artefacts(
     staged = folder / f".model.qdq.onnx.{time.time_ns()}.tmp"
     shutil.copyfile(qdq_model, staged)
     atomic_move(staged, qdq_target)
-    amax = activation_amax(onnx.load(str(qdq_target)))
+    ranges = activation_ranges(onnx.load(str(qdq_target)))
+    amax = symmetric_amax(ranges)
     trt = tensorrt_version()
     cache_text = format_cache(amax, tensorrt_version_number(trt["version"]))
     atomic_write_text(folder / "calibration.cache", cache_text)
-    stats = tensor_statistics(normalized_model, input_name, measured or batches, amax)
+    stats = tensor_statistics(normalized_model, input_name, measured or batches, ranges)
     report = {
         "format_version": FORMAT_VERSION,
         "created": time.time(),
         **settings.describe(),
         **context,
-        "activation_type": "int8 symmetric (zero point 0)",
         "weight_type": "int8 symmetric, " + ("per output channel" if settings.per_channel else "per tensor"),
         "calibration_frames": sum(len(b) for b in batches),
         "saturation_measured_on": measured_on if measured else "the calibration frames",
@@ -96,9 +97,7 @@ def most_saturated(stats: Dict[str, Dict[str, Any]], count: int = 5) -> List[Dic
     return [{"tensor": name, "saturation": entry["saturation"]} for name, entry in ranked if entry["saturation"] > 0]
 
 
-def batch_size_for(frames: int, fixed: Optional[int], largest: int = 16) -> int:
-    """Calibration batch size: the model's fixed batch, else the largest divisor of the frame count
-    up to ``largest`` (ONNX Runtime's histogram calibrators need equal batches)."""
-    if fixed:
-        return fixed
-    return max(d for d in range(1, min(largest, frames) + 1) if frames % d == 0)
+def batch_size_for(fixed: Optional[int], largest: int = 4) -> int:
+    """Calibration batch size: the model's fixed batch, else ``largest`` frames (the quantizer
+    holds one batch's activations at a time: a few frames of a 640x640 detector are ~1 GB)."""
+    return fixed or largest

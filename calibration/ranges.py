@@ -1,12 +1,14 @@
-"""Activation ranges of a QDQ model and how often real activations exceed them.
+"""Activation ranges of a QDQ model and how often real activations leave them.
 
-The ranges are read back from the QDQ model's QuantizeLinear scales (amax = scale * 127), so the
-TensorRT calibration cache and the calibration report carry exactly the scales the QDQ model uses.
+The ranges are read back from the QDQ model's QuantizeLinear scales and zero points, so the
+calibration report and the TensorRT calibration cache carry the ranges the QDQ model uses. For
+the cache, which is symmetric, amax = max(|range min|, |range max|); with symmetric INT8
+activations (zero point 0) that is exactly scale * 127.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -23,53 +25,69 @@ def _float_name(name: str, graph_outputs: set) -> str:
     return name
 
 
-def activation_amax(qdq_model: Any) -> Dict[str, float]:
-    """{float tensor name: amax} for every activation QuantizeLinear (weights are initializers)."""
+def activation_ranges(qdq_model: Any) -> Dict[str, Tuple[float, float]]:
+    """{float tensor name: (min, max) representable} for every per-tensor activation QuantizeLinear."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in qdq_model.graph.initializer}
     outputs = {o.name for o in qdq_model.graph.output}
-    amax: Dict[str, float] = {}
+    ranges: Dict[str, Tuple[float, float]] = {}
     for node in qdq_model.graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits or node.input[1] not in inits:
             continue
-        scale = numpy_helper.to_array(inits[node.input[1]]) if node.input[1] in inits else None
-        if scale is None or scale.size != 1:
+        scale = numpy_helper.to_array(inits[node.input[1]])
+        if scale.size != 1:
             continue  # per-channel activation scales have no TensorRT cache form; none are made here
-        amax[_float_name(node.input[0], outputs)] = float(scale.reshape(())) * QINT8_MAX
-    return amax
+        zero = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else np.zeros((), np.uint8)
+        low, high = (-QINT8_MAX, QINT8_MAX) if zero.dtype == np.int8 else (0.0, 255.0)
+        step, offset = float(scale.reshape(())), float(zero.reshape(()))
+        ranges[_float_name(node.input[0], outputs)] = ((low - offset) * step, (high - offset) * step)
+    return ranges
 
 
-def tensor_statistics(model_path: str, input_name: str, batches: Sequence[np.ndarray], amax: Mapping[str, float]) -> Dict[str, Dict[str, Any]]:
-    """Observed min/max and the saturation fraction (|x| > amax) of each tensor, over ``batches``,
-    from the FP32 model with those tensors exposed as extra outputs."""
+def symmetric_amax(ranges: Mapping[str, Tuple[float, float]]) -> Dict[str, float]:
+    """{tensor: amax} for a symmetric INT8 calibration cache."""
+    return {name: max(abs(lo), abs(hi)) for name, (lo, hi) in ranges.items()}
+
+
+def activation_amax(qdq_model: Any) -> Dict[str, float]:
+    return symmetric_amax(activation_ranges(qdq_model))
+
+
+def tensor_statistics(
+    model_path: str, input_name: str, batches: Sequence[np.ndarray], ranges: Mapping[str, Tuple[float, float]]
+) -> Dict[str, Dict[str, Any]]:
+    """Observed min/max and the saturation fraction (values outside the quantized range) of each
+    tensor over ``batches``, from the FP32 model with those tensors exposed as extra outputs."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(model_path)
     outputs = {o.name for o in model.graph.output}
     graph_inputs = {i.name for i in model.graph.input}
-    for name in amax:
+    for name in ranges:
         if name not in outputs and name not in graph_inputs:
             model.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
-    names = [n for n in amax if n not in graph_inputs]
-    stats = {n: {"min": float("inf"), "max": float("-inf"), "saturated": 0, "count": 0} for n in amax}
+    names = [n for n in ranges if n not in graph_inputs]
+    stats = {n: {"min": float("inf"), "max": float("-inf"), "saturated": 0, "count": 0} for n in ranges}
     for batch in batches:
         values = dict(zip(names, session.run(names, {input_name: batch})))
-        values.update({n: batch for n in amax if n in graph_inputs})
+        values.update({n: batch for n in ranges if n in graph_inputs})
         for name, value in values.items():
             entry = stats[name]
             entry["min"] = min(entry["min"], float(value.min()))
             entry["max"] = max(entry["max"], float(value.max()))
-            entry["saturated"] += int(np.count_nonzero(np.abs(value) > amax[name]))
+            low, high = ranges[name]
+            entry["saturated"] += int(np.count_nonzero((value < low) | (value > high)))
             entry["count"] += int(value.size)
     return {
         name: {
-            "amax": amax[name],
+            "range": [ranges[name][0], ranges[name][1]],
+            "amax": symmetric_amax({name: ranges[name]})[name],
             "observed_min": s["min"],
             "observed_max": s["max"],
             "saturation": s["saturated"] / s["count"] if s["count"] else 0.0,

@@ -42,14 +42,20 @@ class Workbench:
 @dataclass
 class Attempt:
     number: int
-    settings: QuantizeSettings
+    precision: str
+    settings: Optional[QuantizeSettings]  # None for a fallback precision (no quantization)
     qdq_path: str
     engine_path: str
     gate: Dict[str, Any]
     seconds: float
 
+    @property
+    def excluded(self) -> Tuple[str, ...]:
+        return self.settings.exclude if self.settings else ()
+
     def as_dict(self) -> Dict[str, Any]:
-        return {"attempt": self.number, **self.settings.describe(), **self.gate, "seconds": round(self.seconds, 3)}
+        described = self.settings.describe() if self.settings else {"excluded_nodes": []}
+        return {"attempt": self.number, "precision": self.precision, **described, **self.gate, "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -74,22 +80,38 @@ def exclusion_steps(limit: int) -> List[int]:
     return steps + [limit] if limit > 0 else []
 
 
+def _judge_build(bench: Workbench, model_path: str, precision: str, folder: Path) -> Tuple[str, Dict[str, Any]]:
+    """Build ``model_path`` at ``precision`` with the backend into ``folder``, load it, judge it."""
+    engine_path = str(folder / f"engine{bench.backend.engine_suffix}")
+    output = bench.backend.build(BuildRequest(model_path, precision, bench.input_shapes, bench.options), engine_path)
+    with bench.backend.load(engine_path, bench.options) as engine:
+        verdict = assess(bench.evidence, engine, bench.decode, bench.limits)
+    verdict["built_precision"] = output.precision
+    return engine_path, verdict
+
+
 def try_candidate(bench: Workbench, settings: QuantizeSettings, number: int) -> Attempt:
-    """Quantize, build with the backend, load, and judge one candidate."""
+    """Quantize, build with the backend, load, and judge one INT8 candidate."""
     started = time.monotonic()
     folder = bench.workdir / f"attempt-{number:02d}"
     folder.mkdir(parents=True, exist_ok=True)
     qdq = str(folder / "model.qdq.onnx")
     quantize_qdq(bench.normalized_model, qdq, bench.evidence.spec.name, bench.calibration_batches, settings)
-    engine_path = str(folder / f"engine{bench.backend.engine_suffix}")
-    output = bench.backend.build(BuildRequest(qdq, "int8", bench.input_shapes, bench.options), engine_path)
-    with bench.backend.load(engine_path, bench.options) as engine:
-        verdict = assess(bench.evidence, engine, bench.decode, bench.limits)
-    verdict["built_precision"] = output.precision
-    attempt = Attempt(number, settings, qdq, engine_path, verdict, time.monotonic() - started)
+    engine_path, verdict = _judge_build(bench, qdq, "int8", folder)
+    attempt = Attempt(number, "int8", settings, qdq, engine_path, verdict, time.monotonic() - started)
     log.info("INT8 attempt %d (%s, %d node(s) in float): %s", number, settings.method, len(settings.exclude),
              "passed" if verdict["passed"] else "; ".join(verdict["reasons"]))
     return attempt
+
+
+def try_precision(bench: Workbench, model_path: str, precision: str, number: int) -> Attempt:
+    """Build and judge the unquantized model at a fallback precision (FP16)."""
+    started = time.monotonic()
+    folder = bench.workdir / f"attempt-{number:02d}-{precision}"
+    folder.mkdir(parents=True, exist_ok=True)
+    engine_path, verdict = _judge_build(bench, model_path, precision, folder)
+    log.info("%s fallback attempt %d: %s", precision.upper(), number, "passed" if verdict["passed"] else "; ".join(verdict["reasons"]))
+    return Attempt(number, precision, None, "", engine_path, verdict, time.monotonic() - started)
 
 
 def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> List[Dict[str, Any]]:
@@ -139,8 +161,9 @@ def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_pr
     if not mixed_precision or max_excluded <= 0:
         result.notes.append("mixed precision is off or allows no layer in float (gate.mixed_precision, gate.max_excluded_*)")
         return result
-    best = max(result.attempts, key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
-    method = best.settings.method
+    nearest = closest(result.attempts).settings
+    assert nearest is not None
+    method = nearest.method
     result.sensitivity = layer_sensitivity(bench, method, base)
     limit = min(max_excluded, len(result.sensitivity))
     for count in exclusion_steps(limit):
@@ -154,6 +177,11 @@ def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_pr
             return result
     result.notes.append(f"no INT8 candidate passed with up to {limit} of {len(result.sensitivity)} quantizable node(s) kept in float")
     return result
+
+
+def closest(attempts: List[Attempt]) -> Attempt:
+    """The INT8 attempt nearest to FP32 by the gate's figures."""
+    return max((a for a in attempts if a.settings), key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
 
 
 def planned_steps(nodes: int, mixed_precision: bool, max_excluded: int) -> int:

@@ -16,7 +16,7 @@ from agent.pipeline import prepare_model
 from agent.preprocess import make_batch
 from calibration.calibrators import QuantizeSettings, quantizable_nodes, quantize_qdq
 from calibration.normalize import normalize_file
-from calibration.ranges import activation_amax, tensor_statistics
+from calibration.ranges import activation_amax, activation_ranges, tensor_statistics
 from calibration.trt_cache import format_cache, parse_cache
 
 
@@ -69,23 +69,31 @@ def test_original_onet_cannot_be_quantized_per_channel_but_normalized_can(onet, 
 
 
 @pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
-def test_each_method_gives_symmetric_ranges_covering_the_data(onet, lfw, tmp_path: Path, method: str) -> None:
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_each_method_gives_ranges_covering_the_data(onet, lfw, tmp_path: Path, method: str, symmetric: bool) -> None:
     model, normalized = onet
     batches = batches_of(list(lfw[0][::2]), model)
     out = str(tmp_path / f"{method}.onnx")
-    quantize_qdq(normalized, out, model.spec.name, batches, QuantizeSettings(method))
+    quantize_qdq(normalized, out, model.spec.name, batches, QuantizeSettings(method, symmetric_activations=symmetric))
     qdq = onnx.load(out)
-    zero_points = [t for t in qdq.graph.initializer if t.name.endswith("_zero_point")]
-    assert zero_points and all(not onnx.numpy_helper.to_array(t).any() for t in zero_points)
+    zero_points = [onnx.numpy_helper.to_array(t) for t in qdq.graph.initializer if t.name.endswith("_zero_point")]
+    activation_zero_points = [z for z in zero_points if z.size == 1 and z.dtype == (np.int8 if symmetric else np.uint8)]
+    assert activation_zero_points
+    if symmetric:
+        assert not any(z.any() for z in activation_zero_points)
+    ranges = activation_ranges(qdq)
     amax = activation_amax(qdq)
-    graph_tensors = {o for n in onnx.load(normalized).graph.node for o in n.output} | {i.name for i in onnx.load(normalized).graph.input}
-    assert set(amax) <= graph_tensors, "cache names are the float model's tensor names"
-    assert model.output in amax
-    stats = tensor_statistics(normalized, model.spec.name, batches, amax)
+    normalized_model = onnx.load(normalized)
+    graph_tensors = {o for n in normalized_model.graph.node for o in n.output} | {i.name for i in normalized_model.graph.input}
+    assert set(ranges) <= graph_tensors, "cache names are the float model's tensor names"
+    assert model.output in ranges
+    stats = tensor_statistics(normalized, model.spec.name, batches, ranges)
     for name, entry in stats.items():
-        assert entry["amax"] > 0
-        if method == "minmax":
-            assert entry["saturation"] == 0.0, name  # minmax covers every calibration value
+        low, high = entry["range"]
+        assert low <= 0.0 <= high and entry["amax"] == pytest.approx(max(-low, high))
+        if method == "minmax":  # minmax covers every calibration value (up to one quantization step)
+            step = (high - low) / 255.0
+            assert low - step <= entry["observed_min"] and entry["observed_max"] <= high + step, name
     # the cache written from these ranges reads back to the same scales
     parsed = parse_cache(format_cache(amax, 8601))
     for name, value in amax.items():
@@ -97,7 +105,7 @@ def test_ranges_from_black_frames_saturate_on_real_faces(onet, lfw, tmp_path: Pa
     black = [np.zeros((96, 96, 3), np.uint8)] * 20
     out = str(tmp_path / "black.onnx")
     quantize_qdq(normalized, out, model.spec.name, batches_of(black, model), QuantizeSettings("minmax"))
-    stats = tensor_statistics(normalized, model.spec.name, batches_of(list(lfw[0][:40]), model), activation_amax(onnx.load(out)))
+    stats = tensor_statistics(normalized, model.spec.name, batches_of(list(lfw[0][:40]), model), activation_ranges(onnx.load(out)))
     assert max(e["saturation"] for e in stats.values()) > 0.05
 
 

@@ -132,7 +132,8 @@ def test_best_falls_back_to_fp32_on_onnxruntime_and_says_so(demo_dir: Path, tmp_
     assert code == 0
     assert report["precision"] == "best" and report["built_precision"] == "fp32" and report["promoted"]
     assert "FP32" in report["decision"] and "fp16" in report["decision"] and "onnxruntime" in report["decision"]
-    assert not report["gate"]["passed"] and Path(report["engine_path"]).is_file()
+    assert report["gate"]["passed"] and not report["gate"]["int8_passed"] and Path(report["engine_path"]).is_file()
+    assert [a["precision"] for a in report["gate"]["attempts"]] == ["int8"] * 3
 
 
 @pytest.mark.slow

@@ -1,0 +1,240 @@
+"""The gated build behind ``edge-agent build --precision int8|best``: search for an INT8 engine
+that passes the gate; promote it into the engine cache, or (best) fall back to gate.fallback,
+itself gated, or (int8) promote nothing. The returned report says what was asked, what was
+built, and why; every attempt is in it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from agent.backends.base import Backend
+from agent.engines import cache_key
+from agent.fileio import atomic_move, sha256_file
+from agent.pipeline import PreparedModel, make_decoder, prepare_model
+from agent.progress import Progress
+from agent.schema import Node
+
+from .artefacts import settings_folder, write_artefacts
+from .calibrators import quantizable_nodes
+from .capture import collect
+from .datasets import CalibrationSet, current_set
+from .evaluate import Decode, Evidence, load_labeled, set_reference
+from .gate import Thresholds
+from .search import Attempt, SearchResult, Workbench, closest, exclusion_limit, planned_steps, search, try_precision
+from .workflow import base_settings, calibration_batches, models_folder, normalized_model
+
+log = logging.getLogger(__name__)
+CACHED_FIELDS = ("built_precision", "promoted", "decision", "gate", "excluded_nodes", "method", "artefacts", "normalization",
+                 "built_model_sha256", "calibration_frames", "holdout_frames", "labeled_images", "notes")
+
+
+def quantization_key(cfg: Node) -> Dict[str, Any]:
+    """Settings that change what the search promotes; they extend the engine cache key."""
+    return {
+        "calibration": {k: cfg.calibration[k] for k in ("method", "percentile", "per_channel", "holdout_fraction")},
+        "gate": dict(cfg.gate),
+        "spot_labels": cfg.accuracy.spot_labels,
+    }
+
+
+def gather_evidence(cfg: Node, model: PreparedModel, holdout: List[np.ndarray]) -> Evidence:
+    classify = cfg.model.task == "classification"
+    evidence = Evidence(model.spec, model.output, holdout, labels=list(model.labels), classify=classify)
+    if not holdout:
+        evidence.notes.append("no held-out frames (calibration.holdout_fraction or too few frames): output agreement is not part of the gate")
+    if classify:
+        found = load_labeled(cfg.accuracy.spot_labels, model.labels)
+        evidence.labeled, evidence.truth = found["images"], found["truth"]
+        evidence.notes += found["notes"]
+    else:
+        evidence.notes.append(f"task {cfg.model.task}: the gate compares raw outputs only (per-class recall needs classification labels)")
+    return evidence
+
+
+def class_decoder(cfg: Node, model: PreparedModel) -> Decode:
+    """Raw outputs -> predicted class index (None where no class passed its threshold)."""
+    decoder = make_decoder(cfg, model)
+    return lambda outputs: [c.predicted for c in decoder.decode(outputs)]
+
+
+def gate_summary(result: SearchResult, promoted: Optional[Attempt], built: Optional[str]) -> Dict[str, Any]:
+    """The report's gate block: ``passed`` is the promoted engine's verdict (an FP32 fallback is the
+    reference itself); ``int8_passed`` whether any INT8 candidate passed; the figures are those of
+    the promoted attempt, else of the INT8 attempt closest to FP32."""
+    shown = promoted or (closest(result.attempts) if any(a.settings for a in result.attempts) else None)
+    outputs = shown.gate["outputs"] if shown else None
+    recalls = shown.gate["per_class_recall"] if shown else None
+    return {
+        "passed": promoted is not None or built == "fp32",
+        "int8_passed": result.chosen is not None,
+        "per_class_recall_delta": {k: v["delta_pp"] for k, v in (recalls or {}).items()},
+        "per_class_recall": recalls,
+        "top1_agreement": outputs["top1_agreement"] if outputs else None,
+        "cosine_mean": outputs["cosine_mean"] if outputs else None,
+        "max_abs_diff": outputs["max_abs_diff"] if outputs else None,
+        "reasons": shown.gate["reasons"] if shown else [],
+        "attempts": [a.as_dict() for a in result.attempts],
+        "sensitivity": result.sensitivity,
+        "notes": result.notes,
+    }
+
+
+def fallback_precision(backend: Backend, wanted: str) -> Tuple[str, str]:
+    """The configured fallback if the backend builds it, else FP32 with the reason."""
+    if wanted in backend.precisions:
+        return wanted, ""
+    return "fp32", f" (gate.fallback is {wanted}, which the {backend.name} backend does not build)"
+
+
+def _decide(bench: Workbench, result: SearchResult, precision: str, fallback: str, model: PreparedModel) -> Tuple[Optional[Attempt], Optional[str], str]:
+    """(promoted attempt or None, built precision or None, decision sentence)."""
+    chosen = result.chosen
+    if chosen is not None:
+        assert chosen.settings is not None
+        return chosen, "int8", f"promoted INT8 ({chosen.settings.method}, {len(chosen.excluded)} node(s) kept in float): the gate passed"
+    if precision != "best":
+        return None, None, "not promoted: no INT8 candidate passed the gate; the engine in service stays"
+    wanted, why = fallback_precision(bench.backend, fallback)
+    if wanted == "fp16":
+        attempt = try_precision(bench, model.path, "fp16", len(result.attempts) + 1)
+        result.attempts.append(attempt)
+        if attempt.gate["passed"]:
+            return attempt, "fp16", "requested best: no INT8 candidate passed the gate; FP16 was built and passed it"
+        why = " (the FP16 engine failed the gate too)"
+    return None, "fp32", f"requested best: no INT8 candidate passed the gate, so FP32 was built{why}"
+
+
+def _store_entry(store: Any, key: str, fields: Dict[str, Any], backend: Backend, source: str, report: Dict[str, Any]) -> Any:
+    """Move (or, for the FP32 reference, copy) a built engine into the cache under ``key``."""
+
+    def place(tmp_path: str) -> Dict[str, Any]:
+        if report["built_precision"] == "fp32":
+            shutil.copyfile(source, tmp_path)
+        else:
+            atomic_move(source, tmp_path)
+        return {"precision": report["built_precision"], "report": {k: report[k] for k in CACHED_FIELDS if k in report}}
+
+    return store.put(key, fields, backend.engine_suffix, place)
+
+
+def build_quantized(
+    cfg: Node,
+    backend: Backend,
+    precision: str,
+    force: bool,
+    build_reference: Callable[[PreparedModel], Dict[str, Any]],
+    store: Any,
+    base_fields: Callable[[PreparedModel, Optional[str]], Dict[str, Any]],
+) -> Dict[str, Any]:
+    """The gated build for ``precision`` int8 or best; returns the build report (``promoted``)."""
+    model = prepare_model(cfg)
+    cal_set, collected = _calibration_set(cfg)
+    fields = base_fields(model, cal_set.calibration_hash)
+    fields["quantization"] = quantization_key(cfg)
+    key = cache_key(fields)
+    report: Dict[str, Any] = {
+        "backend": backend.name,
+        "backend_version": fields["backend_version"],
+        "precision": precision,
+        "model_sha256": model.sha256,
+        "calibration_hash": cal_set.calibration_hash,
+        "calibration_set": str(cal_set.folder),
+        "calibration_collected_now": collected,
+        "cache_key": key,
+        "input_shapes": fields["input_shapes"],
+    }
+    found = store.lookup(key)
+    if found.hit and not force:
+        report.update(found.entry.meta.get("build", {}).get("report", {}))
+        report.update(engine_path=found.entry.engine_path, cache_hit=True, rebuild_reason=None, build_time_s=0.0)
+        return report
+    started = time.monotonic()
+    reference = build_reference(model)
+    workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=str(cal_set.folder)))
+    try:
+        bench, batches = _workbench(cfg, backend, model, cal_set, reference, workdir, report)
+        result = _run_search(cfg, bench)
+        promoted, built, decision = _decide(bench, result, precision, cfg.gate.fallback, model)
+        report.update(gate=gate_summary(result, promoted, built), built_precision=built, decision=decision,
+                      promoted=built is not None, excluded_nodes=list(promoted.excluded) if promoted else [])
+        _write_artefacts(bench, result, cal_set, model, batches, report)
+        if built is None:
+            report.update(engine_path=None, cache_hit=False, build_time_s=round(time.monotonic() - started, 3))
+            return report
+        source = promoted.engine_path if promoted else reference["engine_path"]
+        if promoted is not None and promoted.qdq_path:
+            report["built_model_sha256"] = sha256_file(promoted.qdq_path)
+        entry = _store_entry(store, key, fields, backend, source, report)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report.update(engine_path=entry.engine_path, cache_hit=False, rebuild_reason="forced" if force else None,
+                  build_time_s=round(time.monotonic() - started, 3), engine_sha256=entry.meta["engine_sha256"])
+    return report
+
+
+def _calibration_set(cfg: Node) -> Tuple[CalibrationSet, bool]:
+    """The current calibration set, collected from the configured source when there is none."""
+    found = current_set(cfg.paths.calibration_dir)
+    if found is not None:
+        return found, False
+    log.info("no calibration set in %s: collecting one from the configured source", cfg.paths.calibration_dir)
+    with Progress("calibration frames", cfg.calibration.frames) as progress:
+        return collect(cfg, None, None, progress), True
+
+
+def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: CalibrationSet, reference: Dict[str, Any],
+               workdir: Path, report: Dict[str, Any]) -> Tuple[Workbench, List[np.ndarray]]:
+    """Normalize the model, split the calibration set, run the FP32 reference over the evidence."""
+    normalized, normalization = normalized_model(cal_set, model)
+    images = cal_set.images()
+    calib_idx, hold_idx = cal_set.split(float(cfg.calibration.holdout_fraction))
+    batches = calibration_batches([images[i] for i in calib_idx], model)
+    evidence = gather_evidence(cfg, model, [images[i] for i in hold_idx])
+    decode = class_decoder(cfg, model) if evidence.classify else (lambda outputs: [])
+    options = dict(cfg.backend[backend.name])
+    with backend.load(reference["engine_path"], options) as engine:
+        set_reference(evidence, engine, decode)
+    report.update(normalization=normalization, normalized_model=normalized, calibration_frames=sum(len(b) for b in batches),
+                  holdout_frames=len(hold_idx), labeled_images=len(evidence.labeled), evidence_notes=evidence.notes,
+                  reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]})
+    bench = Workbench(backend, options, model.input_shapes(), normalized, batches, evidence, decode,
+                      Thresholds.from_config(cfg.gate), workdir)
+    return bench, batches
+
+
+def _run_search(cfg: Node, bench: Workbench) -> SearchResult:
+    import onnx
+
+    gate = cfg.gate
+    nodes = len(quantizable_nodes(onnx.load(bench.normalized_model, load_external_data=False)))
+    limit = exclusion_limit(nodes, int(gate.max_excluded_nodes), float(gate.max_excluded_fraction))
+    with Progress("INT8 search", planned_steps(nodes, gate.mixed_precision, limit)) as progress:
+        bench.progress = progress
+        return search(bench, cfg.calibration.method, base_settings(cfg, bench.backend.name), bool(gate.mixed_precision), limit)
+
+
+def _write_artefacts(bench: Workbench, result: SearchResult, cal_set: CalibrationSet, model: PreparedModel,
+                     batches: List[np.ndarray], report: Dict[str, Any]) -> None:
+    """Calibration artefacts of the promoted INT8 attempt, else of the one closest to FP32."""
+    int8 = [a for a in result.attempts if a.settings]
+    if not int8:
+        return
+    final = result.chosen or closest(int8)
+    assert final.settings is not None
+    evidence = bench.evidence
+    frames = evidence.holdout + evidence.labeled
+    measured = calibration_batches(frames, model) if frames else []
+    where = f"{len(evidence.holdout)} held-out frame(s) and {len(evidence.labeled)} spot-labeled image(s)"
+    context = {"calibration_hash": cal_set.calibration_hash, "source_model_sha256": model.sha256,
+               "normalization": report["normalization"], "promoted": result.chosen is not None}
+    folder = models_folder(cal_set, model) / settings_folder(final.settings)
+    report["artefacts"] = write_artefacts(folder, bench.normalized_model, final.qdq_path, final.settings, model.spec.name,
+                                          batches, context, measured, where)
+    report["method"] = final.settings.method
