@@ -126,6 +126,7 @@ class Daemon:
             self.notifier.ready(self._status_line())
             self.publisher.update_status()
             log.info("ready: %s", self._status_line())
+        self._baseline_if_missing()
         self._apply_schedules(self.cfg)
         self._supervise()
         return self._shutdown(thread)
@@ -343,7 +344,7 @@ class Daemon:
             raise GateFailed(f"not promoted: {result['error']}; still serving {engine_label(self.loop.report) if self.loop else '?'}")
         if result["status"] != "swapped":
             raise EdgeAgentError(f"rebuild failed: {result['error']}")
-        return result
+        return command_summary(result)
 
     def _cmd_set_interval(self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]) -> Dict[str, Any]:
         with self._lock:
@@ -388,6 +389,19 @@ class Daemon:
             self.publisher.publish_event("build_failed", "error", f"{result.get('requested_precision')} engine not promoted: {result.get('error')}", details)
         self.publisher.publish_report("build", result)
         self.notifier.status(self._status_line())
+
+    def _baseline_if_missing(self) -> None:
+        """The engine serving at start counts as promoted: record its baseline when there is none yet."""
+        if not self.cfg.accuracy.spot_labels or self.loop is None:
+            return
+        try:
+            from . import baselines
+
+            missing = baselines.latest(self.cfg.paths.state_dir) is None
+        except (ImportError, EdgeAgentError):
+            missing = True
+        if missing:
+            self.loop.jobs.put(self._baseline_job)
 
     def _baseline_job(self, pipeline: Pipeline) -> None:
         assert self.loop is not None
@@ -464,6 +478,25 @@ class Daemon:
         answer = dict(self.status_fields(), telemetry=self.telemetry(), rebuild=self.rebuilder.running, engines=self.state.read())
         answer["version"] = __version__
         return answer
+
+
+def command_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
+    """A swapped rebuild in a few fields (the full build report goes out as report/build)."""
+    build, swap = result.get("build") or {}, result.get("swap") or {}
+    gate = build.get("gate") or {}
+    return {
+        "status": result["status"],
+        "job": result.get("job"),
+        "from": swap.get("from"),
+        "to": swap.get("to"),
+        "swap_gap_ms": swap.get("gap_ms"),
+        "built_precision": build.get("built_precision"),
+        "gate_passed": gate.get("passed") if gate else None,
+        "per_class_recall_delta": gate.get("per_class_recall_delta"),
+        "top1_agreement": gate.get("top1_agreement"),
+        "duration_s": result.get("duration_s"),
+        "report_path": build.get("report_path"),
+    }
 
 
 def print_result(result: Mapping[str, Any]) -> None:

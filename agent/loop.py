@@ -24,6 +24,7 @@ from .swap import Handoff
 
 log = logging.getLogger(__name__)
 Job = Callable[[Pipeline], None]
+FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
 
 
 class ProgressEngine(Engine):
@@ -152,12 +153,13 @@ class InferenceLoop:
 
     def stats(self) -> Dict[str, Any]:
         latencies = sorted(self._latencies)
-        ends = list(self._ends)
-        window = ends[-1] - ends[0] if len(ends) > 1 else 0.0
+        now = time.monotonic()
+        recent = [t for t in list(self._ends) if now - t <= FPS_WINDOW_S]
+        span = min(FPS_WINDOW_S, now - self.started)
         return {
             "engine": engine_label(self.report),
             "inferences": self.inferences,
-            "fps": round((len(ends) - 1) / window, 2) if window > 0 else None,
+            "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
             "latency_ms_p50": round(latencies[len(latencies) // 2], 3) if latencies else None,
             "latency_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3) if latencies else None,
             "uptime_s": round(time.monotonic() - self.started, 1),
