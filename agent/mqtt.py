@@ -34,6 +34,8 @@ from .schema import Node
 log = logging.getLogger(__name__)
 
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code: another client connected with our client id
+FLAP_SECONDS = 5.0  # a connection the broker ends sooner than this counts as short ...
+FLAP_COUNT = 3  # ... and this many in a row mean a duplicate client id (MQTT 3.1.1 has no reason code)
 OUTBOX_FILE = "outbox.sqlite"
 SEQ_FILE = "mqtt-seq"
 _TRANSIENT_MAX = 1000  # responses and QoS 0 telemetry waiting for a connection
@@ -181,6 +183,8 @@ class DeviceLink:
         self._last_expiry_check = self._last_drop_report = float("-inf")
         self._status_due = False
         self._stop_timeout = 5.0
+        self._connected_at: Optional[float] = None
+        self._short_sessions = 0  # connections in a row the broker ended within FLAP_SECONDS
         self._client = make_client(settings, device_id)
         self._client.max_inflight_messages_set(settings.window)
         self._client.suppress_exceptions = True
@@ -313,6 +317,7 @@ class DeviceLink:
             return
         log.info("connected to %s:%d as %s", self.settings.host, self.settings.port, self.device_id)
         self.stats["connects"] += 1
+        self._connected_at = time.monotonic()
         self._connection_events.append(True)
         self._wake.set()
 
@@ -323,9 +328,17 @@ class DeviceLink:
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected = False
         self._connection_events.append(False)
-        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+        lasted = time.monotonic() - self._connected_at if self._connected_at is not None else None
+        self._connected_at = None
+        taken_over = getattr(reason, "value", None) == SESSION_TAKEN_OVER
+        self._short_sessions = self._short_sessions + 1 if lasted is not None and lasted < FLAP_SECONDS else 0
+        if taken_over or self._short_sessions >= FLAP_COUNT:
+            # Another client with this id (or a broker that drops us at once): no hot reconnect loop.
             self.stats["taken_over"] += 1
-            log.error("another client connected with client id %r: two devices share one device.id; waiting %.0f s before reconnecting", self.device_id, self.settings.reconnect_max_s)
+            log.error(
+                "the broker keeps dropping the connection right after connect (%s): two devices share one device.id %r? waiting %.0f s before reconnecting",
+                reason, self.device_id, self.settings.reconnect_max_s,
+            )
             client.reconnect_delay_set(self.settings.reconnect_max_s, self.settings.reconnect_max_s)
         elif not self._stop.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)

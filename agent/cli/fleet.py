@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -13,6 +13,7 @@ from ..commands import COMMANDS
 from ..config import read_secret
 from ..errors import EdgeAgentError, InputError
 from ..mqtt import Settings, parse_broker_url, settings_from_config
+from ..schema import Node
 from .common import add_common, load
 
 
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> None:
     send.set_defaults(handler=run_send)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> Tuple[Node, Settings]:
+    """The configuration and the connection settings, with --broker and --prefix applied."""
     cfg = load(args)
     settings = settings_from_config(cfg)
     if args.broker:
@@ -51,8 +53,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = settings._replace(host=host, port=port or (8883 if tls else 1883), tls=tls or settings.tls)
     if args.prefix:
         settings = settings._replace(prefix=args.prefix)
-    args.cfg = cfg
-    return settings
+    return cfg, settings
 
 
 def parse_arguments(items: List[str]) -> Dict[str, Any]:
@@ -70,7 +71,7 @@ def parse_arguments(items: List[str]) -> Dict[str, Any]:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    _, settings = _settings(args)
     try:
         return fleet.monitor(settings, sys.stdout, json_lines=args.json, duration=args.duration)
     except ConnectionError as exc:
@@ -78,7 +79,7 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def run_send(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    cfg, settings = _settings(args)
     arguments = parse_arguments(args.arguments)
     if args.key_file:
         try:
@@ -87,7 +88,7 @@ def run_send(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(f"--key-file: cannot read {args.key_file}: {exc.strerror}") from None
     else:
-        key = read_secret(args.cfg, "commands.key_file") or ""
+        key = read_secret(cfg, "commands.key_file") or ""
     if not key:
         raise InputError("no signing key: pass --key-file or set commands.key_file")
     try:

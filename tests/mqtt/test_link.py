@@ -174,3 +174,20 @@ def test_shared_subscription_spreads_reports_across_consumers_once_each(make_lin
         part += [p["seq"] for _, p in member.collect(100, timeout=0.1)]
     assert sorted(parts[0] + parts[1]) == seqs
     assert parts[0] and parts[1]
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_two_devices_with_one_id_are_reported_and_do_not_spin(make_link, broker, caplog, protocol):
+    """Each kicks the other off: logged as an error, counted, and reconnects slow to reconnect_max_s."""
+    from agent.mqtt import Settings
+
+    settings = Settings("127.0.0.1", broker.port, protocol=protocol, reconnect_min_s=0.05, reconnect_max_s=1.0)
+    twins = [make_link("twin", settings=settings), make_link("twin", settings=settings)]
+    for link in twins:
+        link.start()
+    time.sleep(3.0)
+    taken_over = sum(link.stats["taken_over"] for link in twins)
+    connects = sum(link.stats["connects"] for link in twins)
+    assert taken_over >= 1
+    assert connects <= 8  # about one per reconnect_max_s each; 0.05 s would give dozens
+    assert any("two devices share one device.id 'twin'" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
