@@ -13,6 +13,7 @@ from .backends.base import Backend, BuildOutput, BuildRequest, Engine
 from .engines import EngineStore, cache_key
 from .fileio import atomic_write_json
 from .pipeline import PreparedModel, prepare_model
+from .progress import Listener
 from .schema import Node
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,14 @@ def build_cached(
     return report
 
 
-def build(cfg: Node, precision: Optional[str] = None, force: bool = False) -> Dict[str, Any]:
+def build(cfg: Node, precision: Optional[str] = None, force: bool = False, progress: Optional[Listener] = None) -> Dict[str, Any]:
     """The engine for the config (``precision`` overrides cfg.precision); returns its report.
 
     int8 and best run the gated INT8 search (calibration.workflow). Its report has ``promoted``:
     a failed int8 search promotes nothing (the caller keeps the engine it has) and ``gate`` says
     why; best falls back to gate.fallback and says so. Every report that is not a cache hit is
     also written to <state_dir>/reports/build-<time>.json (``report_path``) for publishing.
+    ``progress`` is called on every step of calibration and of the INT8 search.
     """
     precision = precision or cfg.precision
     backend = get_backend(cfg.backend.name)
@@ -135,6 +137,7 @@ def build(cfg: Node, precision: Optional[str] = None, force: bool = False) -> Di
             build_reference=lambda model: build_cached(cfg, backend, model, "fp32", model.sha256),
             store=engine_store(cfg),
             base_fields=lambda model, calibration_hash: key_fields(backend, model, precision, options, model.sha256, calibration_hash),
+            listener=progress,
         )
     else:
         model = prepare_model(cfg)

@@ -10,6 +10,7 @@ from typing import IO, Callable, Optional
 
 log = logging.getLogger("edge-agent.progress")
 BAR_WIDTH = 30
+Listener = Callable[[str, int, int, str], None]  # (label, done, total, detail), e.g. to publish over MQTT
 
 
 def render_bar(label: str, done: int, total: int, detail: str = "", width: int = BAR_WIDTH) -> str:
@@ -30,6 +31,7 @@ class Progress:
         stream: Optional[IO[str]] = None,
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        listener: Optional[Listener] = None,
     ) -> None:
         self.label = label
         self.total = total
@@ -43,10 +45,13 @@ class Progress:
         self.last_output: Optional[float] = None
         self.logged_done = -1
         self.closed = False
+        self.listener = listener
 
     def update(self, steps: int = 1, detail: str = "") -> None:
         self.done += steps
         self.detail = detail or self.detail
+        if self.listener is not None:
+            self.listener(self.label, self.done, self.total, self.detail)
         now = self.clock()
         if self.tty:
             if self.last_output is None or now - self.last_output >= 0.1 or self.done >= self.total > 0:

@@ -18,7 +18,7 @@ from agent.backends.base import Backend
 from agent.engines import cache_key
 from agent.fileio import atomic_move, sha256_file
 from agent.pipeline import PreparedModel, make_decoder, prepare_model
-from agent.progress import Progress
+from agent.progress import Listener, Progress
 from agent.schema import Node
 
 from .artefacts import settings_folder, write_artefacts
@@ -132,10 +132,11 @@ def build_quantized(
     build_reference: Callable[[PreparedModel], Dict[str, Any]],
     store: Any,
     base_fields: Callable[[PreparedModel, Optional[str]], Dict[str, Any]],
+    listener: Optional[Listener] = None,
 ) -> Dict[str, Any]:
     """The gated build for ``precision`` int8 or best; returns the build report (``promoted``)."""
     model = prepare_model(cfg)
-    cal_set, collected = _calibration_set(cfg)
+    cal_set, collected = _calibration_set(cfg, listener)
     fields = base_fields(model, cal_set.calibration_hash)
     fields["quantization"] = quantization_key(cfg)
     key = cache_key(fields)
@@ -160,7 +161,7 @@ def build_quantized(
     workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=str(cal_set.folder)))
     try:
         bench, batches = _workbench(cfg, backend, model, cal_set, reference, workdir, report)
-        result = _run_search(cfg, bench)
+        result = _run_search(cfg, bench, listener)
         promoted, built, decision = _decide(bench, result, precision, cfg.gate.fallback, model)
         report.update(gate=gate_summary(result, promoted, built), built_precision=built, decision=decision,
                       promoted=built is not None, excluded_nodes=list(promoted.excluded) if promoted else [])
@@ -179,13 +180,13 @@ def build_quantized(
     return report
 
 
-def _calibration_set(cfg: Node) -> Tuple[CalibrationSet, bool]:
+def _calibration_set(cfg: Node, listener: Optional[Listener]) -> Tuple[CalibrationSet, bool]:
     """The current calibration set, collected from the configured source when there is none."""
     found = current_set(cfg.paths.calibration_dir)
     if found is not None:
         return found, False
     log.info("no calibration set in %s: collecting one from the configured source", cfg.paths.calibration_dir)
-    with Progress("calibration frames", cfg.calibration.frames) as progress:
+    with Progress("calibration frames", cfg.calibration.frames, listener=listener) as progress:
         return collect(cfg, None, None, progress), True
 
 
@@ -209,13 +210,13 @@ def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: Calib
     return bench, batches
 
 
-def _run_search(cfg: Node, bench: Workbench) -> SearchResult:
+def _run_search(cfg: Node, bench: Workbench, listener: Optional[Listener]) -> SearchResult:
     import onnx
 
     gate = cfg.gate
     nodes = len(quantizable_nodes(onnx.load(bench.normalized_model, load_external_data=False)))
     limit = exclusion_limit(nodes, int(gate.max_excluded_nodes), float(gate.max_excluded_fraction))
-    with Progress("INT8 search", planned_steps(nodes, gate.mixed_precision, limit)) as progress:
+    with Progress("INT8 search", planned_steps(nodes, gate.mixed_precision, limit), listener=listener) as progress:
         bench.progress = progress
         return search(bench, cfg.calibration.method, base_settings(cfg, bench.backend.name), bool(gate.mixed_precision), limit)
 

@@ -56,8 +56,11 @@ def spot_confusion(cfg_path: Path, state: Path, report: Dict[str, Any]) -> List[
     return confusion_matrix([t for _, t in labeled.items], predicted, len(model.labels)).tolist()
 
 
-def test_calibrate_from_the_configured_video(demo_dir: Path, tmp_path: Path, capsys) -> None:
-    code, out = cli(capsys, "calibrate", *common(demo_dir, tmp_path))
+@pytest.mark.parametrize("explicit", [False, True])
+def test_calibrate_from_a_video(demo_dir: Path, tmp_path: Path, capsys, explicit: bool) -> None:
+    """The configured source (a video file), or the video named with --source."""
+    extra = ["--source", str(demo_dir / "stream.avi")] if explicit else []
+    code, out = cli(capsys, "calibrate", *common(demo_dir, tmp_path), *extra)
     assert code == 0
     assert len(out["calibration_hash"]) == 64 and out["method"] == "entropy"
     assert 150 <= out["frames"] <= 200 and out["frames_seen"] == 200
@@ -160,3 +163,16 @@ def test_fp32_build_keeps_its_fields(demo_dir: Path, tmp_path: Path, capsys) -> 
     code, report = cli(capsys, "build", *common(demo_dir, tmp_path), "--precision", "fp32")
     assert code == 0 and report["precision"] == "fp32" and report["backend"] == "onnxruntime"
     assert report["cache_hit"] is False and Path(report["engine_path"]).is_file() and len(report["model_sha256"]) == 64
+
+
+def test_python_api_reports_progress_and_writes_the_report(demo_cfg) -> None:
+    from agent.build import build
+
+    steps: List[tuple] = []
+    report = build(demo_cfg, "int8", progress=lambda *step: steps.append(step))
+    labels = {s[0] for s in steps}
+    assert labels == {"calibration frames", "INT8 search"}
+    assert [s[1:4:2] for s in steps if s[0] == "INT8 search"] == [(1, "entropy: passed")]
+    written = Path(report["report_path"])
+    assert written.parent == Path(demo_cfg.paths.state_dir) / "reports"
+    assert json.loads(written.read_text())["gate"]["passed"] is True

@@ -55,3 +55,11 @@ def test_pipe_gets_log_lines_at_most_every_interval(caplog: pytest.LogCaptureFix
     assert out.getvalue() == ""
     assert 5 <= len(lines) <= 7
     assert lines[-1].startswith("frames: 100/100")
+
+
+def test_listener_sees_every_step() -> None:
+    seen = []
+    with Progress("search", 3, stream=io.StringIO(), listener=lambda *args: seen.append(args)) as progress:
+        progress.update(1, "entropy: failed")
+        progress.update(2, "done")
+    assert seen == [("search", 1, 3, "entropy: failed"), ("search", 3, 3, "done")]
