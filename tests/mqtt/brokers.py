@@ -35,10 +35,11 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Broker:
     """One mosquitto process with persistence (so queued QoS 1 messages survive its restarts).
 
-    ``tls`` is (ca, cert, key) for a listener that requires client certificates.
+    ``tls`` is (ca, cert, key) for a listener that requires client certificates;
+    ``password_file`` (made with mosquitto_passwd) turns anonymous access off.
     """
 
-    def __init__(self, workdir: Path, tls: Optional[List[str]] = None) -> None:
+    def __init__(self, workdir: Path, tls: Optional[List[str]] = None, password_file: Optional[str] = None) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -46,7 +47,7 @@ class Broker:
         lines = [
             f"user {getpass.getuser()}",  # as root, mosquitto would switch to 'mosquitto' and lose this folder
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            "allow_anonymous false" if password_file else "allow_anonymous true",
             "persistence true",
             f"persistence_location {self.dir}/",
             f"log_dest file {self.dir / 'mosquitto.log'}",
@@ -54,6 +55,8 @@ class Broker:
             "log_type warning",
             "max_queued_messages 100000",
         ]
+        if password_file:
+            lines.append(f"password_file {password_file}")
         if tls:
             ca, cert, key = tls
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}", "require_certificate true"]
