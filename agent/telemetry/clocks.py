@@ -59,19 +59,22 @@ def gpu_load_pct(fs: SysfsRoot, paths: ClockPaths) -> Optional[float]:
     return round(load / 10.0, 1) if load is not None else None
 
 
-def read_clocks(fs: SysfsRoot, paths: ClockPaths) -> Dict[str, Any]:
+def read_limits(fs: SysfsRoot, paths: ClockPaths) -> Dict[str, Any]:
+    """Clock floors and ceilings (MHz): they change only with nvpmodel or jetson_clocks, so the
+    sampler re-reads them every few seconds rather than at every sample."""
+    gpu = {k: _mhz(fs.number(f"{paths.gpu_devfreq}/{k}_freq"), 1e6) for k in ("min", "max")} if paths.gpu_devfreq else {}
+    cpus = [{k: _mhz(fs.number(f"{cpu}/cpufreq/scaling_{k}_freq"), 1e3) for k in ("min", "max")} for cpu in paths.cpus]
+    return {"gpu": gpu, "cpus": cpus}
+
+
+def read_clocks(fs: SysfsRoot, paths: ClockPaths, limits: Dict[str, Any]) -> Dict[str, Any]:
     """Current clocks in MHz, with the limits that say whether they are pinned."""
-    gpu: Dict[str, Optional[float]] = {}
-    if paths.gpu_devfreq:
-        gpu = {k: _mhz(fs.number(f"{paths.gpu_devfreq}/{k}_freq"), 1e6) for k in ("cur", "min", "max")}
-    cpus = []
-    for cpu in paths.cpus:
-        cpus.append({k: _mhz(fs.number(f"{cpu}/cpufreq/scaling_{k}_freq"), 1e3) for k in ("cur", "min", "max")})
+    gpu, cpus = limits["gpu"], limits["cpus"]
     return {
-        "gpu_mhz": gpu.get("cur"),
+        "gpu_mhz": _mhz(fs.number(f"{paths.gpu_devfreq}/cur_freq"), 1e6) if paths.gpu_devfreq else None,
         "gpu_min_mhz": gpu.get("min"),
         "gpu_max_mhz": gpu.get("max"),
-        "cpu_mhz": [c["cur"] for c in cpus],
+        "cpu_mhz": [_mhz(fs.number(f"{cpu}/cpufreq/scaling_cur_freq"), 1e3) for cpu in paths.cpus],
         "cpu_max_mhz": [c["max"] for c in cpus],
         "emc_mhz": _mhz(fs.number(paths.emc_rate), 1e6) if paths.emc_rate else None,
         "pinned": clocks_pinned(gpu, cpus),

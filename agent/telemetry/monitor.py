@@ -23,6 +23,7 @@ from .sysfs import SysfsRoot
 from .tegrastats import TegrastatsProcess
 
 log = logging.getLogger(__name__)
+LIMITS_REFRESH_S = 5.0
 HOST_NOTE = "x86: RAPL covers the CPU package, NVML the GPU board; the rest of the machine is not measured"
 
 
@@ -38,6 +39,8 @@ class Telemetry:
         self.zones = thermal.discover_zones(self.fs)
         self.clock_paths = clocks.discover_clocks(self.fs)
         self.notes: List[str] = []
+        self._limits: Dict[str, Any] = {}
+        self._limits_t = float("-inf")
         self._tegrastats: Optional[TegrastatsProcess] = None
         self._tegrastats_last: Optional[Dict[str, Any]] = None
         self._lock = threading.Lock()
@@ -134,12 +137,18 @@ class Telemetry:
             "power_source": self.power_source,
             "temperatures_c": thermal.read_zones(self.fs, self.zones),
             "gpu_load_pct": clocks.gpu_load_pct(self.fs, self.clock_paths),
-            "clocks": clocks.read_clocks(self.fs, self.clock_paths),
+            "clocks": clocks.read_clocks(self.fs, self.clock_paths, self._clock_limits()),
             "over_current_alarms": measured["alarms"],
         }
         if self.live:
             snapshot["system"] = _system()
         return snapshot
+
+    def _clock_limits(self) -> Dict[str, Any]:
+        now = time.monotonic()
+        if now - self._limits_t >= LIMITS_REFRESH_S:
+            self._limits, self._limits_t = clocks.read_limits(self.fs, self.clock_paths), now
+        return self._limits
 
     def describe(self) -> Dict[str, Any]:
         """What was discovered: for logs, context and `edge-agent telemetry` headers."""
