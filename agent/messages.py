@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -92,8 +93,22 @@ def envelope(kind: str, device_id: str, seq: int, body: Mapping[str, Any], epoch
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; NaN and infinities are refused (they are not JSON)."""
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
+    """Compact UTF-8 JSON. NaN and infinities are not JSON: they go out as null (not measured)."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
+    except ValueError:
+        text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False, default=str)
+    return text.encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(inner) for inner in value]
+    return value
 
 
 class Topics:

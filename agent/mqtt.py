@@ -270,7 +270,12 @@ class DeviceLink:
         with self._store_lock:  # the outbox order is the seq order
             seq = self.seq.next()
             payload = encode(envelope(kind, self.device_id, seq, body))
-            evicted = self.outbox.add(topic, payload, qos=qos)
+            try:
+                evicted = self.outbox.add(topic, payload, qos=qos)
+            except ValueError as exc:  # larger than the whole outbox may hold
+                self.stats["too_large"] += 1
+                log.error("%s not published: %s", kind, exc)
+                return seq
         if evicted:
             with self._lock:
                 self._unreported_drops += evicted

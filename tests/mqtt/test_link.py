@@ -191,3 +191,11 @@ def test_two_devices_with_one_id_are_reported_and_do_not_spin(make_link, broker,
     assert taken_over >= 1
     assert connects <= 8  # about one per reconnect_max_s each; 0.05 s would give dozens
     assert any("two devices share one device.id 'twin'" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_a_report_larger_than_the_outbox_is_refused_without_raising(make_link):
+    link = make_link(bounds=Bounds(10, 1024, 1e6))
+    link.publish_report("build", {"log": "x" * 4000})
+    assert link.stats["too_large"] == 1 and link.outbox.count == 0
+    link.publish_report("build", {"log": "short"})
+    assert link.outbox.count == 1

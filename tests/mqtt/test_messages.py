@@ -80,3 +80,12 @@ def test_a_corrupt_sequence_file_is_named(tmp_path):
     path.write_text("twelve\n")
     with pytest.raises(ValueError, match=str(path)):
         SequenceFile(path)
+
+
+def test_encode_turns_non_finite_numbers_into_null():
+    import json
+
+    from agent.messages import encode
+
+    body = {"fps": float("nan"), "nested": [{"w": float("inf")}, 1.5], "ok": 2}
+    assert json.loads(encode(body)) == {"fps": None, "nested": [{"w": None}, 1.5], "ok": 2}
