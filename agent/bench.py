@@ -257,14 +257,20 @@ def pipeline_step(pipeline: Any, source: Any, batch: int) -> Step:
 
 
 def attach_power(result: Dict[str, Any], sampler: Any, reason_if_none: Optional[str]) -> None:
-    """Add power, energy_mj_per_inference and power_unavailable_reason to one batch's result."""
+    """Add power, energy_mj_per_inference, power_unavailable_reason and (with samples) throttling
+    to one batch's result."""
     from .telemetry.energy import energy_over
+    from .telemetry.throttle import throttling
 
     result.update(power=None, energy_mj_per_inference=None, power_unavailable_reason=reason_if_none)
     if sampler is None:
         return
+    if sampler.telemetry.power_source is None:
+        result["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
+        return
     t0, t1 = result["window_monotonic"]
     sampler.wait_past(t1, timeout_s=3.0 / sampler.rate_hz)
+    result["throttling"] = throttling([s.snapshot for s in sampler.samples(t0, t1)])
     latest = sampler.latest()
     rail = latest.total_rail if latest else None
     report, why = energy_over(sampler.power_points(t0, t1), t0, t1, result["inferences"], rail)
@@ -337,16 +343,6 @@ def method(settings: BenchSettings) -> Dict[str, Any]:
         "stability_pct": settings.stability_pct,
         "timer": "time.perf_counter around each infer_timed call (stages from the backend)",
     }
-
-
-def bench_engine(
-    engine: Engine, feeds: Mapping[str, np.ndarray], batch: int, warmup_s: float, min_duration_s: float, min_iterations: int
-) -> Dict[str, Any]:
-    """Engine-mode measurement on given tensors with default stability settings (the daemon's call)."""
-    settings = BenchSettings(warmup_s=warmup_s, min_duration_s=min_duration_s, min_iterations=min_iterations)
-    result = measure(engine_step(engine, feeds), batch, settings)
-    result["method"] = method(settings)
-    return result
 
 
 # ----- A/B in one run ----------------------------------------------------------------------------

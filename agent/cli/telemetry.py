@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.once:
         telemetry.start()
         try:
-            emit(args, snapshot_fields(telemetry, telemetry.read()), _human)
+            emit(args, snapshot_fields(telemetry, telemetry.read_first()), _human)
         finally:
             telemetry.stop()
         return 0

@@ -150,6 +150,16 @@ class Telemetry:
             self._limits, self._limits_t = clocks.read_limits(self.fs, self.clock_paths), now
         return self._limits
 
+    def read_first(self, timeout_s: float = 3.0) -> Dict[str, Any]:
+        """A snapshot with power in it where a source needs time for its first reading (a
+        tegrastats line, a second RAPL counter read); gives up after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        snapshot = self.read()
+        while snapshot["total_mw"] is None and self.power_source not in (None, "sysfs") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            snapshot = self.read()
+        return snapshot
+
     def describe(self) -> Dict[str, Any]:
         """What was discovered: for logs, context and `edge-agent telemetry` headers."""
         return {

@@ -50,6 +50,9 @@ def test_energy_per_inference_from_the_sampled_input_rail(onet) -> None:
     window = power["window_s"]
     assert report["energy_mj_per_inference"] == pytest.approx(4587.3 * window / report["inferences"], rel=1e-3)
     assert report["power_unavailable_reason"] is None
+    # the tree latches an over-current warning and pins its clocks: throttled, for that reason only
+    assert report["throttling"]["reasons"] == ["over-current alarm VDD_CPU_GPU_CV:curr2_max_alarm"]
+    assert report["throttling"]["gpu"]["drop_pct"] == 0.0
 
 
 def test_pipeline_mode_has_every_stage(demo_cfg, onet) -> None:
@@ -74,3 +77,12 @@ def test_compare_the_same_engine_with_itself(onet) -> None:
     result = compare_engines(engine, engine, model, QUICK, rounds=4)
     assert min(result["a"]["iterations"], result["b"]["iterations"]) >= 32  # 8 per block, 4 blocks each
     assert 0.5 < result["p50_ratio_b_over_a"] < 2.0
+
+
+def test_a_sampler_without_power_passes_on_its_reason(onet, tmp_path) -> None:
+    engine, model = onet
+    telemetry = Telemetry(str(tmp_path), tegrastats="off", nvml="off", rapl="off")
+    with Sampler(telemetry, rate_hz=10.0) as sampler:
+        report = run_benchmark(engine, model, QUICK, sampler=sampler)
+    assert report["power"] is None and report["energy_mj_per_inference"] is None
+    assert report["power_unavailable_reason"].startswith("no power source: no INA3221/INA238 rails")

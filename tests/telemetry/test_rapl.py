@@ -31,3 +31,9 @@ def test_rapl_total_is_labeled_as_a_partial_sum(sysfs_copy) -> None:
     assert telemetry.power_source == "rapl"
     s = telemetry.read()
     assert s["total_rail"] == "sum(RAPL_PACKAGE-0)" and "RAPL" in s["total_note"]
+
+
+def test_first_reading_waits_for_a_second_counter_read(sysfs_copy) -> None:
+    telemetry = Telemetry(str(sysfs_copy("x86_rapl")), tegrastats="off", nvml="off", rapl="auto")
+    snapshot = telemetry.read_first(timeout_s=1.0)
+    assert snapshot["total_mw"] == 0.0  # the fixture's counter does not move: 0 mW, but a reading
