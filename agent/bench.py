@@ -209,7 +209,7 @@ def random_feeds(engine: Engine, model: Any, batch: int, seed: int = 0) -> Dict[
             shape: Tuple[int, ...] = model.spec.tensor_shape(batch)
         else:
             shape = tuple(d or 1 for d in tensor.shape)
-        dtype = np.dtype(tensor.dtype if tensor.dtype != "bool" else "bool")
+        dtype = np.dtype(tensor.dtype)
         if np.issubdtype(dtype, np.floating):
             feeds[tensor.name] = rng.standard_normal(shape).astype(dtype)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 import time
@@ -113,3 +114,27 @@ def test_process_reader_runs_a_real_subprocess(tmp_path: Path) -> None:
     assert stamps == sorted(stamps)
     assert reader.bad_lines >= 1
     assert not reader.running
+
+
+def test_telemetry_falls_back_to_tegrastats_on_the_live_system(tmp_path: Path, monkeypatch) -> None:
+    """No INA rails readable under / here, so a tegrastats on PATH becomes the power source."""
+    from agent.telemetry import Sampler, Telemetry
+
+    script = tmp_path / "tegrastats"
+    line = (TEGRASTATS / "thor_jp7.txt").read_text().splitlines()[0]
+    script.write_text(
+        f"#!{sys.executable}\nimport sys, time\n"
+        f"interval = int(sys.argv[sys.argv.index('--interval') + 1]) / 1000\n"
+        f"while True:\n    print({line!r}, flush=True)\n    time.sleep(interval)\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    telemetry = Telemetry("/", tegrastats="on", nvml="off", rapl="off", tegrastats_interval_ms=50)
+    if telemetry.rails:
+        pytest.skip("this machine has INA rails; sysfs wins over tegrastats")
+    assert telemetry.power_source == "tegrastats"
+    with Sampler(telemetry, rate_hz=20.0) as sampler:
+        snapshot = telemetry.read_first(timeout_s=5.0)
+        t = time.monotonic()
+        assert sampler.wait_past(t, timeout_s=2.0)
+    assert (snapshot["total_mw"], snapshot["total_rail"]) == (87426.0, "VIN")
