@@ -265,12 +265,12 @@ def attach_power(result: Dict[str, Any], sampler: Any, reason_if_none: Optional[
     result.update(power=None, energy_mj_per_inference=None, power_unavailable_reason=reason_if_none)
     if sampler is None:
         return
-    if sampler.telemetry.power_source is None:
-        result["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
-        return
     t0, t1 = result["window_monotonic"]
     sampler.wait_past(t1, timeout_s=3.0 / sampler.rate_hz)
     result["throttling"] = throttling([s.snapshot for s in sampler.samples(t0, t1)])
+    if sampler.telemetry.power_source is None:
+        result["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
+        return
     latest = sampler.latest()
     rail = latest.total_rail if latest else None
     report, why = energy_over(sampler.power_points(t0, t1), t0, t1, result["inferences"], rail)

@@ -86,3 +86,4 @@ def test_a_sampler_without_power_passes_on_its_reason(onet, tmp_path) -> None:
         report = run_benchmark(engine, model, QUICK, sampler=sampler)
     assert report["power"] is None and report["energy_mj_per_inference"] is None
     assert report["power_unavailable_reason"].startswith("no power source: no INA3221/INA238 rails")
+    assert report["throttling"]["throttled"] is None and report["throttling"]["samples"] >= 1  # sampled, nothing known
