@@ -68,6 +68,3 @@ class NvmlReader:
             except self.nvml.NVMLError:
                 out[f"GPU{index}"] = None
         return out
-
-    def close(self) -> None:
-        self.nvml.nvmlShutdown()

@@ -44,6 +44,7 @@ class Telemetry:
         self._tegrastats: Optional[TegrastatsProcess] = None
         self._tegrastats_last: Optional[Dict[str, Any]] = None
         self._lock = threading.Lock()
+        self._stale_s = max(1.0, 3 * tegrastats_interval_ms / 1000.0)  # three missed lines
         if not self.rails and self._wanted(tegrastats, "tegrastats"):
             self._tegrastats = TegrastatsProcess(self._on_tegrastats, tegrastats_interval_ms)
         self.rapl = RaplReader(self.fs) if rapl != "off" else None
@@ -96,9 +97,6 @@ class Telemetry:
     def stop(self) -> None:
         if self._tegrastats is not None:
             self._tegrastats.stop()
-        if self.nvml is not None:
-            self.nvml.close()
-            self.nvml = None
 
     def _power(self) -> Dict[str, Any]:
         now = time.monotonic()
@@ -110,8 +108,9 @@ class Telemetry:
         if self._tegrastats is not None:
             with self._lock:
                 last = self._tegrastats_last
-            if last is None:
-                return {"t": now, "rails": {}, "total": power.Total(None, None, None, "no tegrastats line yet"), "alarms": []}
+            if last is None or now - last["t"] > self._stale_s:
+                why = "no tegrastats line yet" if last is None else f"no tegrastats line for {now - last['t']:.1f} s"
+                return {"t": now, "rails": {}, "total": power.Total(None, None, None, why), "alarms": []}
             total = power.Total(last["total_mw"], last["total_rail"], last["total_kind"], last["total_note"])
             return {"t": last["t"], "rails": last["rails"], "total": total, "alarms": []}
         rails = {}

@@ -38,6 +38,7 @@ class Sampler:
         self.rate_hz = rate_hz
         self._history: Deque[Sample] = collections.deque(maxlen=max(2, int(history_s * rate_hz) + 1))
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.errors = 0
@@ -66,7 +67,8 @@ class Sampler:
 
     def sample_now(self) -> Sample:
         """Take one sample immediately (also used at window edges) and keep it in the history."""
-        snapshot = self.telemetry.read()
+        with self._read_lock:  # the sampler thread and a benchmark's window edges may both ask
+            snapshot = self.telemetry.read()
         sample = Sample(snapshot["t"], snapshot["total_mw"], snapshot["total_rail"], snapshot)
         with self._lock:
             if not self._history or sample.t >= self._history[-1].t:

@@ -138,3 +138,24 @@ def test_telemetry_falls_back_to_tegrastats_on_the_live_system(tmp_path: Path, m
         t = time.monotonic()
         assert sampler.wait_past(t, timeout_s=2.0)
     assert (snapshot["total_mw"], snapshot["total_rail"]) == (87426.0, "VIN")
+
+
+def test_a_tegrastats_that_went_quiet_gives_no_stale_power(tmp_path: Path, monkeypatch) -> None:
+    from agent.telemetry import Telemetry
+
+    script = tmp_path / "tegrastats"
+    line = (TEGRASTATS / "orin_nx_jp6.txt").read_text().splitlines()[0]
+    script.write_text(f"#!{sys.executable}\nimport time\nprint({line!r}, flush=True)\ntime.sleep(60)\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    telemetry = Telemetry("/", tegrastats="on", nvml="off", rapl="off", tegrastats_interval_ms=50)
+    if telemetry.rails:
+        pytest.skip("this machine has INA rails; sysfs wins over tegrastats")
+    telemetry.start()
+    try:
+        assert telemetry.read_first(timeout_s=5.0)["total_mw"] == 4586.0
+        time.sleep(1.2)
+        stale = telemetry.read()
+    finally:
+        telemetry.stop()
+    assert stale["total_mw"] is None and stale["total_note"].startswith("no tegrastats line for")
