@@ -43,14 +43,16 @@ class LatestFrameCapture:
         backoff_s: Tuple[float, float],
         finite: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Optional[Callable[[Frame], Any]] = None,
     ) -> None:
         self.open_source = open_source
+        self.prepare = prepare  # e.g. preprocessing, run on the reader thread for each frame
         self.read_timeout_s = read_timeout_s
         self.backoff_s = backoff_s
         self.finite = finite  # a stream that may end (a file without looping): None means the end, not a failure
         self.clock = clock
         self._cond = threading.Condition()
-        self._slot: Optional[Frame] = None
+        self._slot: Optional[Tuple[Frame, Any]] = None
         self._stop = threading.Event()
         self.ended = threading.Event()
         self._supervisor: Optional[threading.Thread] = None
@@ -61,6 +63,7 @@ class LatestFrameCapture:
         self.reopens = 0
         self.stalls = 0
         self.last_error = ""
+        self.prepare_errors = 0
         self._ages_ms: Deque[float] = collections.deque(maxlen=256)
 
     def start(self) -> None:
@@ -77,6 +80,11 @@ class LatestFrameCapture:
 
     def take(self, timeout: float) -> Optional[Frame]:
         """The newest frame not taken before, waiting up to ``timeout``; None if none came (or the stream ended)."""
+        taken = self.take_prepared(timeout)
+        return taken[0] if taken is not None else None
+
+    def take_prepared(self, timeout: float) -> Optional[Tuple[Frame, Any]]:
+        """Like take(), with what ``prepare`` made of the frame (None without ``prepare``)."""
         deadline = self.clock() + timeout
         with self._cond:
             while self._slot is None and not self._stop.is_set() and not self.ended.is_set():
@@ -84,11 +92,11 @@ class LatestFrameCapture:
                 if left <= 0:
                     return None
                 self._cond.wait(left)
-            frame, self._slot = self._slot, None
-        if frame is not None:
+            taken, self._slot = self._slot, None
+        if taken is not None:
             self.frames_taken += 1
-            self._ages_ms.append((self.clock() - frame.timestamp) * 1000.0)
-        return frame
+            self._ages_ms.append((self.clock() - taken[0].timestamp) * 1000.0)
+        return taken
 
     def stats(self) -> Dict[str, Any]:
         ages = sorted(self._ages_ms)
@@ -105,10 +113,18 @@ class LatestFrameCapture:
         }
 
     def _offer(self, frame: Frame) -> None:
+        prepared = None
+        if self.prepare is not None:
+            try:
+                prepared = self.prepare(frame)
+            except Exception as exc:  # the consumer prepares the frame itself then, and sees the error
+                self.prepare_errors += 1
+                if self.prepare_errors == 1:
+                    log.warning("capture: preparing a frame failed (%s); the inference thread will do it", exc)
         with self._cond:
             if self._slot is not None:
                 self.dropped += 1
-            self._slot = frame
+            self._slot = (frame, prepared)
             self.frames_read += 1
             self._cond.notify_all()
 

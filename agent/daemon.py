@@ -32,7 +32,7 @@ from . import build as building
 from .capture import LatestFrameCapture
 from .config import load_config
 from .errors import ConfigError, EdgeAgentError, GateFailed, InputError
-from .loop import InferenceLoop, engine_label
+from .loop import InferenceLoop, engine_label, prepare_for
 from .pipeline import Pipeline, make_decoder, prepare_model
 from .publishing import open_publisher
 from .scheduler import Scheduler
@@ -175,7 +175,8 @@ class Daemon:
     def _make_capture(self, cfg: Node) -> LatestFrameCapture:
         source = cfg.source
         finite = source.kind in ("file", "images") and not source.loop
-        return LatestFrameCapture(lambda: open_source(source), source.read_timeout_s, tuple(source.reopen_backoff_s), finite)
+        serving = prepare_for(lambda: self.loop.pipeline if self.loop is not None else None)
+        return LatestFrameCapture(lambda: open_source(source), source.read_timeout_s, tuple(source.reopen_backoff_s), finite, prepare=serving)
 
     # ----- signals and the main loop ---------------------------------------------------------
 

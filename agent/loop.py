@@ -1,5 +1,8 @@
 """The inference loop: newest frame in, result out, one engine at a time, on its own thread.
 
+Frames arrive preprocessed by the capture thread (``prepare_for``) when their input spec is the
+serving engine's, so capture, decoding and preprocessing overlap with inference.
+
 Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
 need the serving engine (benchmark, accuracy check), then (3) takes the newest frame. Every
 inference calls ``on_progress`` (the systemd watchdog is fed from there, so a stuck loop stops
@@ -19,7 +22,10 @@ import numpy as np
 
 from .backends.base import Arrays, Engine
 from .capture import LatestFrameCapture
+from .modelinfo import InputSpec
 from .pipeline import Pipeline
+from .preprocess import make_batch
+from .sources import Frame
 from .swap import Handoff
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,19 @@ class ProgressEngine(Engine):
         outputs = self.engine.infer(feeds)
         self.on_progress()
         return outputs
+
+
+def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame], Optional[Tuple[InputSpec, Any]]]:
+    """A capture ``prepare`` hook: preprocess each frame on the capture thread for the serving engine's input."""
+
+    def prepare(frame: Frame) -> Optional[Tuple[InputSpec, Any]]:
+        serving = pipeline()
+        if serving is None:
+            return None
+        spec = serving.model.spec
+        return spec, make_batch([frame.image], spec)
+
+    return prepare
 
 
 def engine_label(report: Mapping[str, Any]) -> str:
@@ -85,14 +104,14 @@ class InferenceLoop:
             while not self.stop_event.is_set():
                 self._maybe_swap()
                 self._run_jobs()
-                frame = self.capture.take(timeout=0.25)
-                if frame is None:
+                taken = self.capture.take_prepared(timeout=0.25)
+                if taken is None:
                     if self.capture.ended.is_set():
                         log.info("inference: the source ended; stopping")
                         self.stop_reason = "the source ended"
                         break
                     continue
-                self._infer(frame)
+                self._infer(*taken)
                 if self.max_frames and self.inferences >= self.max_frames:
                     log.info("inference: %d frames done (--max-frames); stopping", self.inferences)
                     self.stop_reason = "max frames reached"
@@ -103,9 +122,14 @@ class InferenceLoop:
         finally:
             self.finished.set()
 
-    def _infer(self, frame: Any) -> None:
+    def _infer(self, frame: Frame, prepared: Optional[Tuple[InputSpec, Any]]) -> None:
+        """One frame: preprocess (unless the capture thread did, for this input spec), infer, decode."""
         started = time.monotonic()
-        result = self.pipeline.infer_frames([frame])[0]
+        spec = self.pipeline.model.spec
+        batch, boxes = prepared[1] if prepared is not None and prepared[0] == spec else make_batch([frame.image], spec)
+        outputs = self.pipeline.engine.infer({spec.name: batch})
+        decoded = self.pipeline.decode(outputs, 1, boxes)[0]
+        result = {"frame": frame.index, "origin": frame.origin, **decoded.as_dict()}
         end = time.monotonic()
         self.inferences += 1
         self._latencies.append((end - started) * 1000.0)
