@@ -71,11 +71,11 @@ def test_round_trip_through_device_copies(layer: CudaLayer) -> None:
     _record("round_trip_4MiB", {"binding": layer.name, "device": layer.device_name(), "cc": layer.compute_capability(), "h2d_ms": times[0], "d2d_ms": times[1], "d2h_ms": times[2]})
 
 
-class _StandInEngine:
+class StandInEngine:
     """The ICudaEngine/IExecutionContext names the runtime uses, doing 2x+1 (or a copy) on the GPU."""
 
-    def __init__(self, layer: CudaLayer, kernel: bool) -> None:
-        self.layer, self.kernel = layer, kernel
+    def __init__(self, layer: CudaLayer, kernel: bool, features: tuple = (256,)) -> None:
+        self.layer, self.kernel, self.features = layer, kernel, features
         self.num_io_tensors = 2
         self.addresses: dict = {}
         self.shape = (0,)
@@ -91,9 +91,9 @@ class _StandInEngine:
         return SimpleNamespace(name="FLOAT")
 
     def get_tensor_shape(self, name: str) -> Any:
-        return (-1, 256) if self.shape == (0,) else self.shape
+        return (-1,) + self.features if self.shape == (0,) else self.shape
 
-    def create_execution_context(self) -> "_StandInEngine":
+    def create_execution_context(self) -> "StandInEngine":
         return self
 
     def set_input_shape(self, name: str, shape: Any) -> bool:
@@ -126,7 +126,7 @@ class _StandInEngine:
 def test_engine_runtime_data_flow_and_stage_times(layer: CudaLayer, kernel: bool, graph: bool) -> None:
     if kernel:
         pytest.importorskip("cupy")
-    stand_in = _StandInEngine(layer, kernel)
+    stand_in = StandInEngine(layer, kernel)
     engine = TensorRTEngine(stand_in, layer, {}, cuda_graph=graph)
     stand_in._stream = engine._stream
     rng = np.random.default_rng(0)
