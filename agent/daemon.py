@@ -230,9 +230,13 @@ class Daemon:
 
     def _apply_schedules(self, cfg: Node) -> None:
         now = time.monotonic()
+        intervals = {name: float(cfg.schedules[f"{name}_s"]) for name in SCHEDULED}
+        if intervals["check"] and not cfg.accuracy.spot_labels:
+            log.info("schedules.check_s: no accuracy.spot_labels configured; scheduled checks are off")
+            intervals["check"] = 0.0
         with self._lock:
-            for name in SCHEDULED:
-                self.scheduler.set_interval(name, float(cfg.schedules[f"{name}_s"]), now)
+            for name, seconds in intervals.items():
+                self.scheduler.set_interval(name, seconds, now)
 
     def run_scheduled(self, name: str) -> None:
         """Publish telemetry now, or queue a benchmark or check on the inference thread."""
@@ -242,7 +246,14 @@ class Daemon:
             self._report_capture_trouble()
             self.notifier.status(self._status_line())
         else:
-            self.loop.jobs.put(lambda pipeline: self._measure(name, pipeline))
+            self.loop.jobs.put(lambda pipeline: self._measure_quietly(name, pipeline))
+
+    def _measure_quietly(self, name: str, pipeline: Pipeline) -> None:
+        """A scheduled measurement: its failure is already published as an event; inference goes on."""
+        try:
+            self._measure(name, pipeline)
+        except (EdgeAgentError, ImportError) as exc:
+            log.warning("%s failed: %s", name, exc)
 
     def _measure(self, name: str, pipeline: Pipeline) -> Dict[str, Any]:
         """Benchmark or check the serving engine (on the inference thread); publish and return the report."""
@@ -364,13 +375,6 @@ class Daemon:
             return {"status": "busy", "job": exc.job_id}
         log.info("rebuild %s: %s engine (%s); inference continues", job, precision, reason)
         return {"status": "accepted", "job": job, "precision": precision}
-
-    def rollback(self) -> Dict[str, Any]:
-        """Swap the previous engine back in (through the same handoff as a rebuild)."""
-        previous = self.state.previous()
-        if not previous or not Path(str(previous.get("engine_path", ""))).is_file():
-            return {"status": "failed", "error": "no previous engine to roll back to"}
-        return self.rebuild(previous.get("built_precision", previous.get("precision")), "rollback", lambda: previous)
 
     def _swapped(self, info: Dict[str, Any]) -> None:
         """Called on the inference thread once a new engine served its first frame."""
