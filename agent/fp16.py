@@ -2,7 +2,9 @@
 
 Float initializers, Constant tensors, Cast targets and intermediate value types become FP16; the
 graph's inputs and outputs stay FP32 with a Cast at each edge, so callers feed and read FP32 as
-before. Values outside FP16's range are clipped to +-65504 (a note says how many).
+before. Values outside FP16's range are clipped to +-65504 (a note says how many). A model whose
+operators need FP32 somewhere (Resize scales, ConstantOfShape values, ...) fails ONNX's strict
+type inference after conversion and is refused with the reason.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def convert_to_fp16(src: str, dst: str) -> Dict[str, Any]:
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         raise InputError(f"{src}: has Q/DQ nodes (an INT8 model); FP16 conversion takes the FP32 model")
     counts = convert_model(model)
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # onnx's ValidationError, InferenceError
+        raise InputError(f"{src}: an operator does not accept FP16 where the conversion put it ({exc})") from None
     onnx.save(model, dst)
     return counts

@@ -23,8 +23,8 @@ from .trt_build import make_logger, run_isolated
 from .trt_runtime import TensorRTEngine
 
 INSTALL_HINT = (
-    "TensorRT's Python module (tensorrt) is not importable: on JetPack install it with "
-    "`sudo apt install python3-libnvinfer` (in a virtualenv, create it with --system-site-packages)"
+    "on JetPack install it with `sudo apt install python3-libnvinfer` "
+    "(in a virtualenv, create the virtualenv with --system-site-packages)"
 )
 
 
@@ -33,7 +33,7 @@ def require_tensorrt() -> Any:
     try:
         return importlib.import_module("tensorrt")
     except (ImportError, OSError) as exc:
-        raise MissingDependency(f"{INSTALL_HINT} ({exc})") from None
+        raise MissingDependency(f"the tensorrt backend needs TensorRT's Python module, which is not importable ({exc}): {INSTALL_HINT}") from None
 
 
 require_tensorrt()

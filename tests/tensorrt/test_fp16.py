@@ -49,3 +49,18 @@ def test_qdq_and_garbage_are_refused(qdq_path: str, tmp_path: Path) -> None:
     bad.write_bytes(b"not onnx")
     with pytest.raises(InputError, match="not a readable ONNX model"):
         convert_to_fp16(str(bad), str(tmp_path / "y.onnx"))
+
+
+def test_operator_that_needs_fp32_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])], [scales],
+    )
+    src = tmp_path / "resize.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src))
+    with pytest.raises(InputError, match="does not accept FP16.*scales"):
+        convert_to_fp16(str(src), str(tmp_path / "out.onnx"))
