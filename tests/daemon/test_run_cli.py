@@ -1,0 +1,38 @@
+"""`edge-agent run` bounded runs without MQTT: --max-frames, the end of a file, bad sources."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def run_agent(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", "run", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_max_frames_prints_one_result_per_inference(demo_dir, tmp_path):
+    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.loop=true", "--max-frames", "25", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 25
+    assert all(r["engine"] == "onnxruntime fp32" and r["top"] for r in lines)
+    assert [r["frame"] for r in lines] == sorted(r["frame"] for r in lines)
+    assert "max frames reached" in result.stderr
+
+
+def test_the_end_of_a_file_ends_the_run_with_every_frame_classified(demo_dir, tmp_path):
+    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.fps=100", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = [json.loads(line) for line in result.stdout.splitlines()]
+    truth = (demo_dir / "truth.txt").read_text().split()
+    # latest frame wins: a frame may be dropped, but every classified one is right
+    assert len(results) >= 20 and {r["top"][0]["label"] for r in results} == {"face", "non_face"}
+    assert all(r["top"][0]["label"] == truth[r["frame"]] for r in results)
+    assert "the source ended" in result.stderr
+
+
+def test_a_missing_video_is_a_clear_input_error(demo_dir, tmp_path):
+    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", f"source.uri={tmp_path / 'nope.avi'}")
+    assert result.returncode == 2
+    assert "source.uri: video file not found" in result.stderr
