@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ..device import l4t_release
-from ..errors import MissingDependency
+from ..errors import InputError, MissingDependency
 from .base import Backend, BuildOutput, BuildRequest, Engine, EngineIncompatible
 from .cuda import CudaLayer, open_cuda
 from .trt_build import make_logger, run_isolated
@@ -43,7 +43,10 @@ def model_numerics(path: str) -> Dict[str, bool]:
     """Whether the ONNX model is quantized (Q/DQ nodes) or FP16-typed (FP16 initializers)."""
     import onnx
 
-    graph = onnx.load(path, load_external_data=False).graph
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception as exc:  # DecodeError, OSError, ...
+        raise InputError(f"{path}: not a readable ONNX model ({exc})") from None
     return {
         "model_qdq": any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node),
         "model_fp16": any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer),

@@ -208,3 +208,22 @@ def test_cli_without_tensorrt_exits_2_with_one_sentence(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     message = proc.stderr.strip().splitlines()[-1]
     assert "tensorrt" in message and "sudo apt install python3-libnvinfer" in message
+
+
+@pytest.mark.parametrize("release", ["10.3.0"])
+def test_bad_model_and_missing_profile_are_input_errors(trt: Any, tmp_path: Path, onet_path: str) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(InputError, match="bad.onnx"):
+        _build(tmp_path, str(bad), "fp32", ONET_SHAPES)
+    import onnx
+    from onnx import TensorProto, helper
+
+    dangling = helper.make_graph(  # valid protobuf, invalid graph: the parser (in the child) refuses it
+        [helper.make_node("Relu", ["nowhere"], ["y"])], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]
+    )
+    onnx.save(helper.make_model(dangling), str(bad))
+    with pytest.raises(InputError, match="TensorRT cannot parse .*bad.onnx"):
+        _build(tmp_path, str(bad), "fp32", ONET_SHAPES)
+    with pytest.raises(InputError, match="no shape for model input 'input_3'"):
+        _build(tmp_path, onet_path, "fp32", {"other": (1, 48, 48, 3)})
