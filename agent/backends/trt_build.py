@@ -1,4 +1,4 @@
-"""The TensorRT engine build, run in a child process (``python -m agent.backends.trt_build JOB``).
+"""The TensorRT engine build, run in a child process (``python -m agent.backends.trt_build JOB RESULT``).
 
 The parent writes a JSON job, starts the child, and watches it: past ``build_timeout_s`` or
 ``build_memory_limit_mb`` (resident memory of the child and its children, via psutil) it is
@@ -153,7 +153,7 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     if plan.convert_fp16:
         from ..fp16 import convert_to_fp16
 
-        model_path = os.path.join(tempfile.mkdtemp(prefix="edge-agent-fp16-"), "model.fp16.onnx")
+        model_path = os.path.join(job["work_dir"], "model.fp16.onnx")
         convert_to_fp16(job["model_path"], model_path)
         notes.append("FP16 on this release comes from the model's types: converted the ONNX model to FP16 (inputs and outputs FP32)")
     network, _parser = _parse(trt, builder, logger, plan.network_flags, model_path, job["model_path"])  # the parser must outlive the build
@@ -258,7 +258,7 @@ def run_isolated(job: Mapping[str, Any], timeout_s: float, memory_limit_mb: Opti
 
     with tempfile.TemporaryDirectory(prefix="edge-agent-trt-build-") as work:
         job_path, result_path, err_path = (os.path.join(work, n) for n in ("job.json", "result.json", "stderr.txt"))
-        atomic_write_json(job_path, dict(job))
+        atomic_write_json(job_path, dict(job, work_dir=work))
         with open(err_path, "wb") as stderr:
             child = subprocess.Popen(
                 [sys.executable, "-m", "agent.backends.trt_build", job_path, result_path],
