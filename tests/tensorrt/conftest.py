@@ -28,15 +28,23 @@ def use_double(monkeypatch: pytest.MonkeyPatch, release: str, **device: Any) -> 
     return tensorrt
 
 
+@pytest.fixture(autouse=True)
+def forget_the_double() -> Iterator[None]:
+    """No test leaves the double importable as `tensorrt` (backend.name auto would pick it)."""
+    yield
+    module = sys.modules.get("tensorrt")
+    if module is not None and str(getattr(module, "__file__", "")).startswith(DOUBLE_DIR):
+        del sys.modules["tensorrt"]
+
+
 @pytest.fixture(params=RELEASES)
 def release(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def trt(release: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    yield use_double(monkeypatch, release)
-    sys.modules.pop("tensorrt", None)
+def trt(release: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return use_double(monkeypatch, release)
 
 
 @pytest.fixture(scope="session")
