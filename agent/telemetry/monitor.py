@@ -4,8 +4,9 @@ Power comes from the first source that has it: Jetson sysfs rails (INA3221 / INA
 tegrastats (when enabled and installed), else NVML and RAPL on x86. Snapshot fields (the same
 names as a parsed tegrastats line): ``rails`` {name: mW}, ``total_mw``, ``total_rail``,
 ``total_kind`` (input | sum), ``total_note``, ``power_source``, ``temperatures_c`` {zone: C or
-None}, ``gpu_load_pct``, ``clocks``, ``over_current_alarms``, ``power_mode`` and, on the live
-system only, ``system`` (psutil CPU and memory).
+None}, ``gpu_load_pct``, ``clocks``, ``over_current_alarms`` and, on the live system only,
+``system`` (psutil CPU and memory). Power and GPU load are read at every call; temperatures,
+clocks and alarms at most every SLOW_REFRESH_S, which keeps a 10-20 Hz sampler cheap.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .tegrastats import TegrastatsProcess
 
 log = logging.getLogger(__name__)
 LIMITS_REFRESH_S = 5.0
+SLOW_REFRESH_S = 0.5
 HOST_NOTE = "x86: RAPL covers the CPU package, NVML the GPU board; the rest of the machine is not measured"
 
 
@@ -41,6 +43,8 @@ class Telemetry:
         self.notes: List[str] = []
         self._limits: Dict[str, Any] = {}
         self._limits_t = float("-inf")
+        self._slow: Dict[str, Any] = {}
+        self._slow_t = float("-inf")
         self._tegrastats: Optional[TegrastatsProcess] = None
         self._tegrastats_last: Optional[Dict[str, Any]] = None
         self._lock = threading.Lock()
@@ -103,16 +107,15 @@ class Telemetry:
         if self.rails:
             rails = {r.name: _round(r.read_mw(self.fs)) for r in self.rails}
             total = power.total_power(rails)
-            alarms = [f"{r.name}:{a}" for r in self.rails for a in r.alarms(self.fs)]
-            return {"t": now, "rails": rails, "total": total, "alarms": alarms}
+            return {"t": now, "rails": rails, "total": total}
         if self._tegrastats is not None:
             with self._lock:
                 last = self._tegrastats_last
             if last is None or now - last["t"] > self._stale_s:
                 why = "no tegrastats line yet" if last is None else f"no tegrastats line for {now - last['t']:.1f} s"
-                return {"t": now, "rails": {}, "total": power.Total(None, None, None, why), "alarms": []}
+                return {"t": now, "rails": {}, "total": power.Total(None, None, None, why)}
             total = power.Total(last["total_mw"], last["total_rail"], last["total_kind"], last["total_note"])
-            return {"t": last["t"], "rails": last["rails"], "total": total, "alarms": []}
+            return {"t": last["t"], "rails": last["rails"], "total": total}
         rails = {}
         for reader in (self.nvml, self.rapl):
             if reader is not None:
@@ -120,7 +123,20 @@ class Telemetry:
         readable = [v for v in rails.values() if v is not None]
         label = "sum(" + "+".join(sorted(rails)) + ")" if rails else None
         total = power.Total(sum(readable) if readable else None, label, "sum" if rails else None, HOST_NOTE if rails else None)
-        return {"t": now, "rails": rails, "total": total, "alarms": []}
+        return {"t": now, "rails": rails, "total": total}
+
+    def _slow_state(self) -> Dict[str, Any]:
+        """Temperatures, clocks and alarms: re-read at most every SLOW_REFRESH_S (they change
+        slowly; power and GPU load are read at every sample)."""
+        now = time.monotonic()
+        if now - self._slow_t >= SLOW_REFRESH_S:
+            self._slow = {
+                "temperatures_c": thermal.read_zones(self.fs, self.zones),
+                "clocks": clocks.read_clocks(self.fs, self.clock_paths, self._clock_limits()),
+                "over_current_alarms": [f"{r.name}:{a}" for r in self.rails for a in r.alarms(self.fs)],
+            }
+            self._slow_t = now
+        return self._slow
 
     def read(self) -> Dict[str, Any]:
         """One snapshot of every source."""
@@ -134,11 +150,9 @@ class Telemetry:
             "total_kind": total.kind,
             "total_note": total.note,
             "power_source": self.power_source,
-            "temperatures_c": thermal.read_zones(self.fs, self.zones),
             "gpu_load_pct": clocks.gpu_load_pct(self.fs, self.clock_paths),
-            "clocks": clocks.read_clocks(self.fs, self.clock_paths, self._clock_limits()),
-            "over_current_alarms": measured["alarms"],
         }
+        snapshot.update(self._slow_state())
         if self.live:
             snapshot["system"] = _system()
         return snapshot
