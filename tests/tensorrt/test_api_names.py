@@ -20,7 +20,7 @@ from .conftest import RELEASES, use_double
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND_MODULES = ["agent/backends/tensorrt.py", "agent/backends/trt_build.py", "agent/backends/trt_runtime.py", "agent/backends/trt_compat.py"]
-API_DIR = Path("/work/shared/tensorrt-api")
+API_DIR = Path(__file__).parent / "api"
 
 
 def _api(release: str) -> Dict[str, Any]:
@@ -123,3 +123,11 @@ def test_double_resolves_bases_and_refuses_unknown_properties(monkeypatch: pytes
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
     with pytest.raises(NotImplementedError, match="exists in 10.13.3 but is not modelled"):
         config.can_run_on_DLA(None)
+
+
+def test_api_copies_match_the_shared_lists() -> None:
+    shared = ROOT.parent / "shared" / "tensorrt-api"
+    if not shared.is_dir():
+        pytest.skip("../shared/tensorrt-api is not beside this checkout")
+    for release in RELEASES:
+        assert (API_DIR / f"trt-{release}.json").read_bytes() == (shared / f"trt-{release}.json").read_bytes(), release

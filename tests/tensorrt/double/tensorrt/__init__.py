@@ -1,4 +1,7 @@
-"""A strict test double of the ``tensorrt`` module, generated from ../shared/tensorrt-api/trt-<release>.json.
+"""A strict test double of the ``tensorrt`` module, generated from tests/tensorrt/api/trt-<release>.json.
+
+(Those files are copies of the project's shared API name lists, ../shared/tensorrt-api/, so CI
+has them; their README says how they were extracted.)
 
 ``EDGE_TRT_DOUBLE_RELEASE`` picks the release (8.5.2, 8.6.1, 10.3.0, 10.13.3, 11.1). Only the
 names that release binds exist: classes, their methods and properties (inherited through
@@ -29,7 +32,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-_API_DIR = os.environ.get("EDGE_TRT_API_DIR", "/work/shared/tensorrt-api")
+_API_DIR = os.environ.get("EDGE_TRT_API_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "api"))
 RELEASE = os.environ["EDGE_TRT_DOUBLE_RELEASE"]
 _API = json.load(open(os.path.join(_API_DIR, f"trt-{RELEASE}.json"), encoding="utf-8"))
 _DEVICE = {"fast_fp16": True, "fast_int8": True, "dla_cores": 0, "crash": None}
