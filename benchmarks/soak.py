@@ -114,7 +114,8 @@ def main() -> None:
         f"Method: `edge-agent run` for {r['minutes']:g} min on the demo model and looping sample stream (25 fps), a local",
         "mosquitto, telemetry every 1 s, a benchmark and an accuracy check every 60 s. RSS, open fds and threads sampled",
         f"every {SAMPLE_S:g} s with psutil (the first minute, which loads engines and baselines, is left out of start/end);",
-        "outbox depth and throughput from the daemon's own telemetry over MQTT; SIGTERM at the end.",
+        "outbox depth and throughput from the daemon's own telemetry over MQTT; SIGTERM at the end."
+        + (f" This was a short run ({r['minutes']:g} min), not the 30-minute soak." if r["minutes"] < 30 else ""),
         "",
         "| RSS start / end / max MB | open fds min-max | threads max | outbox max / last | fps per minute (min-max) | exit code | stop s |",
         "|---|---|---|---|---|---|---|",
