@@ -7,7 +7,6 @@ ONNX Runtime on the same model.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from agent.backends.base import BuildOutput, BuildRequest, EngineIncompatible
 from agent.backends.trt_build import BuildFailed
 from agent.errors import InputError
 
-from .conftest import RELEASES, use_double
+from .conftest import use_double
 from .host_cuda import HostCudaLayer
 
 ONET_SHAPES = {"input_3": (4, 48, 48, 3)}
