@@ -516,6 +516,8 @@ def check_source_at_start(cfg: Node) -> None:
     from .cameras import gstreamer_missing_sentence
 
     sentence = gstreamer_missing_sentence(cfg.source.kind, cv2.getBuildInformation())
+    if sentence and cfg.source.kind == "csi":
+        raise InputError(sentence)  # no retry can help: this OpenCV cannot open a CSI camera
     if sentence:
         log.warning(sentence)
     if cfg.source.kind == "file" and not Path(cfg.source.uri).is_file():

@@ -36,3 +36,17 @@ def test_a_missing_video_is_a_clear_input_error(demo_dir, tmp_path):
     result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", f"source.uri={tmp_path / 'nope.avi'}")
     assert result.returncode == 2
     assert "source.uri: video file not found" in result.stderr
+
+
+def test_csi_without_gstreamer_says_so_in_one_sentence(demo_dir, tmp_path):
+    import cv2
+    import pytest
+
+    from agent.cameras import gstreamer_in_build
+
+    if gstreamer_in_build(cv2.getBuildInformation()):
+        pytest.skip("this OpenCV has GStreamer")
+    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.kind=csi")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "built without GStreamer" in errors[0] and "--system-site-packages" in errors[0]
