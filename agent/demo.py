@@ -130,7 +130,7 @@ class Mosquitto:
                 self.proc.wait(5)
 
 
-def live_config(workdir: Path, port: int) -> Path:
+def live_config(workdir: Path, port: int, protocol: str = "5") -> Path:
     """daemon.yaml: the demo model on the looping sample stream, MQTT to the private broker, short schedules."""
     key = workdir / "command.key"
     if not key.exists():
@@ -141,7 +141,7 @@ def live_config(workdir: Path, port: int) -> Path:
     data = demo_config(workdir)
     data["device"]["id"] = DEMO_DEVICE
     data["source"].update(loop=True, fps=25.0)
-    data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": port}
+    data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": port, "protocol": protocol}
     data["commands"] = {"key_file": "command.key"}
     data["calibration"] = {"frames": 100, "min_spacing_s": 0.0}
     data["schedules"] = {"telemetry_s": 1.0, "benchmark_s": 15.0, "check_s": 4.0}

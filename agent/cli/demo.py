@@ -1,9 +1,8 @@
 """edge-agent demo: the whole product on a built-in sample (no camera, GPU or model download).
 
-A private mosquitto broker, the daemon on a looping sample stream (real MTCNN ONet face
+A private MQTT broker (mosquitto when installed, else a minimal embedded one), the daemon on a looping sample stream (real MTCNN ONet face
 classifier, 200 LFW crops), the fleet monitor's table of its reports, and a signed
 `rebuild precision=int8` swapped in while inference goes on; then SIGTERM and a clean stop.
-Needs the mosquitto broker binary (Debian/Ubuntu: apt-get install mosquitto).
 """
 
 from __future__ import annotations
@@ -28,22 +27,31 @@ SETTLE_S = 3.0
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help="run the whole product on a built-in sample (needs mosquitto)", description=__doc__)
+    parser = subparsers.add_parser("demo", help="run the whole product on a built-in sample", description=__doc__)
     parser.add_argument("--workdir", metavar="DIR", help="where the sample stream, config, state and logs go (default: a new temp dir)")
+    parser.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto", help="auto: mosquitto when installed, else the embedded minimal broker")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="edge-agent-demo-")).resolve()
-    binary = demo.find_mosquitto()
-    if binary is None:
-        raise MissingDependency("edge-agent demo starts its own MQTT broker and needs mosquitto: apt-get install mosquitto")
+    binary = demo.find_mosquitto() if args.broker != "embedded" else None
+    if binary is None and args.broker == "mosquitto":
+        raise MissingDependency("--broker mosquitto: mosquitto is not installed (apt-get install mosquitto)")
     demo.prepare(workdir)
-    broker = demo.Mosquitto(binary, workdir / "broker").start()
     say = _printer()
-    say(f"demo: files in {workdir}; mosquitto on 127.0.0.1:{broker.port}")
+    if binary is not None:
+        broker: Any = demo.Mosquitto(binary, workdir / "broker").start()
+        say(f"demo: files in {workdir}; mosquitto on 127.0.0.1:{broker.port}")
+        protocol = "5"
+    else:
+        from ..minibroker import MiniBroker
+
+        broker = MiniBroker().start()
+        say(f"demo: files in {workdir}; mosquitto not found, so a minimal embedded MQTT 3.1.1 broker on 127.0.0.1:{broker.port}")
+        protocol = "3.1.1"
     try:
-        return _show(workdir, demo.live_config(workdir, broker.port), say)
+        return _show(workdir, demo.live_config(workdir, broker.port, protocol), say)
     finally:
         broker.stop()
 
