@@ -78,6 +78,10 @@ class LatestFrameCapture:
         if self._supervisor is not None:
             self._supervisor.join(timeout)
 
+    def alive(self) -> bool:
+        """Whether the supervisor still runs (reading, or re-opening the source after a failure)."""
+        return self._supervisor is not None and self._supervisor.is_alive()
+
     def take(self, timeout: float) -> Optional[Frame]:
         """The newest frame not taken before, waiting up to ``timeout``; None if none came (or the stream ended)."""
         taken = self.take_prepared(timeout)

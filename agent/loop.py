@@ -5,8 +5,9 @@ serving engine's, so capture, decoding and preprocessing overlap with inference.
 
 Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
 need the serving engine (benchmark, accuracy check), then (3) takes the newest frame. Every
-inference calls ``on_progress`` (the systemd watchdog is fed from there, so a stuck loop stops
-the keep-alives). Engines are not thread-safe; only this thread touches the serving one.
+inference, and every wait for a frame while the capture thread is alive (a camera outage is
+handled there, by re-opening), calls ``on_progress``: the systemd watchdog is fed from there, so
+a loop stuck in an inference (or a dead capture thread) stops the keep-alives. Engines are not thread-safe; only this thread touches the serving one.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class InferenceLoop:
                         log.info("inference: the source ended; stopping")
                         self.stop_reason = "the source ended"
                         break
+                    if self.capture.alive():
+                        self.on_progress()  # idle, not stuck: the capture thread is re-opening the source
                     continue
                 self._infer(*taken)
                 if self.max_frames and self.inferences >= self.max_frames:

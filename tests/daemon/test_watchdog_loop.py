@@ -57,3 +57,32 @@ def test_a_hung_inference_loop_stops_watchdog(demo_cfg, demo_dir, make_pipeline,
         loop.stop_event.set()
         capture.stop()
         thread.join(5.0)
+
+
+def test_a_camera_outage_is_not_a_hang(demo_cfg, make_pipeline, notify_socket):
+    """No frames while the capture thread re-opens the source: the loop is idle, not stuck."""
+    from tests.daemon.test_capture import StallingSource
+
+    pipeline, report = make_pipeline(demo_cfg)
+    never = threading.Event()
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
+    pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
+    capture = LatestFrameCapture(lambda: StallingSource(0, never), 0.3, (0.1, 0.2))
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress)
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        notify_socket.collect(1.5)
+        assert loop.inferences == 0 and capture.stats()["stalls"] >= 2
+        assert len(notify_socket.lines("WATCHDOG")) >= 4  # one per idle wait (0.25 s)
+        capture.stop()  # the capture thread is gone: keep-alives stop
+        notify_socket.collect(0.5)
+        count = len(notify_socket.messages)
+        notify_socket.collect(1.0)
+        assert len(notify_socket.messages) == count
+    finally:
+        never.set()
+        loop.stop_event.set()
+        capture.stop()
+        thread.join(5.0)
