@@ -210,7 +210,7 @@ SCHEMA: Dict[str, Any] = {
     "daemon": {
         "__doc__": "The long-running service.",
         "shutdown_timeout_s": Field(_NUM, 10.0, "Longest clean shutdown before exiting anyway.", minimum=0.5),
-        "watchdog": Field("bool", True, "Send systemd WATCHDOG=1 from inference progress when systemd asks for it (WatchdogSec); a loop without progress, camera outages included, is then restarted."),
+        "watchdog": Field("bool", True, "Send systemd WATCHDOG=1 from inference progress when systemd asks for it (WatchdogSec); a loop stuck in an inference is then restarted."),
         "max_swap_gap_ms": Field(_NUM, 500.0, "Longest inference gap expected across an engine swap; a longer one is reported (event engine_swapped, within_bound false).", minimum=1.0),
     },
     "logging": {
