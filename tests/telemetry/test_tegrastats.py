@@ -138,6 +138,7 @@ def test_telemetry_falls_back_to_tegrastats_on_the_live_system(tmp_path: Path, m
         t = time.monotonic()
         assert sampler.wait_past(t, timeout_s=2.0)
     assert (snapshot["total_mw"], snapshot["total_rail"]) == (87426.0, "VIN")
+    assert snapshot["system"]["mem_total_mb"] > 0 and 0 <= snapshot["system"]["cpu_pct"] <= 100  # psutil, live only
 
 
 def test_a_tegrastats_that_went_quiet_gives_no_stale_power(tmp_path: Path, monkeypatch) -> None:
