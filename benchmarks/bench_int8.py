@@ -178,7 +178,7 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
     fp32 = build(cfg, "fp32")
     result: Dict[str, Any] = {"size": size, "calibration_frames": int8.get("calibration_frames"), "holdout_frames": int8.get("holdout_frames"),
                               "collected_frames": calibrated["frames"], "normalization": int8.get("normalization"),
-                              "gate": {k: int8["gate"][k] for k in ("passed", "cosine_mean", "max_abs_diff")},
+                              "gate": {k: int8["gate"][k] for k in ("passed", "cosine", "max_abs_diff")},
                               "attempts": len(int8["gate"]["attempts"]), "excluded_nodes": int8.get("excluded_nodes"),
                               "build_time_s": int8["build_time_s"], "decision": int8["decision"]}
     if not int8.get("promoted"):

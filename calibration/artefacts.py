@@ -97,7 +97,10 @@ def most_saturated(stats: Dict[str, Dict[str, Any]], count: int = 5) -> List[Dic
     return [{"tensor": name, "saturation": entry["saturation"]} for name, entry in ranked if entry["saturation"] > 0]
 
 
-def batch_size_for(fixed: Optional[int], largest: int = 4) -> int:
-    """Calibration batch size: the model's fixed batch, else ``largest`` frames (the quantizer
-    holds one batch's activations at a time: a few frames of a 640x640 detector are ~1 GB)."""
-    return fixed or largest
+def batch_size_for(frames: int, fixed: Optional[int], largest: int = 4) -> int:
+    """Calibration batch size: the model's fixed batch, else the largest divisor of the frame
+    count up to ``largest``. Equal batches: ORT's histogram calibrators stack them. Small: the
+    quantizer may hold every batch's activations (a few 640x640 detector frames are ~1 GB)."""
+    if fixed:
+        return fixed
+    return max(d for d in range(1, min(largest, max(frames, 1)) + 1) if frames % d == 0)

@@ -28,7 +28,7 @@ from .datasets import CalibrationSet, current_set
 from .evaluate import Decode, Evidence, load_labeled, set_reference
 from .gate import Thresholds
 from .search import Attempt, SearchResult, Workbench, closest, exclusion_limit, planned_steps, search, try_precision
-from .workflow import base_settings, calibration_batches, models_folder, normalized_model
+from .workflow import base_settings, calibration_batches, frames_note, histogram_batches, models_folder, normalized_model
 
 log = logging.getLogger(__name__)
 CACHED_FIELDS = ("built_precision", "promoted", "decision", "gate", "excluded_nodes", "method", "artefacts", "normalization",
@@ -77,7 +77,7 @@ def gate_summary(result: SearchResult, promoted: Optional[Attempt], built: Optio
         "per_class_recall_delta": {k: v["delta_pp"] for k, v in (recalls or {}).items()},
         "per_class_recall": recalls,
         "top1_agreement": outputs["top1_agreement"] if outputs else None,
-        "cosine_mean": outputs["cosine_mean"] if outputs else None,
+        "cosine": outputs["cosine"] if outputs else None,
         "max_abs_diff": outputs["max_abs_diff"] if outputs else None,
         "reasons": shown.gate["reasons"] if shown else [],
         "attempts": [a.as_dict() for a in result.attempts],
@@ -206,7 +206,8 @@ def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: Calib
                   holdout_frames=len(hold_idx), labeled_images=len(evidence.labeled), evidence_notes=evidence.notes,
                   reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]})
     bench = Workbench(backend, options, model.input_shapes(), normalized, batches, evidence, decode,
-                      Thresholds.from_config(cfg.gate), workdir)
+                      Thresholds.from_config(cfg.gate), workdir, histogram_batches=histogram_batches(cfg, normalized, model, batches))
+    report["notes"] = frames_note(bench.batches_for("entropy"), batches)
     return bench, batches
 
 
@@ -224,7 +225,7 @@ def _run_search(cfg: Node, bench: Workbench, listener: Optional[Listener]) -> Se
 def _write_artefacts(bench: Workbench, result: SearchResult, cal_set: CalibrationSet, model: PreparedModel,
                      batches: List[np.ndarray], report: Dict[str, Any]) -> None:
     """Calibration artefacts of the promoted INT8 attempt, else of the one closest to FP32."""
-    int8 = [a for a in result.attempts if a.settings]
+    int8 = [a for a in result.attempts if a.settings and a.qdq_path]
     if not int8:
         return
     final = result.chosen or closest(int8)

@@ -54,24 +54,40 @@ def activation_amax(qdq_model: Any) -> Dict[str, float]:
     return symmetric_amax(activation_ranges(qdq_model))
 
 
+def _exposing_session(model_path: str, names: Sequence[str]) -> Any:
+    """An ONNX Runtime session of the float model with ``names`` added as outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(model_path)
+    present = {o.name for o in model.graph.output} | {i.name for i in model.graph.input}
+    for name in names:
+        if name not in present:
+            model.graph.output.append(onnx.ValueInfoProto(name=name))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def activation_bytes(model_path: str, input_name: str, batch: np.ndarray) -> int:
+    """Bytes of all node outputs for one batch: what a calibrator holds per batch it keeps."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    names = [o for n in model.graph.node for o in n.output if o]
+    session = _exposing_session(model_path, names)
+    wanted = [o.name for o in session.get_outputs()]
+    return int(sum(v.nbytes for v in session.run(wanted, {input_name: batch}) if isinstance(v, np.ndarray)))
+
+
 def tensor_statistics(
     model_path: str, input_name: str, batches: Sequence[np.ndarray], ranges: Mapping[str, Tuple[float, float]]
 ) -> Dict[str, Dict[str, Any]]:
     """Observed min/max and the saturation fraction (values outside the quantized range) of each
     tensor over ``batches``, from the FP32 model with those tensors exposed as extra outputs."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(model_path)
-    outputs = {o.name for o in model.graph.output}
-    graph_inputs = {i.name for i in model.graph.input}
-    for name in ranges:
-        if name not in outputs and name not in graph_inputs:
-            model.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    session = _exposing_session(model_path, list(ranges))
+    graph_inputs = {i.name for i in session.get_inputs()}
     names = [n for n in ranges if n not in graph_inputs]
     stats = {n: {"min": float("inf"), "max": float("-inf"), "saturated": 0, "count": 0} for n in ranges}
     for batch in batches:

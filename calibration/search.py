@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from agent.backends.base import Backend, BuildRequest
+from agent.errors import EdgeAgentError
 from agent.progress import Progress
 
 from .calibrators import METHODS, QuantizeSettings, quantizable_nodes, quantize_qdq
@@ -37,6 +38,12 @@ class Workbench:
     limits: Thresholds
     workdir: Path
     progress: Optional[Progress] = None
+    histogram_batches: Optional[List[np.ndarray]] = None  # entropy / percentile: capped by memory
+
+    def batches_for(self, method: str) -> List[np.ndarray]:
+        if method != "minmax" and self.histogram_batches is not None:
+            return self.histogram_batches
+        return self.calibration_batches
 
 
 @dataclass
@@ -96,7 +103,12 @@ def try_candidate(bench: Workbench, settings: QuantizeSettings, number: int) -> 
     folder = bench.workdir / f"attempt-{number:02d}"
     folder.mkdir(parents=True, exist_ok=True)
     qdq = str(folder / "model.qdq.onnx")
-    quantize_qdq(bench.normalized_model, qdq, bench.evidence.spec.name, bench.calibration_batches, settings)
+    try:
+        quantize_qdq(bench.normalized_model, qdq, bench.evidence.spec.name, bench.batches_for(settings.method), settings)
+    except EdgeAgentError as exc:  # one calibrator failing is one failed attempt, not the end of the search
+        verdict = {"passed": False, "reasons": [str(exc)], "outputs": None, "per_class_recall": None, "built_precision": None}
+        log.warning("INT8 attempt %d (%s): %s", number, settings.method, exc)
+        return Attempt(number, "int8", settings, "", "", verdict, time.monotonic() - started)
     engine_path, verdict = _judge_build(bench, qdq, "int8", folder)
     attempt = Attempt(number, "int8", settings, qdq, engine_path, verdict, time.monotonic() - started)
     log.info("INT8 attempt %d (%s, %d node(s) in float): %s", number, settings.method, len(settings.exclude),
@@ -116,7 +128,7 @@ def try_precision(bench: Workbench, model_path: str, precision: str, number: int
 
 def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> List[Dict[str, Any]]:
     """Each quantizable node quantized alone, measured on the CPU with ONNX Runtime against the
-    float model: how far the output moves (1 - mean cosine, then the largest difference)."""
+    float model: how far the output moves (1 - cosine, then the largest difference)."""
     import onnx
 
     from agent.backends.onnxruntime import OnnxRuntimeBackend
@@ -132,10 +144,10 @@ def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for position, node in enumerate(nodes):
         path = str(folder / f"node-{position:03d}.onnx")
-        quantize_qdq(bench.normalized_model, path, spec.name, bench.calibration_batches, replace(base, method=method, only=(node,), exclude=()))
+        quantize_qdq(bench.normalized_model, path, spec.name, bench.batches_for(method), replace(base, method=method, only=(node,), exclude=()))
         with ort_backend.load(path, bench.options) as engine:
             moved = output_agreement(reference, run_outputs(engine, spec, output, frames), top1=bench.evidence.classify)
-        ranked.append({"node": node, "cosine_loss": 1.0 - moved["cosine_mean"], "max_abs_diff": moved["max_abs_diff"]})
+        ranked.append({"node": node, "cosine_loss": 1.0 - moved["cosine"], "max_abs_diff": moved["max_abs_diff"]})
         if bench.progress:
             bench.progress.update(1, f"sensitivity {node}")
     ranked.sort(key=lambda r: (-r["cosine_loss"], -r["max_abs_diff"]))
@@ -180,8 +192,10 @@ def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_pr
 
 
 def closest(attempts: List[Attempt]) -> Attempt:
-    """The INT8 attempt nearest to FP32 by the gate's figures."""
-    return max((a for a in attempts if a.settings), key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
+    """The INT8 attempt nearest to FP32 by the gate's figures (one that produced a model, if any)."""
+    int8 = [a for a in attempts if a.settings]
+    usable = [a for a in int8 if a.qdq_path] or int8
+    return max(usable, key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
 
 
 def planned_steps(nodes: int, mixed_precision: bool, max_excluded: int) -> int:

@@ -18,10 +18,11 @@ from agent.progress import Progress
 from agent.schema import Node
 
 from .artefacts import batch_size_for, settings_folder, write_artefacts
-from .calibrators import QuantizeSettings, quantize_qdq, symmetric_for
+from .calibrators import QuantizeSettings, fit_to_memory, quantize_qdq, symmetric_for
 from .capture import collect
 from .datasets import CalibrationSet
 from .normalize import normalize_file
+from .ranges import activation_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,28 @@ def base_settings(cfg: Node, backend_name: str, method: Optional[str] = None) ->
 
 
 def calibration_batches(images: Sequence[np.ndarray], model: PreparedModel) -> List[np.ndarray]:
-    """Frames -> batches through agent.preprocess (the inference path). A model with a fixed batch
-    drops the frames that do not fill its last batch (zero padding would skew the ranges)."""
+    """Frames -> equal batches through agent.preprocess (the inference path). A model with a fixed
+    batch drops the frames that do not fill its last batch (zero padding would skew the ranges)."""
     fixed = model.info.inputs[[t.name for t in model.info.inputs].index(model.spec.name)].shape[0]
-    size = batch_size_for(fixed)
-    usable = len(images) - len(images) % size if fixed else len(images)
-    batches = []
-    for start in range(0, usable, size):
-        chunk = list(images[start : start + size])
-        batches.append(make_batch(chunk, dataclasses.replace(model.spec, batch=len(chunk)))[0])
-    return batches
+    size = batch_size_for(len(images), fixed)
+    spec = dataclasses.replace(model.spec, batch=size)
+    usable = len(images) - len(images) % size
+    return [make_batch(list(images[i : i + size]), spec)[0] for i in range(0, usable, size)]
+
+
+def histogram_batches(cfg: Node, normalized: str, model: PreparedModel, batches: List[np.ndarray]) -> List[np.ndarray]:
+    """The batches entropy and percentile calibration get: as many as calibration.max_memory_mb holds."""
+    if not batches:
+        return batches
+    per_batch = activation_bytes(normalized, model.spec.name, batches[0])
+    return fit_to_memory(batches, per_batch, int(cfg.calibration.max_memory_mb) * 1024 * 1024)
+
+
+def frames_note(used: List[np.ndarray], batches: List[np.ndarray]) -> List[str]:
+    if len(used) == len(batches):
+        return []
+    return [f"entropy and percentile calibrated on {sum(len(b) for b in used)} of {sum(len(b) for b in batches)} frames "
+            "(their activations must fit in calibration.max_memory_mb)"]
 
 
 def models_folder(cal_set: CalibrationSet, model: PreparedModel) -> Path:
@@ -62,7 +75,8 @@ def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = N
     model = prepare_model(cfg)
     settings = base_settings(cfg, resolve_name(cfg.backend.name), method)
     normalized, normalization = normalized_model(cal_set, model)
-    batches = calibration_batches(cal_set.images(), model)
+    all_batches = calibration_batches(cal_set.images(), model)
+    batches = all_batches if settings.method == "minmax" else histogram_batches(cfg, normalized, model, all_batches)
     folder = models_folder(cal_set, model) / settings_folder(settings)
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=str(cal_set.folder)) as work:
         qdq = str(Path(work) / "model.qdq.onnx")
@@ -82,5 +96,6 @@ def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = N
         "manifest": str(cal_set.folder / "manifest.json"),
         "normalized_model": normalized,
         "normalization": normalization,
+        "notes": frames_note(batches, all_batches),
         **paths,
     }

@@ -86,7 +86,7 @@ def test_each_method_gives_ranges_covering_the_data(onet, lfw, tmp_path: Path, m
     normalized_model = onnx.load(normalized)
     graph_tensors = {o for n in normalized_model.graph.node for o in n.output} | {i.name for i in normalized_model.graph.input}
     assert set(ranges) <= graph_tensors, "cache names are the float model's tensor names"
-    assert model.output in ranges
+    assert "dense_40" in ranges and model.output not in ranges  # the softmax head stays float (COMPUTE_OPS)
     stats = tensor_statistics(normalized, model.spec.name, batches, ranges)
     for name, entry in stats.items():
         low, high = entry["range"]
