@@ -49,9 +49,6 @@ class LogPublisher:
     def stop(self, timeout: float = 5.0) -> None:
         self._emit("status stopped", self.status_fields())
 
-    def health(self) -> Dict[str, Any]:
-        return {"connected": None, "published": self.seq}
-
 
 def open_publisher(cfg: Node, handlers: Mapping[str, Any], status_fields: StatusFields) -> Any:
     """The MQTT link serving ``handlers`` (name -> handler(args, progress)) when mqtt.enabled, else the log."""

@@ -26,7 +26,11 @@ if ! id edge-agent >/dev/null 2>&1; then
     useradd --system --user-group --no-create-home --home-dir /var/lib/edge-agent \
         --shell /usr/sbin/nologin --comment "edge-agent daemon" edge-agent
 fi
-usermod -a -G video edge-agent
+if getent group video >/dev/null; then
+    usermod -a -G video edge-agent
+else
+    echo "install.sh: no 'video' group on this machine; cameras and CUDA devices may not be accessible" >&2
+fi
 
 mkdir -p "$PREFIX"
 if [ ! -x "$VENV/bin/python" ]; then
