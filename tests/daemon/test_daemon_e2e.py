@@ -23,10 +23,10 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.demo import Mosquitto, find_mosquitto
 from tests.daemon.conftest import NotifyListener
-from tests.mqtt.brokers import MOSQUITTO, Broker
 
-pytestmark = [pytest.mark.slow, pytest.mark.mqtt, pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.mqtt, pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")]
 DEVICE = "e2e-device"
 SHUTDOWN_S = 8.0
 MAX_GAP_MS = 500.0
@@ -78,7 +78,7 @@ class Agent:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[Agent]:
     work = tmp_path_factory.mktemp("e2e")
-    broker = Broker(work / "broker").start()
+    broker = Mosquitto(str(find_mosquitto()), work / "broker").start()
     key = work / "command.key"
     key.write_text("e2e-signing-key-0123456789\n")
     key.chmod(0o600)
