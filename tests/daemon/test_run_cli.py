@@ -50,3 +50,26 @@ def test_csi_without_gstreamer_says_so_in_one_sentence(demo_dir, tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "built without GStreamer" in errors[0] and "--system-site-packages" in errors[0]
+
+
+def test_sigint_finishes_in_flight_work_and_exits_0(demo_dir, tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "agent", "run", "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.loop=true", "--set", "source.fps=50", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # serving
+        assert json.loads(first)["engine"] == "onnxruntime fp32"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err[-2000:]
+        assert time.monotonic() - started < 10.0  # daemon.shutdown_timeout_s
+        assert "signal SIGINT: stopping" in err and "stopped after" in err
+        assert all(json.loads(line)["top"] for line in out.splitlines())  # no half-written result
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
