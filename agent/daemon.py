@@ -373,6 +373,8 @@ class Daemon:
             job = self.rebuilder.start(precision, reason, produce)
         except Busy as exc:
             return {"status": "busy", "job": exc.job_id}
+        if self.loop is not None:
+            self.loop.reset_max_gap()  # the swap event reports the longest gap while it built
         log.info("rebuild %s: %s engine (%s); inference continues", job, precision, reason)
         return {"status": "accepted", "job": job, "precision": precision}
 
@@ -495,6 +497,7 @@ def command_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
         "from": swap.get("from"),
         "to": swap.get("to"),
         "swap_gap_ms": swap.get("gap_ms"),
+        "max_gap_during_rebuild_ms": swap.get("max_gap_before_ms"),
         "built_precision": build.get("built_precision"),
         "gate_passed": gate.get("passed") if gate else None,
         "per_class_recall_delta": gate.get("per_class_recall_delta"),

@@ -93,6 +93,7 @@ class InferenceLoop:
         self.finished = threading.Event()
         self.inferences = 0
         self.last_end: Optional[float] = None
+        self.max_gap_ms = 0.0  # longest time between two inferences since reset_max_gap()
         self.started = time.monotonic()
         self.error = ""
         self.stop_reason = ""
@@ -139,6 +140,8 @@ class InferenceLoop:
         self._ends.append(end)
         if self._swap_from is not None:
             self._finish_swap(end)
+        if self.last_end is not None:
+            self.max_gap_ms = max(self.max_gap_ms, (end - self.last_end) * 1000.0)
         self.last_end = end
         self.first_inference.set()
         self.on_progress()
@@ -146,6 +149,10 @@ class InferenceLoop:
             result["engine"] = engine_label(self.report)
             result["frame_age_ms"] = round((started - frame.timestamp) * 1000.0, 2)
             self.on_result(result)
+
+    def reset_max_gap(self) -> None:
+        """Start measuring the longest inference gap afresh (a rebuild starts)."""
+        self.max_gap_ms = 0.0
 
     def _maybe_swap(self) -> None:
         candidate = self.handoff.take()
@@ -162,7 +169,8 @@ class InferenceLoop:
         assert self._swap_from is not None
         last_old, info = self._swap_from
         self._swap_from = None
-        info = dict(info, gap_ms=round((end - last_old) * 1000.0, 2), inferences_before=self.inferences - 1)
+        gap_ms = (end - last_old) * 1000.0
+        info = dict(info, gap_ms=round(gap_ms, 2), max_gap_before_ms=round(self.max_gap_ms, 2), inferences_before=self.inferences - 1)
         self.handoff.done(info)
         if self.on_swap is not None:
             self.on_swap(info)

@@ -141,6 +141,7 @@ def test_rebuild_to_int8_swaps_without_an_inference_gap(agent):
     swap = agent.watcher.wait("event", lambda b: b["event"] == "engine_swapped")
     assert swap["details"]["to"] == "onnxruntime int8" and swap["details"]["within_bound"]
     assert swap["details"]["gap_ms"] <= MAX_GAP_MS
+    assert swap["details"]["max_gap_before_ms"] > 0  # inference went on while the engine was built
     build = agent.watcher.wait("report/build", lambda b: b.get("status") == "swapped")
     assert build["build"]["gate"]["passed"] and build["build"]["built_precision"] == "int8"
     after = agent.watcher.wait("telemetry", lambda b: b["pipeline"]["engine"] == "onnxruntime int8", timeout=10.0)
