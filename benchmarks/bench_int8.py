@@ -150,7 +150,8 @@ def ppocr_config(workdir: Path, frames_dir: Path, size: int) -> Dict[str, Any]:
         "model": {"path": PPOCR_DET, "task": "detection", "input": {"size": [size, size], "color": "BGR", **IMAGENET}},
         "backend": {"name": "onnxruntime", "onnxruntime": {"intra_op_threads": THREADS}},
         "source": {"kind": "images", "uri": str(frames_dir), "loop": False},
-        "calibration": {"frames": 200, "holdout_fraction": 0.25},
+        "calibration": {"frames": 200, "holdout_fraction": 0.25, "method": "minmax"},
+        "gate": {"mixed_precision": False},  # per-layer sensitivity over 64 convolutions at 640x640 takes hours here
         "paths": {"state_dir": str(workdir / "ppocr-state")},
         "mqtt": {"enabled": False},
     }
@@ -181,10 +182,13 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
                               "gate": {k: int8["gate"][k] for k in ("passed", "cosine", "max_abs_diff")},
                               "attempts": len(int8["gate"]["attempts"]), "excluded_nodes": int8.get("excluded_nodes"),
                               "build_time_s": int8["build_time_s"], "decision": int8["decision"]}
-    if not int8.get("promoted"):
-        return result
     engine_fp32, model = load_built(cfg, fp32)
-    engine_int8, _ = load_built(cfg, int8)
+    if int8.get("promoted"):
+        engine_int8 = load_built(cfg, int8)[0]
+        result["measured"] = "the promoted INT8 engine"
+    else:  # measure what the gate refused: the INT8 candidate closest to FP32 (kept as an artefact)
+        engine_int8 = build_engine(int8["artefacts"]["qdq_model"], "int8", model.input_shapes(), str(workdir / "ppocr-candidate.onnx"))
+        result["measured"] = "the INT8 candidate closest to FP32, which the gate refused"
     cal_set = current_set(cfg.paths.calibration_dir)
     images = cal_set.images()
     _, holdout = cal_set.split(cfg.calibration.holdout_fraction)
@@ -205,6 +209,13 @@ def _speed_line(timing: Dict[str, Any]) -> str:
     return (f"FP32 {fp['latency_ms']} ms ({fp['throughput_per_s']}/s), INT8 {q['latency_ms']} ms ({q['throughput_per_s']}/s): "
             f"**{q['speedup']}x** (per-round range {q['speedup_min']}-{q['speedup_max']}x; load average "
             f"{timing['loadavg_1m_before']} before, {timing['loadavg_1m_after']} after)")
+
+
+def _ppocr_verdict(targets_met: bool, result: Dict[str, Any]) -> str:
+    verdict = "targets met" if targets_met else "FAIL"
+    if not result["gate"]["passed"]:
+        verdict += f"; not promoted: the gate's cosine {result['gate']['cosine']:.3f} < gate.min_cosine"
+    return verdict
 
 
 def _cells(matrix: Dict[str, int]) -> str:
@@ -237,14 +248,11 @@ def markdown(results: Dict[str, Any]) -> str:
                      f"FP32 {_cells(c['fp32'])}, INT8 {_cells(c['int8'])}; gate passed={o['gate']['passed']} in {o['attempts']} attempt(s); {_speed_line(o['timing'])} | {'pass' if same else 'FAIL'} |")
     p = results.get("ppocr")
     if p:
-        if "timing" in p:
-            speed = p["timing"]["engines"]["int8"]["speedup"]
-            ok = speed >= 1.25 and p["pixel_agreement"] >= 0.99
-            lines.append(f"| PP-OCRv4 det {p['size']}x{p['size']}, `build --precision int8` | INT8 >= 1.25x faster, >= 99% prob-map pixels agree at 0.3 | "
-                         f"{_speed_line(p['timing'])}; pixel agreement {p['pixel_agreement'] * 100:.2f}% on {p['holdout_frames']} held-out frames "
-                         f"(text-pixel IoU {p['text_iou']}) | {'pass' if ok else 'FAIL'} |")
-        else:
-            lines.append(f"| PP-OCRv4 det {p['size']}x{p['size']} | built to INT8 | {p['decision']} | FAIL |")
+        speed = p["timing"]["engines"]["int8"]["speedup"]
+        ok = speed >= 1.25 and p["pixel_agreement"] >= 0.99
+        lines.append(f"| PP-OCRv4 det {p['size']}x{p['size']}, `build --precision int8` | INT8 >= 1.25x faster, >= 99% prob-map pixels agree at 0.3 | "
+                     f"{_speed_line(p['timing'])}; pixel agreement {p['pixel_agreement'] * 100:.2f}% on {p['holdout_frames']} held-out frames "
+                     f"(text-pixel IoU {p['text_iou']}), measured on {p['measured']} | {_ppocr_verdict(ok, p)} |")
     lines += ["", "Details:", ""]
     if r:
         lines.append(f"- ResNet-18-shaped: calibrated on {r['calibration_frames']} scikit-image photos (and mirrors/crops) in {r['calibrate_s']} s; "
@@ -270,6 +278,9 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     parser.add_argument("--ppocr-size", type=int, default=640)
     parser.add_argument("--no-write", action="store_true", help="print the results without writing docs/benchmarks.md")
     args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     results: Dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-int8-") as tmp:
