@@ -132,8 +132,8 @@ class Daemon:
         return self._shutdown(thread)
 
     def _initial_engine(self) -> Tuple[Pipeline, Dict[str, Any]]:
-        """The engine of the last run when it still fits the model, else a build of the configured precision."""
-        saved = self.state.current()
+        """The engine of the last run when it still fits the model and the configured precision, else a build."""
+        saved = self.state.resumable(self.cfg.precision)
         if saved and self._still_valid(saved):
             try:
                 pipeline = self._load(saved)
@@ -155,7 +155,7 @@ class Daemon:
             log.warning("engine: %s engine not promoted (%s); serving FP32", self.cfg.precision, failure)
             report = self._build("fp32")
         assert report is not None
-        self.state.promote(report)
+        self.state.promote(report, self.cfg.precision)
         return self._load(report), report
 
     def _still_valid(self, report: Mapping[str, Any]) -> bool:
@@ -387,7 +387,7 @@ class Daemon:
 
     def _rebuild_done(self, result: Dict[str, Any]) -> None:
         if result.get("status") == "swapped":
-            self.state.promote(result["build"])
+            self.state.promote(result["build"], self.cfg.precision)
             self.publisher.update_status()
             if self.cfg.accuracy.spot_labels and self.loop is not None:
                 self.loop.jobs.put(self._baseline_job)

@@ -63,19 +63,23 @@ class EngineState:
             return {}
         return data if isinstance(data, dict) and data.get("format") == STATE_FORMAT else {}
 
-    def current(self) -> Optional[Dict[str, Any]]:
-        return self.read().get("current")
+    def promote(self, report: Mapping[str, Any], config_precision: str) -> None:
+        """``report`` becomes current; the old current becomes previous (unless it is the same engine).
 
-    def previous(self) -> Optional[Dict[str, Any]]:
-        return self.read().get("previous")
-
-    def promote(self, report: Mapping[str, Any]) -> None:
-        """``report`` becomes current; the old current becomes previous (unless it is the same engine)."""
+        ``config_precision`` is the configured precision at the time: a restart resumes this
+        engine only while the configuration still asks for the same precision.
+        """
         old = self.read()
         current = old.get("current")
         if current and current.get("engine_path") == report.get("engine_path"):
             current = old.get("previous")
-        atomic_write_json(self.path, {"format": STATE_FORMAT, "current": dict(report), "previous": current, "updated": time.time()})
+        state = {"format": STATE_FORMAT, "current": dict(report), "previous": current, "config_precision": config_precision, "updated": time.time()}
+        atomic_write_json(self.path, state)
+
+    def resumable(self, config_precision: str) -> Optional[Dict[str, Any]]:
+        """The current engine's report, if the configured precision is still the one it was promoted under."""
+        data = self.read()
+        return data.get("current") if data.get("config_precision") == config_precision else None
 
 
 class Handoff:

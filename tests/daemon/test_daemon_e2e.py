@@ -175,3 +175,19 @@ def test_sigterm_publishes_stopped_and_exits_0(agent):
     stopped = agent.watcher.wait("status", lambda b: b["state"] == "stopped", timeout=5.0)
     assert (stopped.get("engine") or {}).get("precision") == "int8"
     assert agent.notify.seen("STOPPING=1", timeout=2.0)
+
+
+def test_a_restart_resumes_the_promoted_engine(agent):
+    """The INT8 engine promoted by the command serves again after a restart (the config still says fp32)."""
+    env = dict(os.environ, NOTIFY_SOCKET=agent.notify.address, WATCHDOG_USEC="2000000")
+    with open(agent.log, "a") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent.config)], stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+    try:
+        assert agent.notify.seen("READY=1\nSTATUS=serving onnxruntime int8", timeout=60.0), agent.log.read_text()[-3000:]
+        assert "resuming the onnxruntime int8 engine of the last run" in agent.log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SHUTDOWN_S + 5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -116,12 +116,14 @@ def test_gate_verdict():
 
 def test_engine_state_keeps_current_and_previous(tmp_path):
     state = EngineState(str(tmp_path))
-    assert state.current() is None
-    state.promote({"engine_path": "/e/fp32.onnx", "built_precision": "fp32"})
-    state.promote({"engine_path": "/e/int8.onnx", "built_precision": "int8"})
-    assert state.current()["engine_path"] == "/e/int8.onnx"
-    assert state.previous()["engine_path"] == "/e/fp32.onnx"
-    state.promote({"engine_path": "/e/int8.onnx", "built_precision": "int8"})  # same engine again
-    assert state.previous()["engine_path"] == "/e/fp32.onnx"
+    assert state.read() == {}
+    state.promote({"engine_path": "/e/fp32.onnx", "built_precision": "fp32"}, "fp32")
+    state.promote({"engine_path": "/e/int8.onnx", "built_precision": "int8"}, "fp32")  # a rebuild command
+    assert state.read()["current"]["engine_path"] == "/e/int8.onnx"
+    assert state.read()["previous"]["engine_path"] == "/e/fp32.onnx"
+    state.promote({"engine_path": "/e/int8.onnx", "built_precision": "int8"}, "fp32")  # same engine again
+    assert state.read()["previous"]["engine_path"] == "/e/fp32.onnx"
+    assert state.resumable("fp32")["engine_path"] == "/e/int8.onnx"  # restart: the operator's choice stays
+    assert state.resumable("int8") is None  # the configuration changed while stopped: it applies
     state.path.write_text("{not json")
-    assert state.current() is None
+    assert state.read() == {}
