@@ -46,7 +46,8 @@ def _gate_lines(gate: Any) -> List[str]:
     lines = [f"gate: {'passed' if gate['passed'] else 'FAILED'}"]
     for attempt in gate.get("attempts", []):
         verdict = "passed" if attempt["passed"] else "; ".join(attempt["reasons"])
-        lines.append(f"  attempt {attempt['attempt']}: {attempt['method']}, {len(attempt['excluded_nodes'])} node(s) in float: {verdict}")
+        what = attempt.get("method") or attempt.get("precision", "?")
+        lines.append(f"  attempt {attempt['attempt']}: {what}, {len(attempt['excluded_nodes'])} node(s) in float: {verdict}")
     return lines
 
 
