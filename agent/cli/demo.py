@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if binary is None and args.broker == "mosquitto":
         raise MissingDependency("--broker mosquitto: mosquitto is not installed (apt-get install mosquitto)")
     demo.prepare(workdir)
+    _forget_promotions(workdir)
     say = _printer()
     if binary is not None:
         broker: Any = demo.Mosquitto(binary, workdir / "broker").start()
@@ -54,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
         return _show(workdir, demo.live_config(workdir, broker.port, protocol), say)
     finally:
         broker.stop()
+
+
+def _forget_promotions(workdir: Path) -> None:
+    """A demo re-run in the same folder starts from FP32 again (engine caches are kept)."""
+    from ..swap import EngineState
+
+    state = EngineState(str(workdir / "state"))
+    if state.path.exists():
+        state.path.unlink()
 
 
 def _printer() -> Callable[[str], None]:
