@@ -12,6 +12,7 @@ Only APIs present since onnxruntime 1.16 are used: ``quantize_static`` with a
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -89,7 +90,7 @@ class QuantizeSettings:
 
 def _extra_options(settings: QuantizeSettings) -> Dict[str, Any]:
     options: Dict[str, Any] = {"ActivationSymmetric": settings.symmetric_activations, "WeightSymmetric": True}
-    if settings.method == "minmax":
+    if settings.method == "minmax" and strided_minmax():
         options["CalibStridedMinMax"] = 1  # one batch at a time; ranges merge exactly
     if settings.method == "percentile":
         options["CalibPercentile"] = settings.percentile
@@ -154,6 +155,23 @@ def _quiet_quantizer(sink: io.StringIO) -> Iterator[None]:
             yield
     finally:
         root.removeFilter(advice)
+
+
+@functools.lru_cache(maxsize=1)
+def strided_minmax() -> bool:
+    """Whether this onnxruntime collects minmax ranges batch by batch (``CalibStridedMinMax``,
+    absent from 1.16); without it every calibrator holds all batches' activations at once."""
+    import inspect
+
+    try:
+        return "CalibStridedMinMax" in inspect.getsource(_quantization().quantize_static)
+    except (OSError, TypeError):
+        return False
+
+
+def needs_memory_cap(method: str) -> bool:
+    """Whether ``method``'s calibration frames must fit in calibration.max_memory_mb."""
+    return method != "minmax" or not strided_minmax()
 
 
 def fit_to_memory(batches: Sequence[np.ndarray], batch_bytes: int, budget_bytes: int) -> List[np.ndarray]:

@@ -207,7 +207,7 @@ def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: Calib
                   reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]})
     bench = Workbench(backend, options, model.input_shapes(), normalized, batches, evidence, decode,
                       Thresholds.from_config(cfg.gate), workdir, histogram_batches=histogram_batches(cfg, normalized, model, batches))
-    report["notes"] = frames_note(bench.batches_for("entropy"), batches)
+    report["notes"] = frames_note(bench.histogram_batches or batches, batches)
     return bench, batches
 
 

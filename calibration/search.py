@@ -17,7 +17,7 @@ from agent.backends.base import Backend, BuildRequest
 from agent.errors import EdgeAgentError
 from agent.progress import Progress
 
-from .calibrators import METHODS, QuantizeSettings, quantizable_nodes, quantize_qdq
+from .calibrators import METHODS, QuantizeSettings, needs_memory_cap, quantizable_nodes, quantize_qdq
 from .evaluate import Decode, Evidence, assess, run_outputs
 from .gate import Thresholds, output_agreement, score
 
@@ -41,7 +41,7 @@ class Workbench:
     histogram_batches: Optional[List[np.ndarray]] = None  # entropy / percentile: capped by memory
 
     def batches_for(self, method: str) -> List[np.ndarray]:
-        if method != "minmax" and self.histogram_batches is not None:
+        if needs_memory_cap(method) and self.histogram_batches is not None:
             return self.histogram_batches
         return self.calibration_batches
 

@@ -18,7 +18,7 @@ from agent.progress import Progress
 from agent.schema import Node
 
 from .artefacts import batch_size_for, settings_folder, write_artefacts
-from .calibrators import QuantizeSettings, fit_to_memory, quantize_qdq, symmetric_for
+from .calibrators import QuantizeSettings, fit_to_memory, needs_memory_cap, quantize_qdq, symmetric_for
 from .capture import collect
 from .datasets import CalibrationSet
 from .normalize import normalize_file
@@ -43,7 +43,7 @@ def calibration_batches(images: Sequence[np.ndarray], model: PreparedModel) -> L
 
 
 def histogram_batches(cfg: Node, normalized: str, model: PreparedModel, batches: List[np.ndarray]) -> List[np.ndarray]:
-    """The batches entropy and percentile calibration get: as many as calibration.max_memory_mb holds."""
+    """The batches memory-capped calibrators get (needs_memory_cap): as many as calibration.max_memory_mb holds."""
     if not batches:
         return batches
     per_batch = activation_bytes(normalized, model.spec.name, batches[0])
@@ -53,7 +53,7 @@ def histogram_batches(cfg: Node, normalized: str, model: PreparedModel, batches:
 def frames_note(used: List[np.ndarray], batches: List[np.ndarray]) -> List[str]:
     if len(used) == len(batches):
         return []
-    return [f"entropy and percentile calibrated on {sum(len(b) for b in used)} of {sum(len(b) for b in batches)} frames "
+    return [f"memory-capped calibrators (entropy, percentile; minmax too on an onnxruntime without strided calibration, e.g. 1.16) calibrated on {sum(len(b) for b in used)} of {sum(len(b) for b in batches)} frames "
             "(their activations must fit in calibration.max_memory_mb)"]
 
 
@@ -76,7 +76,7 @@ def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = N
     settings = base_settings(cfg, resolve_name(cfg.backend.name), method)
     normalized, normalization = normalized_model(cal_set, model)
     all_batches = calibration_batches(cal_set.images(), model)
-    batches = all_batches if settings.method == "minmax" else histogram_batches(cfg, normalized, model, all_batches)
+    batches = histogram_batches(cfg, normalized, model, all_batches) if needs_memory_cap(settings.method) else all_batches
     folder = models_folder(cal_set, model) / settings_folder(settings)
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=str(cal_set.folder)) as work:
         qdq = str(Path(work) / "model.qdq.onnx")

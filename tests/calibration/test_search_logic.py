@@ -93,3 +93,9 @@ def test_best_falls_back_to_a_gated_fp16_engine(demo_cfg, tmp_path: Path, monkey
     assert [a["precision"] for a in attempts] == ["int8", "int8", "int8", "fp16"]
     assert attempts[-1]["passed"] and attempts[-1]["per_class_recall"]["face"]["delta_pp"] == 0.0
     assert report["gate"]["passed"] and not report["gate"]["int8_passed"]
+
+
+def test_histogram_calibrators_are_always_memory_capped() -> None:
+    from calibration.calibrators import needs_memory_cap
+
+    assert needs_memory_cap("entropy") and needs_memory_cap("percentile")
