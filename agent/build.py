@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from .backends import get_backend
-from .backends.base import Backend, BuildOutput, BuildRequest, Engine
+from .backends.base import EngineIncompatible, Backend, BuildOutput, BuildRequest, Engine
 from .engines import EngineStore, cache_key
 from .fileio import atomic_write_json
 from .pipeline import PreparedModel, prepare_model
@@ -157,8 +157,18 @@ def write_report(cfg: Node, report: Mapping[str, Any]) -> str:
 
 
 def load_built(cfg: Node, report: Mapping[str, Any]) -> Tuple[Engine, PreparedModel]:
-    """Load the engine a build report names, with the model spec that feeds it."""
+    """Load the engine a build report names, with the model spec that feeds it.
+
+    An engine the runtime refuses (built by another TensorRT release or for another device:
+    "magic tag", "version tag does not match") is removed from the cache and rebuilt once.
+    """
     backend = get_backend(report["backend"])
-    engine = backend.load(report["engine_path"], backend_options(cfg, backend))
+    try:
+        engine = backend.load(report["engine_path"], backend_options(cfg, backend))
+    except EngineIncompatible as exc:
+        log.warning("%s; removing it from the cache and rebuilding", exc)
+        engine_store(cfg).discard(report["cache_key"])
+        report = build(cfg, precision=report["precision"])
+        engine = backend.load(report["engine_path"], backend_options(cfg, backend))
     engine.info.update(precision=report.get("built_precision", report["precision"]), cache_key=report["cache_key"])
     return engine, prepare_model(cfg)

@@ -145,6 +145,11 @@ class EngineStore:
                 tmp.unlink()
         return Entry(key, str(self.root / engine_file), meta)
 
+    def discard(self, key: str) -> None:
+        """Remove an entry (e.g. one the runtime refused to load)."""
+        with self._locked():
+            self._remove(key)
+
     def entries(self) -> List[Tuple[str, Dict[str, Any]]]:
         found = []
         for sidecar in self.root.glob("*.json"):

@@ -122,3 +122,31 @@ def test_file_sources_loop_when_asked(demo_dir: Path) -> None:
     assert indices == list(range(205))
     with pytest.raises(InputError, match="not found"):
         VideoFileSource(str(demo_dir / "nope.avi"))
+
+
+def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) -> None:
+    from agent.backends.base import EngineIncompatible
+
+    first = building.build(demo_cfg)
+    refused = []
+
+    class UpgradedRuntime(OnnxRuntimeBackend):
+        """Refuses the engine built before, as TensorRT refuses one from another release."""
+
+        def load(self, engine_path, options):
+            if not refused:
+                refused.append(engine_path)
+                raise EngineIncompatible(f"{engine_path}: version tag does not match")
+            return super().load(engine_path, options)
+
+    monkeypatch.setattr(building, "get_backend", lambda name: UpgradedRuntime())
+    import time
+
+    before = time.time()
+    engine, model = building.load_built(demo_cfg, first)
+    (created,) = [meta["created"] for key, meta in building.engine_store(demo_cfg).entries() if key == first["cache_key"]]
+    assert created >= before  # a new engine file, not the refused one
+    assert refused == [first["engine_path"]]
+    assert engine.info["cache_key"] == first["cache_key"] and model.output == "softmax_2"
+    again = building.build(demo_cfg)
+    assert again["cache_hit"] is True  # the rebuilt entry is in the cache again
