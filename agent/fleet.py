@@ -37,13 +37,15 @@ COLUMNS = (
 )
 
 
-# Where each figure may sit in telemetry or a benchmark report (first found wins).
-_FIGURES: Dict[str, Tuple[str, ...]] = {
-    "fps": ("fps", "throughput_fps", "pipeline.fps"),
-    "p50_ms": ("latency_ms.p50", "pipeline.latency_ms_p50"),
-    "p99_ms": ("latency_ms.p99", "pipeline.latency_ms_p99"),
-    "power_w": ("power_w", "system.power_w", "power.total_w"),
-    "mj_per_inference": ("energy_mj_per_inference", "energy.mj_per_inference"),
+# Where each figure sits in telemetry or a benchmark report, with the factor to the column's
+# unit (first found wins). Live fps comes from telemetry only: a benchmark's throughput is not
+# the rate the device is serving at.
+_FIGURES: Dict[str, Tuple[Tuple[str, float], ...]] = {
+    "fps": (("pipeline.fps", 1.0),),
+    "p50_ms": (("latency_ms.p50", 1.0), ("pipeline.latency_ms_p50", 1.0)),
+    "p99_ms": (("latency_ms.p99", 1.0), ("pipeline.latency_ms_p99", 1.0)),
+    "power_w": (("power.mean_w", 1.0), ("system.total_mw", 0.001)),
+    "mj_per_inference": (("energy_mj_per_inference", 1.0),),
 }
 
 
@@ -55,6 +57,15 @@ def _first(data: Mapping[str, Any], paths: Tuple[str, ...]) -> Any:
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
             return node
+    return None
+
+
+def _figure(data: Mapping[str, Any], places: Tuple[Tuple[str, float], ...]) -> Optional[float]:
+    """The first numeric value among ``places``, scaled to the column's unit."""
+    for path, factor in places:
+        value = _number(_first(data, (path,)))
+        if value is not None:
+            return value * factor
     return None
 
 
@@ -97,7 +108,7 @@ class FleetView:
             elif isinstance(engine, str):
                 row["engine"] = engine
         elif kind in ("telemetry", "report/benchmark"):
-            updates = {column: _number(_first(data, paths)) for column, paths in _FIGURES.items()}
+            updates = {column: _figure(data, places) for column, places in _FIGURES.items()}
             row.update({k: v for k, v in updates.items() if v is not None})
             if kind == "report/benchmark" and isinstance(data.get("precision"), str):
                 row["precision"] = data["precision"]

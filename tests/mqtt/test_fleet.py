@@ -27,13 +27,17 @@ REPO = Path(__file__).resolve().parents[2]
 def test_fleet_view_collects_one_row_per_device():
     view = FleetView("edge-agent")
     view.update("edge-agent/cam1/status", json.dumps(envelope("status", "cam1", 1, {"state": "online", "version": "0.1.0", "engine": {"backend": "tensorrt", "precision": "int8"}, "uptime_s": 5})).encode())
-    view.update("edge-agent/cam1/telemetry", json.dumps(envelope("telemetry", "cam1", 2, {"pipeline": {"fps": 29.5, "latency_ms_p50": 7.25, "latency_ms_p99": 11.0}, "power_w": 6.5, "energy_mj_per_inference": 220.0})).encode())
+    view.update("edge-agent/cam1/telemetry", json.dumps(envelope("telemetry", "cam1", 2, {"pipeline": {"fps": 29.5, "latency_ms_p50": 7.25, "latency_ms_p99": 11.0}, "system": {"total_mw": 6500.0, "total_rail": "VDD_IN"}})).encode())
+    # the shapes agent.daemon publishes: telemetry's system snapshot in mW, a benchmark's power in W
+    view.update("edge-agent/cam3/report/benchmark", json.dumps(envelope("benchmark", "cam3", 1, {"precision": "fp16", "throughput_ips": 80.0, "latency_ms": {"p50": 3.0, "p99": 4.0}, "power": {"mean_w": 7.25}, "energy_mj_per_inference": 90.5, "accuracy": None})).encode())
     view.update("edge-agent/cam1/report/accuracy", json.dumps(envelope("accuracy", "cam1", 3, {"drift": {"status": "alert"}})).encode())
     record = view.update("edge-agent/cam2/status", b"not json")
     assert view.update("elsewhere/cam1/status", b"{}") is None
     assert record == {"topic": "edge-agent/cam2/status", "device": "cam2", "kind": "status", "payload": "not json"}
     row = view.devices["cam1"]
-    assert (row["state"], row["engine"], row["precision"], row["fps"], row["p50_ms"], row["p99_ms"], row["power_w"], row["mj_per_inference"], row["recall"]) == ("online", "tensorrt", "int8", 29.5, 7.25, 11.0, 6.5, 220.0, "alert")
+    assert (row["state"], row["engine"], row["precision"], row["fps"], row["p50_ms"], row["p99_ms"], row["power_w"], row["mj_per_inference"], row["recall"]) == ("online", "tensorrt", "int8", 29.5, 7.25, 11.0, 6.5, None, "alert")
+    bench = view.devices["cam3"]
+    assert (bench["fps"], bench["p50_ms"], bench["power_w"], bench["mj_per_inference"], bench["precision"]) == (None, 3.0, 7.25, 90.5, "fp16")
     table = render_table(view.rows()).splitlines()
     assert table[0].split()[:3] == ["device", "online", "engine"]
     assert table[1].split()[:4] == ["cam1", "online", "tensorrt", "int8"] and "alert" in table[1]
