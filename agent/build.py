@@ -114,14 +114,15 @@ def build_cached(
     return report
 
 
-def build(cfg: Node, precision: Optional[str] = None, force: bool = False, progress: Optional[Listener] = None) -> Dict[str, Any]:
+def build(cfg: Node, precision: Optional[str] = None, force: bool = False, progress: Optional[Listener] = None, keep: Sequence[str] = ()) -> Dict[str, Any]:
     """The engine for the config (``precision`` overrides cfg.precision); returns its report.
 
     int8 and best run the gated INT8 search (calibration.workflow). Its report has ``promoted``:
     a failed int8 search promotes nothing (the caller keeps the engine it has) and ``gate`` says
     why; best falls back to gate.fallback and says so. Every report that is not a cache hit is
     also written to <state_dir>/reports/build-<time>.json (``report_path``) for publishing.
-    ``progress`` is called on every step of calibration and of the INT8 search.
+    ``progress`` is called on every step of calibration and of the INT8 search. ``keep``: cache
+    keys that storing this engine must not evict (the daemon's current and previous engines).
     """
     precision = precision or cfg.precision
     backend = get_backend(cfg.backend.name)
@@ -134,14 +135,15 @@ def build(cfg: Node, precision: Optional[str] = None, force: bool = False, progr
             backend,
             precision,
             force,
-            build_reference=lambda model: build_cached(cfg, backend, model, "fp32", model.sha256),
+            build_reference=lambda model: build_cached(cfg, backend, model, "fp32", model.sha256, keep=keep),
             store=engine_store(cfg),
             base_fields=lambda model, calibration_hash: key_fields(backend, model, precision, options, model.sha256, calibration_hash),
             listener=progress,
+            keep=keep,
         )
     else:
         model = prepare_model(cfg)
-        report = build_cached(cfg, backend, model, precision, model.sha256, force=force)
+        report = build_cached(cfg, backend, model, precision, model.sha256, force=force, keep=keep)
         report["promoted"] = True
     if not report["cache_hit"]:
         report["report_path"] = write_report(cfg, report)

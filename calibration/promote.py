@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def _decide(bench: Workbench, result: SearchResult, precision: str, fallback: st
     return None, "fp32", f"requested best: no INT8 candidate passed the gate, so FP32 was built{why}"
 
 
-def _store_entry(store: Any, key: str, fields: Dict[str, Any], backend: Backend, source: str, report: Dict[str, Any]) -> Any:
+def _store_entry(store: Any, key: str, fields: Dict[str, Any], backend: Backend, source: str, report: Dict[str, Any], keep: Sequence[str] = ()) -> Any:
     """Move (or, for the FP32 reference, copy) a built engine into the cache under ``key``."""
 
     def place(tmp_path: str) -> Dict[str, Any]:
@@ -121,7 +121,7 @@ def _store_entry(store: Any, key: str, fields: Dict[str, Any], backend: Backend,
             atomic_move(source, tmp_path)
         return {"precision": report["built_precision"], "report": {k: report[k] for k in CACHED_FIELDS if k in report}}
 
-    return store.put(key, fields, backend.engine_suffix, place)
+    return store.put(key, fields, backend.engine_suffix, place, keep=keep)
 
 
 def build_quantized(
@@ -133,8 +133,10 @@ def build_quantized(
     store: Any,
     base_fields: Callable[[PreparedModel, Optional[str]], Dict[str, Any]],
     listener: Optional[Listener] = None,
+    keep: Sequence[str] = (),
 ) -> Dict[str, Any]:
-    """The gated build for ``precision`` int8 or best; returns the build report (``promoted``)."""
+    """The gated build for ``precision`` int8 or best; returns the build report (``promoted``).
+    ``keep``: cache keys that storing the promoted engine must not evict."""
     model = prepare_model(cfg)
     cal_set, collected = _calibration_set(cfg, listener)
     fields = base_fields(model, cal_set.calibration_hash)
@@ -172,7 +174,7 @@ def build_quantized(
         source = promoted.engine_path if promoted else reference["engine_path"]
         if promoted is not None and promoted.qdq_path:
             report["built_model_sha256"] = sha256_file(promoted.qdq_path)
-        entry = _store_entry(store, key, fields, backend, source, report)
+        entry = _store_entry(store, key, fields, backend, source, report, keep)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.update(engine_path=entry.engine_path, cache_hit=False, rebuild_reason="forced" if force else None,
