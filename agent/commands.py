@@ -65,6 +65,7 @@ COMMANDS: Dict[str, CommandSpec] = {
         True,
         "Collect a new calibration set.",
     ),
+    "rollback": CommandSpec({}, True, True, "Swap the previous engine back in (between two inferences); an error when there is none."),
     "benchmark": CommandSpec({}, True, False, "Measure latency, throughput and power now, with the accuracy that goes with them."),
     "check": CommandSpec({}, True, False, "Check the spot-labeled set for per-class recall drift now."),
     "reload_config": CommandSpec({}, False, False, "Read the configuration file again and apply it."),

@@ -11,6 +11,9 @@ scheduler and configuration reloads.
   can, publish ``stopped``, exit 0, all within daemon.shutdown_timeout_s.
 - SIGHUP: reload the configuration (validated first; on error the old one stays, reported).
 - Benchmarks and accuracy checks run on the inference thread between two inferences (agent.jobs).
+- Live checks (agent.livechecks): every inference is offered to shadow evaluation against the
+  FP32 reference and to the live ring; their state goes out with telemetry, a class whose
+  agreement falls below accuracy.shadow_min_agreement raises a ``drift`` event.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from . import build as building
 from .capture import LatestFrameCapture
 from .config import load_config
 from .errors import ConfigError, EdgeAgentError, GateFailed, InputError
+from .livechecks import LiveChecks, reference_config
 from .loop import InferenceLoop, engine_label, prepare_for
 from .pipeline import Pipeline, make_decoder, prepare_model
 from .publishing import open_publisher
@@ -47,6 +51,8 @@ SCHEDULED = ("telemetry", "benchmark", "check")
 REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
 RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
 COMMAND_TIMEOUT_S = 3600.0
+CAPTURE_TIMEOUT_S = 60.0  # capture_samples waits this long for its frames
+Progress = Callable[[Optional[float], str], None]
 
 
 def changed_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
@@ -100,6 +106,7 @@ class Daemon:
         self._lock = threading.Lock()  # configuration reloads and schedule changes
         self._reopens_seen = 0
         self.last_check: Optional[Dict[str, Any]] = None
+        self.live: Optional[LiveChecks] = None
 
     # ----- start-up --------------------------------------------------------------------------
 
@@ -111,10 +118,12 @@ class Daemon:
         self.publisher.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
+        self.live = LiveChecks(self.cfg, pipeline.model.labels, self._load_reference)
+        self.live.engine_changed(report)
         self.capture = self._make_capture(self.cfg)
         self.capture.start()
         self.loop = InferenceLoop(
-            self.capture, pipeline, report, self.handoff, self.pacer.progress, self.on_result, self._swapped, self.max_frames
+            self.capture, pipeline, report, self.handoff, self.pacer.progress, self.on_result, self._swapped, self.max_frames, self.live.observe
         )
         thread = threading.Thread(target=self.loop.run, name="inference", daemon=True)
         thread.start()
@@ -166,7 +175,20 @@ class Daemon:
         return report.get("model_sha256") == prepare_model(self.cfg).sha256
 
     def _build(self, precision: str, cfg: Optional[Node] = None) -> Dict[str, Any]:
-        return building.build(cfg or self.cfg, precision=precision)
+        return building.build(cfg or self.cfg, precision=precision, keep=self._engines_in_use())
+
+    def _engines_in_use(self) -> List[str]:
+        """Cache keys a build must not evict: the serving, current and previous engines."""
+        engines = self.state.read()
+        reports = [engines.get("current"), engines.get("previous"), self.loop.report if self.loop is not None else None]
+        return [str(r["cache_key"]) for r in reports if isinstance(r, dict) and r.get("cache_key")]
+
+    def _load_reference(self) -> Pipeline:
+        """The FP32 reference for shadow evaluation: ONNX Runtime on the CPU (agent.livechecks)."""
+        cfg = reference_config(self.cfg)
+        report = building.build(cfg, precision="fp32", keep=self._engines_in_use())
+        engine, model = building.load_built(cfg, report)
+        return Pipeline(engine, model, make_decoder(cfg, model))
 
     def _load(self, report: Dict[str, Any]) -> Pipeline:
         engine, model = building.load_built(self.cfg, report)
@@ -218,6 +240,8 @@ class Daemon:
             log.warning("shutdown: rebuild %s abandoned (the serving engine stays current)", self.rebuilder.running)
         if self.sampler is not None:
             self.sampler.stop()
+        if self.live is not None:
+            self.live.stop()
         left = max(0.1, deadline - time.monotonic())
         if not self.publisher.wait_drained(left / 2):
             log.warning("shutdown: the outbox is not empty; what is left is sent after the next start")
@@ -231,6 +255,7 @@ class Daemon:
     def _apply_schedules(self, cfg: Node) -> None:
         now = time.monotonic()
         intervals = {name: float(cfg.schedules[f"{name}_s"]) for name in SCHEDULED}
+        intervals["labels"] = float(cfg.accuracy.label_drop_interval_s)
         if intervals["check"] and not cfg.accuracy.spot_labels:
             log.info("schedules.check_s: no accuracy.spot_labels configured; scheduled checks are off")
             intervals["check"] = 0.0
@@ -244,7 +269,10 @@ class Daemon:
         if name == "telemetry":
             self.publisher.publish_telemetry(self.telemetry())
             self._report_capture_trouble()
+            self._report_shadow_drift()
             self.notifier.status(self._status_line())
+        elif name == "labels":
+            self.ingest_label_drops()
         else:
             self.loop.jobs.put(lambda pipeline: self._measure_quietly(name, pipeline))
 
@@ -288,6 +316,31 @@ class Daemon:
             severity = "warning" if status == "warn" else "error"
             self.publisher.publish_event("drift", severity, f"per-class recall drift: {status}", {"drift": drift})
 
+    def _report_shadow_drift(self) -> None:
+        """A ``drift`` event for each class whose agreement with the FP32 reference fell below the threshold."""
+        if self.live is None:
+            return
+        low = self.live.new_disagreements()
+        if low:
+            names = ", ".join(sorted(low))
+            details = {"source": "shadow", "engine": self.live.engine, "min_agreement": self.live.threshold, "per_class": low}
+            self.publisher.publish_event("drift", "warning", f"live frames: agreement with the FP32 reference below {self.live.threshold:g} for {names}", details)
+
+    def ingest_label_drops(self) -> Optional[Dict[str, Any]]:
+        """Apply label files dropped in the live ring's labels/ folder; their errors become an event."""
+        if self.live is None:
+            return None
+        try:
+            outcome = self.live.ingest_drops()
+        except OSError as exc:
+            log.warning("live labels: the drop folder cannot be read: %s", exc)
+            return None
+        if outcome and outcome["errors"]:
+            self.publisher.publish_event("labels_rejected", "warning", f"{len(outcome['errors'])} dropped label line(s) refused", outcome)
+        if outcome and outcome["applied"]:
+            log.info("live labels: %d dropped label(s) applied", outcome["applied"])
+        return outcome
+
     def _report_capture_trouble(self) -> None:
         assert self.capture is not None
         stats = self.capture.stats()
@@ -328,6 +381,7 @@ class Daemon:
             "process": {"rss_mb": round(process.memory_info().rss / 1e6, 1), "open_fds": process.num_fds(), "threads": process.num_threads()},
             "watchdog_pings": self.pacer.sent,
             "system": jobs.system_telemetry(self.sampler),
+            "live_checks": self.live.snapshot() if self.live is not None else None,
         }
 
     # ----- commands (MQTT worker threads) ----------------------------------------------------
@@ -340,23 +394,69 @@ class Daemon:
             "reload_config": lambda args, progress: self.reload(),
             "status": lambda args, progress: self.status(),
             "set_interval": self._cmd_set_interval,
+            "capture_samples": self._cmd_capture_samples,
+            "label": lambda args, progress: self._live_checks("label").label(args["labels"]),
+            "calibrate": self._cmd_calibrate,
+            "rollback": self._cmd_rollback,
         }
 
-    def _cmd_rebuild(self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]) -> Dict[str, Any]:
+    def _serving_label(self) -> str:
+        return engine_label(self.loop.report) if self.loop is not None else "the current engine"
+
+    def _cmd_rebuild(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
         precision = args.get("precision") or self.cfg.precision
         cfg = with_calibrator(self.cfg, args.get("calibrator"))
         started = self.rebuild(precision, "command", lambda: self._build(precision, cfg))
+        progress(None, f"building the {precision} engine in the background; inference continues on {self._serving_label()}")
+        return self._await_swap(started, "rebuild")
+
+    def _cmd_rollback(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        """Swap the previous engine back in, through the same between-inference hand-over as a rebuild."""
+        previous = self.state.read().get("previous")
+        if not previous:
+            raise InputError("rollback: there is no previous engine (none has been replaced since the state directory was created)")
+        if not Path(str(previous.get("engine_path"))).is_file():
+            raise EdgeAgentError(f"rollback: the previous engine's file is gone ({previous.get('engine_path')})")
+        precision = str(previous.get("built_precision", previous.get("precision")))
+        started = self.rebuild(precision, "rollback", lambda: dict(previous))
+        progress(None, f"loading the previous {engine_label(previous)} engine; inference continues on {self._serving_label()}")
+        return self._await_swap(started, "rollback")
+
+    def _await_swap(self, started: Mapping[str, Any], what: str) -> Dict[str, Any]:
+        """Wait for a started rebuild (or rollback) to swap; its summary, or the reason it did not."""
         if started["status"] == "busy":
-            raise EdgeAgentError(f"busy: rebuild {started['job']} is running")
-        progress(None, f"building the {precision} engine in the background; inference continues on {engine_label(self.loop.report) if self.loop else 'the current engine'}")
+            raise EdgeAgentError(f"busy: job {started['job']} is running")
         result = self.rebuilder.wait(started["job"], COMMAND_TIMEOUT_S)
         if result is None:
-            raise EdgeAgentError(f"rebuild {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
+            raise EdgeAgentError(f"{what} {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
         if result["status"] == "rejected":
-            raise GateFailed(f"not promoted: {result['error']}; still serving {engine_label(self.loop.report) if self.loop else '?'}")
+            raise GateFailed(f"not promoted: {result['error']}; still serving {self._serving_label()}")
         if result["status"] != "swapped":
-            raise EdgeAgentError(f"rebuild failed: {result['error']}")
-        return command_summary(result)
+            raise EdgeAgentError(f"{what} failed: {result['error']}")
+        return dict(command_summary(result), serving=self.status_fields()["engine"])
+
+    def _cmd_calibrate(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        """Collect a calibration set and calibrate on it, in the rebuild slot; publish report/calibration."""
+        from calibration.workflow import calibrate
+
+        listener = progress_listener(progress)
+        try:
+            result = self.rebuilder.run_exclusive("calibrate", lambda: calibrate(self.cfg, args.get("source"), args.get("frames"), listener=listener))
+        except Busy as exc:
+            raise EdgeAgentError(f"busy: job {exc.job_id} is running") from None
+        self.publisher.publish_report("calibration", result)
+        paths = {k: v for k, v in result.items() if isinstance(v, str) and k not in ("calibration_hash", "method", "source")}
+        return {"calibration_hash": result["calibration_hash"], "frames": result["frames"], "method": result["method"], "notes": result["notes"], "paths": paths}
+
+    def _live_checks(self, command: str) -> LiveChecks:
+        if self.live is None:
+            raise EdgeAgentError(f"{command}: the inference loop is not running yet")
+        return self.live
+
+    def _cmd_capture_samples(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        live = self._live_checks("capture_samples")
+        progress(None, f"keeping the next {args['count']} live frame(s)")
+        return live.capture_samples(int(args["count"]), CAPTURE_TIMEOUT_S)
 
     def _cmd_set_interval(self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]) -> Dict[str, Any]:
         with self._lock:
@@ -380,6 +480,8 @@ class Daemon:
 
     def _swapped(self, info: Dict[str, Any]) -> None:
         """Called on the inference thread once a new engine served its first frame."""
+        if self.live is not None and self.loop is not None:
+            self.live.engine_changed(self.loop.report)
         bound = self.cfg.daemon.max_swap_gap_ms
         within = info["gap_ms"] <= bound
         details = dict(info, max_swap_gap_ms=bound, within_bound=within)
@@ -505,6 +607,19 @@ def command_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
         "duration_s": result.get("duration_s"),
         "report_path": build.get("report_path"),
     }
+
+
+def progress_listener(progress: Progress, steps: int = 10) -> Callable[[str, int, int, str], None]:
+    """An agent.progress listener that forwards about ``steps`` updates to a command's progress."""
+    sent = {"step": -1}
+
+    def listen(label: str, done: int, total: int, detail: str) -> None:
+        step = done * steps // total if total > 0 else done
+        if step > sent["step"]:
+            sent["step"] = step
+            progress(done / total if total > 0 else None, f"{label}: {done}/{total} {detail}".rstrip())
+
+    return listen
 
 
 def print_result(result: Mapping[str, Any]) -> None:

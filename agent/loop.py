@@ -21,7 +21,7 @@ from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .backends.base import Arrays, Engine
+from .backends.base import Arrays, Engine, StageTimes
 from .capture import LatestFrameCapture
 from .modelinfo import InputSpec
 from .pipeline import Pipeline
@@ -48,6 +48,12 @@ class ProgressEngine(Engine):
         outputs = self.engine.infer(feeds)
         self.on_progress()
         return outputs
+
+    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
+        """The wrapped engine's own stage times (TensorRT's h2d / compute / d2h split)."""
+        timed = self.engine.infer_timed(feeds)
+        self.on_progress()
+        return timed
 
 
 def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame], Optional[Tuple[InputSpec, Any]]]:
@@ -78,8 +84,10 @@ class InferenceLoop:
         on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
         on_swap: Optional[Callable[[Dict[str, Any]], None]] = None,
         max_frames: Optional[int] = None,
+        observe: Optional[Callable[[Frame, Dict[str, Any]], None]] = None,
     ) -> None:
         self.capture = capture
+        self.observe = observe  # live checks (agent.livechecks): must never wait or raise
         self.pipeline = pipeline
         self.report = report
         self.handoff = handoff
@@ -145,6 +153,8 @@ class InferenceLoop:
         self.last_end = end
         self.first_inference.set()
         self.on_progress()
+        if self.observe is not None:
+            self.observe(frame, result)
         if self.on_result is not None:
             result["engine"] = engine_label(self.report)
             result["frame_age_ms"] = round((started - frame.timestamp) * 1000.0, 2)

@@ -33,7 +33,7 @@ class Busy(EdgeAgentError):
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        super().__init__(f"a rebuild is already running (job {job_id})")
+        super().__init__(f"a build or calibration is already running (job {job_id})")
 
 
 def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
@@ -152,6 +152,19 @@ class Rebuilder:
         work = produce or (lambda: self.build(precision))
         threading.Thread(target=self._run, args=(job, precision, reason, work), name=f"rebuild-{job}", daemon=True).start()
         return job
+
+    def run_exclusive(self, name: str, work: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        """Run ``work`` here while holding the rebuild slot (a calibration); raises Busy."""
+        with self._lock:
+            if self._job is not None:
+                raise Busy(self._job)
+            self._job = f"{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            return work()
+        finally:
+            with self._done:
+                self._job = None
+                self._done.notify_all()
 
     def wait(self, job: str, timeout: float) -> Optional[Dict[str, Any]]:
         """The result of ``job`` once it is done, or None on timeout."""

@@ -14,7 +14,7 @@ import numpy as np
 from agent.backends import resolve_name
 from agent.pipeline import PreparedModel, prepare_model
 from agent.preprocess import make_batch
-from agent.progress import Progress
+from agent.progress import Listener, Progress
 from agent.schema import Node
 
 from .artefacts import batch_size_for, settings_folder, write_artefacts
@@ -68,9 +68,11 @@ def normalized_model(cal_set: CalibrationSet, model: PreparedModel) -> Tuple[str
     return str(target), report.as_dict()
 
 
-def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = None, method: Optional[str] = None) -> Dict[str, Any]:
-    """Collect a calibration set (it becomes current) and calibrate the configured model on it."""
-    with Progress("calibration frames", frames or cfg.calibration.frames) as progress:
+def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = None, method: Optional[str] = None,
+              listener: Optional[Listener] = None) -> Dict[str, Any]:
+    """Collect a calibration set (it becomes current) and calibrate the configured model on it;
+    ``listener`` hears each collected frame (the daemon's calibrate command reports progress)."""
+    with Progress("calibration frames", frames or cfg.calibration.frames, listener=listener) as progress:
         cal_set = collect(cfg, source, frames, progress)
     model = prepare_model(cfg)
     settings = base_settings(cfg, resolve_name(cfg.backend.name), method)
