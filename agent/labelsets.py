@@ -25,11 +25,10 @@ DETECTION_FORMATS = ("yolo", "coco")
 
 
 @dataclass
-class LabeledSet:
-    """Classification: images with the index of their true class, plus what was skipped and why."""
+class _SpotSet:
+    """What every spot-labeled set keeps besides its items: class names and what was skipped."""
 
     labels: List[str]
-    items: List[Tuple[str, int]] = field(default_factory=list)
     errors: List[str] = field(default_factory=list)
     root: str = ""  # sample ids are paths relative to this folder
     skipped: int = 0
@@ -40,6 +39,13 @@ class LabeledSet:
 
     def sample_id(self, path: str) -> str:
         return _relative(path, self.root)
+
+
+@dataclass
+class LabeledSet(_SpotSet):
+    """Classification: images with the index of their true class, plus what was skipped and why."""
+
+    items: List[Tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -62,21 +68,10 @@ class BoxLabels:
 
 
 @dataclass
-class DetectionSet:
+class DetectionSet(_SpotSet):
     """Detection: images with their labeled boxes, plus what was skipped and why."""
 
-    labels: List[str]
-    items: List[BoxLabels] = field(default_factory=list)
-    errors: List[str] = field(default_factory=list)
-    root: str = ""
-    skipped: int = 0
-
-    def skip(self, message: str, count: int = 1) -> None:
-        self.errors.append(message)
-        self.skipped += count
-
-    def sample_id(self, path: str) -> str:
-        return _relative(path, self.root)
+    items: List["BoxLabels"] = field(default_factory=list)
 
 
 AnySet = Union[LabeledSet, DetectionSet]

@@ -159,16 +159,23 @@ def exclusion_limit(nodes: int, max_nodes: int, max_fraction: float) -> int:
     return max(0, min(max_nodes, int(nodes * max_fraction)))
 
 
+def _attempt(bench: Workbench, result: SearchResult, settings: QuantizeSettings, what: str) -> bool:
+    """Try one candidate, record it (and its progress step); True when it passed and was chosen."""
+    attempt = try_candidate(bench, settings, len(result.attempts) + 1)
+    result.attempts.append(attempt)
+    passed = bool(attempt.gate["passed"])
+    if bench.progress:
+        bench.progress.update(1, f"{what}: {'passed' if passed else 'failed'}")
+    if passed:
+        result.chosen = attempt
+    return passed
+
+
 def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_precision: bool, max_excluded: int) -> SearchResult:
     """Run attempts until one passes the gate; the result holds them all."""
     result = SearchResult()
     for method in method_order(first_method):
-        attempt = try_candidate(bench, replace(base, method=method), len(result.attempts) + 1)
-        result.attempts.append(attempt)
-        if bench.progress:
-            bench.progress.update(1, f"{method}: {'passed' if attempt.gate['passed'] else 'failed'}")
-        if attempt.gate["passed"]:
-            result.chosen = attempt
+        if _attempt(bench, result, replace(base, method=method), method):
             return result
     if not mixed_precision or max_excluded <= 0:
         result.notes.append("mixed precision is off or allows no layer in float (gate.mixed_precision, gate.max_excluded_*)")
@@ -180,12 +187,7 @@ def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_pr
     limit = min(max_excluded, len(result.sensitivity))
     for count in exclusion_steps(limit):
         exclude = tuple(r["node"] for r in result.sensitivity[:count])
-        attempt = try_candidate(bench, replace(base, method=method, exclude=exclude), len(result.attempts) + 1)
-        result.attempts.append(attempt)
-        if bench.progress:
-            bench.progress.update(1, f"{method} with {count} node(s) in float: {'passed' if attempt.gate['passed'] else 'failed'}")
-        if attempt.gate["passed"]:
-            result.chosen = attempt
+        if _attempt(bench, result, replace(base, method=method, exclude=exclude), f"{method} with {count} node(s) in float"):
             return result
     result.notes.append(f"no INT8 candidate passed with up to {limit} of {len(result.sensitivity)} quantizable node(s) kept in float")
     return result

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from ..processes import stop_process
 from .power import not_a_rail, total_power
 from .thermal import celsius
 
@@ -120,12 +121,7 @@ class TegrastatsProcess:
         return self._process is not None and self._process.poll() is None
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process, grace_s=2.0)
         if self._thread is not None:
             self._thread.join(timeout=2.0)

@@ -16,6 +16,7 @@ from agent.commands import CommandServer
 from agent.messages import SequenceFile
 from agent.mqtt import DeviceLink, Settings
 from agent.outbox import Bounds, Outbox
+from agent.processes import stop_process
 
 from .brokers import Broker
 
@@ -59,12 +60,7 @@ class Subscriber:
         return found
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
