@@ -43,6 +43,7 @@ setup(
             "scipy",
             "jsonschema>=4.18",
             "cryptography",
+            "matplotlib",
             "vermin",
         ],
     },
