@@ -165,7 +165,7 @@ SCHEMA: Dict[str, Any] = {
         "shadow_min_agreement": Field(_NUM, 0.9, "Per-class agreement with the FP32 reference below which (upper end of its Wilson 95% interval) a drift event is raised.", minimum=0.0, maximum=1.0),
         "live_ring": Field("int", 256, "Sampled live frames kept for labels that arrive later.", minimum=0),
         "live_sample_fraction": Field(_NUM, 0.01, "Fraction of live frames kept in that ring.", minimum=0.0, maximum=1.0),
-        "label_drop_interval_s": Field(_NUM, 30.0, "How often label files dropped in <state_dir>/live_ring/labels/ are applied. 0 = never.", minimum=0.0),
+        "label_drop_interval_s": Field(_NUM, 30.0, "How often label files dropped in <state_dir>/live/labels/ are applied. 0 = never.", minimum=0.0),
     },
     "mqtt": {
         "__doc__": "MQTT broker and reporting.",

@@ -35,7 +35,7 @@ from . import build as building
 from .capture import LatestFrameCapture
 from .config import load_config
 from .errors import ConfigError, EdgeAgentError, GateFailed, InputError
-from .livechecks import LiveChecks, reference_config
+from .livechecks import LiveChecks, open_shadow_reference
 from .loop import InferenceLoop, engine_label, prepare_for
 from .pipeline import Pipeline, make_decoder, prepare_model
 from .publishing import open_publisher
@@ -51,6 +51,7 @@ SCHEDULED = ("telemetry", "benchmark", "check")
 REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
 RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
 COMMAND_TIMEOUT_S = 3600.0
+HELD_CAMERAS = ("v4l2", "csi")  # sources one process holds: calibrate cannot open them again
 CAPTURE_TIMEOUT_S = 60.0  # capture_samples waits this long for its frames
 Progress = Callable[[Optional[float], str], None]
 
@@ -118,7 +119,7 @@ class Daemon:
         self.publisher.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
-        self.live = LiveChecks(self.cfg, pipeline.model.labels, self._load_reference)
+        self.live = LiveChecks(self.cfg, pipeline.model.labels, lambda: open_shadow_reference(self.cfg))
         self.live.engine_changed(report)
         self.capture = self._make_capture(self.cfg)
         self.capture.start()
@@ -182,13 +183,6 @@ class Daemon:
         engines = self.state.read()
         reports = [engines.get("current"), engines.get("previous"), self.loop.report if self.loop is not None else None]
         return [str(r["cache_key"]) for r in reports if isinstance(r, dict) and r.get("cache_key")]
-
-    def _load_reference(self) -> Pipeline:
-        """The FP32 reference for shadow evaluation: ONNX Runtime on the CPU (agent.livechecks)."""
-        cfg = reference_config(self.cfg)
-        report = building.build(cfg, precision="fp32", keep=self._engines_in_use())
-        engine, model = building.load_built(cfg, report)
-        return Pipeline(engine, model, make_decoder(cfg, model))
 
     def _load(self, report: Dict[str, Any]) -> Pipeline:
         engine, model = building.load_built(self.cfg, report)
@@ -439,6 +433,9 @@ class Daemon:
         """Collect a calibration set and calibrate on it, in the rebuild slot; publish report/calibration."""
         from calibration.workflow import calibrate
 
+        kind = self.cfg.source.kind
+        if args.get("source") is None and kind in HELD_CAMERAS:
+            raise InputError(f"calibrate: the daemon holds the {kind} camera (a second open fails); pass source=<folder or video file> on this device")
         listener = progress_listener(progress)
         try:
             result = self.rebuilder.run_exclusive("calibrate", lambda: calibrate(self.cfg, args.get("source"), args.get("frames"), listener=listener))

@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import EdgeAgentError, InputError
 from .schema import Node
-from .shadow import LiveRing, ShadowEvaluator
+from .shadow import ShadowEvaluator, live_ring_from_config
 from .sources import Frame
 
 log = logging.getLogger(__name__)
 REFERENCE_SKIP = "the serving engine is the FP32 reference (fp32 on ONNX Runtime): shadow evaluation would compare it with itself"
 
 
-def is_reference(report: Mapping[str, Any]) -> bool:
-    """Whether an engine build report describes the FP32 reference itself."""
+def serves_reference(report: Mapping[str, Any]) -> bool:
+    """Whether an engine build report describes the FP32 reference itself (fp32 on ONNX Runtime)."""
     return report.get("backend") == "onnxruntime" and report.get("built_precision", report.get("precision")) == "fp32"
 
 
-def reference_config(cfg: Node) -> Node:
-    """The configuration of the FP32 reference: ONNX Runtime on the CPU, one thread per operator."""
-    ort = Node(cfg.backend.onnxruntime, providers=["CPUExecutionProvider"], intra_op_threads=1, inter_op_threads=1)
-    return Node(cfg, backend=Node(cfg.backend, name="onnxruntime", onnxruntime=ort))
+def open_shadow_reference(cfg: Node) -> Any:
+    """The FP32 reference pipeline, on one CPU thread so it leaves the other cores to inference."""
+    from .accuracy import open_reference
+
+    return open_reference(cfg, threads=1).pipeline
 
 
 def disagreeing_classes(per_class: Mapping[str, Mapping[str, Any]], threshold: float) -> Dict[str, Dict[str, Any]]:
@@ -77,6 +77,8 @@ class LiveChecks:
     """Shadow agreement and the live ring for the daemon; every method is safe from any thread."""
 
     def __init__(self, cfg: Node, labels: Sequence[str], load_reference: Callable[[], Any]) -> None:
+        """``load_reference()`` returns the FP32 reference pipeline; it is called on the shadow
+        thread the first time a frame is evaluated (never on the inference thread)."""
         acc = cfg.accuracy
         self.cfg, self.labels, self.task = cfg, list(labels), cfg.model.task
         self.threshold = float(acc.shadow_min_agreement)
@@ -86,9 +88,8 @@ class LiveChecks:
         self.shadow: Optional[ShadowEvaluator] = None
         self.shadow_skipped: Optional[str] = "no engine yet"
         self.engine: Optional[str] = None
-        self.ring: Optional[LiveRing] = None
-        if self.task == "classification":
-            self.ring = LiveRing(str(Path(cfg.paths.state_dir) / "live_ring"), self.labels, int(acc.live_ring), float(acc.live_sample_fraction))
+        self.ring = live_ring_from_config(cfg, self.labels)
+        if self.ring is not None:
             self.ring.start()
         self.samples = SampleCapture()
         self.flagged: Dict[str, Dict[str, Any]] = {}
@@ -103,13 +104,14 @@ class LiveChecks:
         self.engine = str(report.get("cache_key"))
         self.flagged = {}
         acc = self.cfg.accuracy
-        if is_reference(report):
+        if serves_reference(report):
             self.shadow_skipped = REFERENCE_SKIP
         elif float(acc.shadow_fraction) <= 0 or float(acc.shadow_max_per_s) <= 0:
             self.shadow_skipped = "accuracy.shadow_fraction or accuracy.shadow_max_per_s is 0"
         else:
             self.shadow_skipped = None
-            shadow = ShadowEvaluator(self, self.labels, self.task, float(acc.shadow_fraction), float(acc.shadow_max_per_s), int(acc.shadow_window))
+            match_iou = float(self.cfg.model.detection.match_iou)
+            shadow = ShadowEvaluator(self, self.labels, self.task, float(acc.shadow_fraction), float(acc.shadow_max_per_s), int(acc.shadow_window), match_iou)
             shadow.start()
             self.shadow = shadow
         log.info("live checks: shadow evaluation %s", "on" if self.shadow else f"off ({self.shadow_skipped})")
@@ -137,7 +139,7 @@ class LiveChecks:
     def capture_samples(self, count: int, timeout: float) -> Dict[str, Any]:
         """Keep the next ``count`` live frames in the ring; their ids, to label later."""
         if self.ring is None:
-            raise InputError(f"capture_samples: live labels need a classification model (model.task is {self.task})")
+            raise InputError(f"capture_samples: live labels need a classification model and accuracy.live_ring > 0 (model.task is {self.task})")
         taken = self.samples.take(count, timeout)
         ids = [self.ring.keep(frame, predicted) for frame, predicted in taken]
         answer: Dict[str, Any] = {"ids": ids, "captured": len(ids), "requested": count}
@@ -148,7 +150,7 @@ class LiveChecks:
     def label(self, labels: Mapping[str, str]) -> Dict[str, Any]:
         """Apply spot labels {id: class}; each refusal is named with its reason."""
         if self.ring is None:
-            raise InputError(f"label: live labels need a classification model (model.task is {self.task})")
+            raise InputError(f"label: live labels need a classification model and accuracy.live_ring > 0 (model.task is {self.task})")
         accepted: List[str] = []
         refused: Dict[str, str] = {}
         for frame_id, name in labels.items():
@@ -160,7 +162,7 @@ class LiveChecks:
         return {"accepted": accepted, "refused": refused, "live_recall": self.ring.snapshot()["per_class"]}
 
     def ingest_drops(self) -> Optional[Dict[str, Any]]:
-        """Label files dropped in <state_dir>/live_ring/labels/ (None without a ring)."""
+        """Label files dropped in <state_dir>/live/labels/ (None without a ring)."""
         return self.ring.ingest_drops() if self.ring is not None else None
 
     # ----- reports ---------------------------------------------------------------------------
@@ -180,7 +182,7 @@ class LiveChecks:
             shadow.update(self.shadow.snapshot())
         else:
             shadow["skipped"] = self.shadow_skipped
-        ring = self.ring.snapshot() if self.ring is not None else {"enabled": False, "skipped": f"model.task is {self.task}"}
+        ring = dict(self.ring.snapshot(), enabled=True) if self.ring is not None else {"enabled": False, "skipped": f"model.task is {self.task} or accuracy.live_ring is 0"}
         return {"shadow": shadow, "live_labels": ring}
 
     def stop(self) -> None:

@@ -74,6 +74,13 @@ class Agent:
         cmd = [sys.executable, "-m", "agent", "send", DEVICE, *command, "-c", str(self.config), "--wait", str(wait)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=wait + 30)
 
+    def answers(self, *command: str, wait: float = 120.0) -> Tuple[int, List[Dict[str, Any]]]:
+        """``send --json``: the exit code and every response, in order."""
+        result = self.send(*command, "--json", wait=wait)
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert lines, result.stdout + result.stderr
+        return result.returncode, lines
+
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[Agent]:
@@ -87,6 +94,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[
     data["model"]["path"] = data["model"]["path"]
     data["source"].update(uri=str(demo_dir / "stream.avi"), loop=True, fps=30.0)
     data["accuracy"]["spot_labels"] = str(demo_dir / "spot_labels")
+    data["accuracy"].update(shadow_fraction=0.5, shadow_max_per_s=5.0, live_sample_fraction=0.0, label_drop_interval_s=0.5)
     data["paths"]["state_dir"] = str(work / "state")
     data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
     data["commands"] = {"key_file": str(key)}
@@ -133,6 +141,15 @@ def test_reports_arrive_over_mqtt(agent):
     assert status["engine"]["precision"] == "fp32"
 
 
+def test_no_shadow_while_the_reference_serves_and_no_rollback_without_a_previous_engine(agent):
+    telemetry = agent.watcher.wait("telemetry", lambda b: b["pipeline"]["inferences"] > 0)
+    shadow = telemetry["live_checks"]["shadow"]
+    assert not shadow["enabled"] and "is the FP32 reference" in shadow["skipped"]
+    code, answers = agent.answers("rollback", wait=30.0)
+    assert code != 0 and answers[-1]["status"] == "error"
+    assert "there is no previous engine" in answers[-1]["error"]["message"]
+
+
 def test_rebuild_to_int8_swaps_without_an_inference_gap(agent):
     before = agent.watcher.wait("telemetry")["pipeline"]["inferences"]
     result = agent.send("rebuild", "precision=int8")
@@ -150,6 +167,54 @@ def test_rebuild_to_int8_swaps_without_an_inference_gap(agent):
     assert status["state"] == "online"
     engines = json.loads((agent.config.parent / "state" / "daemon" / "engines.json").read_text())
     assert engines["current"]["built_precision"] == "int8" and engines["previous"]["built_precision"] == "fp32"
+
+
+def test_shadow_evaluation_runs_against_the_int8_engine(agent):
+    telemetry = agent.watcher.wait("telemetry", lambda b: b["live_checks"]["shadow"].get("frames", 0) >= 3, timeout=20.0)
+    shadow = telemetry["live_checks"]["shadow"]
+    assert shadow["enabled"] and shadow["failed"] == 0 and shadow["rate_limited"] > 0
+    assert shadow["agreement"] >= 0.9 and set(shadow["per_class"]) == {"face", "non_face"}
+    assert not agent.watcher.find("event", lambda b: b["event"] == "drift")  # the gated INT8 engine agrees
+
+
+def test_capture_samples_then_label_over_mqtt_and_by_file_drop(agent):
+    code, answers = agent.answers("capture_samples", "count=3", wait=60.0)
+    assert code == 0 and [a["status"] for a in answers][0] == "accepted" and answers[-1]["status"] == "ok"
+    ids = answers[-1]["result"]["ids"]
+    assert len(ids) == 3
+    code, answers = agent.answers("label", "labels={%s: face, %s: cat, f99999999: face}" % (ids[0], ids[1]), wait=30.0)
+    result = answers[-1]["result"]
+    assert code == 0 and result["accepted"] == [ids[0]]
+    assert "unknown class 'cat'" in result["refused"][ids[1]] and "no frame 'f99999999'" in result["refused"]["f99999999"]
+    drops = agent.config.parent / "state" / "live" / "labels"
+    drops.mkdir(parents=True, exist_ok=True)
+    (drops / "late.jsonl").write_text(json.dumps({"id": ids[2], "label": "non_face"}) + "\n")
+    telemetry = agent.watcher.wait("telemetry", lambda b: b["live_checks"]["live_labels"]["labeled"] == 2, timeout=10.0)
+    assert sum(c["n"] for c in telemetry["live_checks"]["live_labels"]["per_class"].values()) == 2
+    assert (drops / "done" / "late.jsonl").is_file()
+
+
+def test_rollback_swaps_the_previous_engine_back_and_forth(agent):
+    code, answers = agent.answers("rollback", wait=60.0)
+    assert code == 0 and answers[0]["status"] == "accepted", answers
+    assert answers[-1]["result"]["serving"]["precision"] == "fp32" and answers[-1]["result"]["to"] == "onnxruntime fp32"
+    agent.watcher.wait("event", lambda b: b["event"] == "engine_swapped" and b["details"]["to"] == "onnxruntime fp32")
+    engines = json.loads((agent.config.parent / "state" / "daemon" / "engines.json").read_text())
+    assert engines["current"]["built_precision"] == "fp32" and engines["previous"]["built_precision"] == "int8"
+    code, answers = agent.answers("rollback", wait=60.0)
+    assert code == 0 and answers[-1]["result"]["serving"]["precision"] == "int8"
+    assert Path(engines["current"]["engine_path"]).is_file()  # the engine swapped out stays in the cache
+
+
+def test_calibrate_over_mqtt_reports_the_new_set(agent):
+    code, answers = agent.answers("calibrate", "frames=12", wait=120.0)
+    assert code == 0 and answers[0]["status"] == "accepted", answers
+    assert any(a["status"] == "progress" for a in answers)
+    result = answers[-1]["result"]
+    assert result["frames"] == 12 and len(result["calibration_hash"]) >= 16
+    assert Path(result["paths"]["manifest"]).is_file()
+    report = agent.watcher.wait("report/calibration", lambda b: b.get("calibration_hash") == result["calibration_hash"])
+    assert report["frames"] == 12
 
 
 def test_sighup_with_a_bad_config_keeps_the_running_one(agent):

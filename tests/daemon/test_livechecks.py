@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from agent.daemon import progress_listener
-from agent.livechecks import REFERENCE_SKIP, LiveChecks, disagreeing_classes, is_reference, reference_config
+from agent.livechecks import REFERENCE_SKIP, LiveChecks, disagreeing_classes, open_shadow_reference, serves_reference
 from agent.metrics import wilson_interval
 from agent.pipeline import Pipeline
 from agent.schema import Node
@@ -49,10 +49,10 @@ def int8(demo_cfg, make_pipeline) -> Tuple[Pipeline, Dict[str, Any]]:
     return make_pipeline(demo_cfg, "int8")
 
 
-def reference_loader(cfg: Node, make_pipeline, loads: List[int]):
+def reference_loader(cfg: Node, loads: List[int]):
     def load() -> Pipeline:
         loads.append(1)
-        return make_pipeline(reference_config(cfg), "fp32")[0]
+        return open_shadow_reference(cfg)
 
     return load
 
@@ -77,7 +77,7 @@ def test_disagreeing_classes_need_significance():
 
 def test_the_fp32_reference_engine_is_not_shadowed(demo_cfg, make_pipeline):
     pipeline, report = make_pipeline(demo_cfg, "fp32")
-    assert is_reference(report)
+    assert serves_reference(report)
     live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: pytest.fail("the reference must not load"))
     live.engine_changed(report)
     snap = live.snapshot()
@@ -88,9 +88,9 @@ def test_the_fp32_reference_engine_is_not_shadowed(demo_cfg, make_pipeline):
 def test_shadow_agreement_on_live_frames_and_drift_when_the_engine_disagrees(demo_cfg, demo_dir, int8, make_pipeline):
     cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
     pipeline, report = int8
-    assert not is_reference(report)
+    assert not serves_reference(report)
     loads: List[int] = []
-    live = LiveChecks(cfg, pipeline.model.labels, reference_loader(cfg, make_pipeline, loads))
+    live = LiveChecks(cfg, pipeline.model.labels, reference_loader(cfg, loads))
     live.engine_changed(report)
     frames = stream_frames(demo_dir, 40)
     try:
@@ -116,7 +116,7 @@ def test_shadow_agreement_on_live_frames_and_drift_when_the_engine_disagrees(dem
 def test_the_shadow_rate_limit_keeps_most_frames_away_from_the_reference(demo_cfg, demo_dir, int8, make_pipeline):
     cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=0.5, shadow_window=40)
     pipeline, report = int8
-    live = LiveChecks(cfg, pipeline.model.labels, reference_loader(cfg, make_pipeline, []))
+    live = LiveChecks(cfg, pipeline.model.labels, reference_loader(cfg, []))
     live.engine_changed(report)
     try:
         started = time.monotonic()
@@ -147,7 +147,7 @@ def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipel
     try:
         ids = answers["ids"]
         assert answers["captured"] == 5 and len(set(ids)) == 5
-        assert all((Path(cfg.paths.state_dir) / "live_ring" / "frames" / f"{i}.png").is_file() for i in ids)
+        assert all((Path(cfg.paths.state_dir) / "live" / "frames" / f"{i}.png").is_file() for i in ids)
         first = {i: truth[frames[n].index] for n, i in enumerate(ids[:3])}
         answer = live.label({**first, "f99999999": "face", ids[3]: "cat"})
         assert answer["accepted"] == ids[:3]
@@ -155,7 +155,7 @@ def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipel
         assert "no frame 'f99999999'" in answer["refused"]["f99999999"] and "unknown class 'cat'" in answer["refused"][ids[3]]
         recall = answer["live_recall"]
         assert sum(entry["n"] for entry in recall.values()) == 3
-        drops = Path(cfg.paths.state_dir) / "live_ring" / "labels"
+        drops = Path(cfg.paths.state_dir) / "live" / "labels"
         drops.mkdir(parents=True, exist_ok=True)
         (drops / "batch.csv").write_text(f"{ids[4]},{truth[frames[4].index]}\nnot-an-id,face\n")
         outcome = live.ingest_drops()
