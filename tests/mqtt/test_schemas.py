@@ -35,6 +35,7 @@ def test_payloads_on_the_wire_match_their_schemas(make_link, subscribe, broker):
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", f"edge-agent/dev1/cmd/{name}", "-m", json.dumps(request), "-q", "1"], check=True, timeout=10)
     time.sleep(0.5)
     release.set()
+    assert link.commands.wait_idle(5)  # the rebuild's ok answer is handed to the link before it stops
     link.stop(timeout=5)
     seen = {}
     for topic, payload in sub.collect(10**4, timeout=3, where=lambda t, p: "/cmd/" not in t or t.endswith("/response")):
