@@ -4,6 +4,7 @@ when the engine is the reference, the live ring fed by frames, capture_samples, 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -186,3 +187,32 @@ def test_progress_listener_forwards_the_first_and_every_tenth_update():
     for done in range(1, 101):
         listen("calibration frames", done, 100, "")
     assert len(sent) == 11 and sent[0] == (0.01, "calibration frames: 1/100") and sent[-1] == (1.0, "calibration frames: 100/100")
+
+
+def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg, demo_dir, int8, caplog):
+    from agent.daemon import Daemon
+    from agent.publishing import LogPublisher
+
+    cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
+    pipeline, report = int8
+    daemon = Daemon(cfg, None, environ={})
+    daemon.publisher = LogPublisher(lambda: {})
+    daemon.live = LiveChecks(cfg, pipeline.model.labels, lambda: open_shadow_reference(cfg))
+    daemon.live.engine_changed(report)
+    nonface = pipeline.model.labels.index("non_face")
+    try:
+        feed_shadow(daemon.live, stream_frames(demo_dir, 40), lambda frame: {"predicted": nonface})
+        caplog.set_level("INFO", logger="agent.publishing")
+        daemon._report_shadow_drift()
+        daemon._report_shadow_drift()
+        drift = [json.loads(r.getMessage().split(": ", 1)[1]) for r in caplog.records if r.getMessage().startswith("event drift")]
+        assert len(drift) == 1 and drift[0]["severity"] == "warning"
+        assert drift[0]["details"]["source"] == "shadow" and list(drift[0]["details"]["per_class"]) == ["face"]
+        drops = Path(cfg.paths.state_dir) / "live" / "labels"
+        drops.mkdir(parents=True, exist_ok=True)
+        (drops / "bad.jsonl").write_text('{"id": "f00000001"}\n')
+        outcome = daemon.ingest_label_drops()
+        assert outcome is not None and outcome["applied"] == 0 and "bad.jsonl:1" in outcome["errors"][0]
+        assert any(r.getMessage().startswith("event labels_rejected") for r in caplog.records)
+    finally:
+        daemon.live.stop()
