@@ -100,7 +100,7 @@ class LiveChecks:
         """A new engine serves: a fresh agreement window (agreement belongs to one engine), or none."""
         old, self.shadow = self.shadow, None
         if old is not None:
-            old.stop()
+            old.worker.stop(timeout=0.0)  # on the inference thread: never wait for a reference inference
         self.engine = str(report.get("cache_key"))
         self.flagged = {}
         acc = self.cfg.accuracy
@@ -185,8 +185,9 @@ class LiveChecks:
         ring = dict(self.ring.snapshot(), enabled=True) if self.ring is not None else {"enabled": False, "skipped": f"model.task is {self.task} or accuracy.live_ring is 0"}
         return {"shadow": shadow, "live_labels": ring}
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the side threads (each gets ``timeout`` to finish its item; they are daemon threads)."""
         if self.shadow is not None:
-            self.shadow.stop()
+            self.shadow.worker.stop(timeout)
         if self.ring is not None:
-            self.ring.stop()
+            self.ring.worker.stop(timeout)
