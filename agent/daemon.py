@@ -261,9 +261,10 @@ class Daemon:
         """Publish telemetry now, or queue a benchmark or check on the inference thread."""
         assert self.loop is not None
         if name == "telemetry":
-            self.publisher.publish_telemetry(self.telemetry())
+            telemetry = self.telemetry()
+            self.publisher.publish_telemetry(telemetry)
             self._report_capture_trouble()
-            self._report_shadow_drift()
+            self._report_live_drift((telemetry["live_checks"] or {}).get("live_labels") or {})
             self.notifier.status(self._status_line())
         elif name == "labels":
             self.ingest_label_drops()
@@ -310,10 +311,16 @@ class Daemon:
             severity = "warning" if status == "warn" else "error"
             self.publisher.publish_event("drift", severity, f"per-class recall drift: {status}", {"drift": drift})
 
-    def _report_shadow_drift(self) -> None:
-        """A ``drift`` event for each class whose agreement with the FP32 reference fell below the threshold."""
+    def _report_live_drift(self, live_labels: Mapping[str, Any]) -> None:
+        """``drift`` events from the live checks: classes whose agreement with the FP32 reference fell
+        below the threshold, and a new warn / alert of the labeled live frames against the baseline."""
         if self.live is None:
             return
+        labeled = self.live.new_label_drift(live_labels.get("drift"))
+        if labeled is not None:
+            severity = "warning" if labeled["status"] == "warn" else "error"
+            message = f"labeled live frames: per-class recall drift {labeled['status']} ({'; '.join(labeled['rules_fired'])})"
+            self.publisher.publish_event("drift", severity, message, {"source": "live_labels", "drift": dict(labeled)})
         low = self.live.new_disagreements()
         if low:
             names = ", ".join(sorted(low))

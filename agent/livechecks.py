@@ -93,6 +93,7 @@ class LiveChecks:
             self.ring.start()
         self.samples = SampleCapture()
         self.flagged: Dict[str, Dict[str, Any]] = {}
+        self.label_status = "ok"
 
     # ----- the serving engine ----------------------------------------------------------------
 
@@ -176,13 +177,39 @@ class LiveChecks:
         self.flagged = low
         return fresh
 
+    def label_drift(self) -> Optional[Dict[str, Any]]:
+        """The labeled live frames against the newest baseline's outcomes (agent.drift.compare: the
+        samples differ, so Fisher's exact test); None without labels or a baseline."""
+        outcomes = self.ring.outcomes() if self.ring is not None else {}
+        if not outcomes:
+            return None
+        from . import baselines, drift
+
+        try:
+            record = baselines.latest(self.cfg.paths.state_dir)
+        except EdgeAgentError as exc:
+            log.warning("live labels: the baseline cannot be read (%s)", exc)
+            return None
+        if record is None:
+            return None
+        base = {key: (value[0], bool(value[1])) for key, value in record["engine"]["outcomes"].items()}
+        result = drift.compare(base, outcomes, self.labels, drift.Thresholds.from_config(self.cfg.accuracy))
+        result["baseline_version"] = record.get("version")
+        return result
+
+    def new_label_drift(self, result: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+        """``result`` when its status (warn or alert) is new since the last call, else None."""
+        status = result["status"] if result else "ok"
+        changed, self.label_status = status != self.label_status, status
+        return result if changed and status != "ok" else None
+
     def snapshot(self) -> Dict[str, Any]:
         shadow: Dict[str, Any] = {"enabled": self.shadow is not None, "engine": self.engine, "min_agreement": self.threshold}
         if self.shadow is not None:
             shadow.update(self.shadow.snapshot())
         else:
             shadow["skipped"] = self.shadow_skipped
-        ring = dict(self.ring.snapshot(), enabled=True) if self.ring is not None else {"enabled": False, "skipped": f"model.task is {self.task} or accuracy.live_ring is 0"}
+        ring = dict(self.ring.snapshot(), enabled=True, drift=self.label_drift()) if self.ring is not None else {"enabled": False, "skipped": f"model.task is {self.task} or accuracy.live_ring is 0"}
         return {"shadow": shadow, "live_labels": ring}
 
     def stop(self, timeout: float = 1.0) -> None:

@@ -203,8 +203,8 @@ def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg
     try:
         feed_shadow(daemon.live, stream_frames(demo_dir, 40), lambda frame: {"predicted": nonface})
         caplog.set_level("INFO", logger="agent.publishing")
-        daemon._report_shadow_drift()
-        daemon._report_shadow_drift()
+        daemon._report_live_drift({})
+        daemon._report_live_drift({})
         drift = [json.loads(r.getMessage().split(": ", 1)[1]) for r in caplog.records if r.getMessage().startswith("event drift")]
         assert len(drift) == 1 and drift[0]["severity"] == "warning"
         assert drift[0]["details"]["source"] == "shadow" and list(drift[0]["details"]["per_class"]) == ["face"]
@@ -216,3 +216,29 @@ def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg
         assert any(r.getMessage().startswith("event labels_rejected") for r in caplog.records)
     finally:
         daemon.live.stop()
+
+
+def test_labeled_live_frames_are_compared_with_the_baseline(demo_cfg, demo_dir, make_pipeline):
+    from agent import jobs
+
+    pipeline, report = make_pipeline(demo_cfg, "fp32")
+    jobs.record_baseline(demo_cfg, pipeline, report, lambda: None, "promotion")  # FP32 on the spot set: every answer right
+    live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: None)
+    truth = (demo_dir / "truth.txt").read_text().split()
+    face, nonface = pipeline.model.labels.index("face"), pipeline.model.labels.index("non_face")
+    try:
+        assert live.snapshot()["live_labels"]["drift"] is None  # nothing labeled yet
+        frames = [f for f in stream_frames(demo_dir, 60) if truth[f.index] == "face"][:15]
+        for frame in frames[:3]:
+            live.label({live.ring.keep(frame, face): "face"})
+        ok = live.snapshot()["live_labels"]["drift"]
+        assert ok["status"] == "ok" and ok["per_class"]["face"]["support"] == 3
+        assert live.new_label_drift(ok) is None
+        for frame in frames[3:]:  # an engine that now calls faces non_face
+            live.label({live.ring.keep(frame, nonface): "face"})
+        drifted = live.snapshot()["live_labels"]["drift"]
+        assert drifted["status"] == "alert" and drifted["per_class"]["face"]["recall"] == pytest.approx(3 / 15)
+        assert drifted["per_class"]["face"]["test"] and drifted["per_class"]["face"]["p_value"] < 0.05
+        assert live.new_label_drift(drifted) is drifted and live.new_label_drift(drifted) is None  # once per change
+    finally:
+        live.stop()
