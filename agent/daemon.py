@@ -283,9 +283,8 @@ class Daemon:
         assert self.loop is not None and self.capture is not None
         try:
             if name == "benchmark":
-                reason = self.sampler.telemetry.power_unavailable_reason if self.sampler is not None else None
-                result = jobs.benchmark(self.cfg, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler, reason)
-                result["accuracy"] = self._accuracy_summary()
+                result = jobs.benchmark(self.cfg, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler)
+                result.update(self._accuracy_for_speed(pipeline))
             else:
                 result = jobs.accuracy_check(self.cfg, pipeline, self.loop.report, self.pacer.progress)
                 self.last_check = result
@@ -297,12 +296,29 @@ class Daemon:
         self.publisher.publish_report(kind, result)
         return result
 
-    def _accuracy_summary(self) -> Optional[Dict[str, Any]]:
-        """The accuracy that goes with the speed: the last check on the serving engine, if any."""
+    def _accuracy_for_speed(self, pipeline: Pipeline) -> Dict[str, Any]:
+        """The accuracy that goes with a benchmark: the last check on the serving engine, or a check
+        run now (and published) when there is none; null with the reason only without a spot-labeled set.
+        The build's gate result rides along, so an INT8 figure always shows what INT8 cost."""
+        assert self.loop is not None
+        engine_id = self.loop.report.get("cache_key")
         check = self.last_check
-        if not check or check.get("engine", {}).get("id") != (self.loop.report.get("cache_key") if self.loop else None):
-            return None
-        return {"accuracy": check.get("accuracy"), "drift_status": (check.get("drift") or {}).get("status"), "ts": check.get("ts")}
+        if (not check or check.get("engine", {}).get("id") != engine_id) and self.cfg.accuracy.spot_labels:
+            check = self._measure("check", pipeline)
+        gate = self.loop.report.get("gate")
+        out: Dict[str, Any] = {"gate": gate} if gate else {}
+        if not check or check.get("engine", {}).get("id") != engine_id:
+            out.update(accuracy=None, accuracy_reason="accuracy.spot_labels is not set: there is no spot-labeled set to measure this engine on")
+            return out
+        per_class = check.get("per_class") or {}
+        out["accuracy"] = {
+            "accuracy": check.get("accuracy"),
+            "recall": {name: stats.get("recall") for name, stats in per_class.items()},
+            "drift_status": (check.get("drift") or {}).get("status"),
+            "samples": check.get("samples"),
+            "ts": check.get("ts"),
+        }
+        return out
 
     def _report_drift(self, check: Mapping[str, Any]) -> None:
         drift = check.get("drift") or {}

@@ -25,6 +25,8 @@ SHARING = (
     "inference paused for its duration while the capture thread kept only the newest frame"
 )
 
+NO_SAMPLER = "the telemetry sampler is not running (its start-up failure is in the daemon log)"
+
 
 class CaptureAsSource(Source):
     """The live capture as a Source (pipeline-mode benchmarks read the camera's newest frames)."""
@@ -52,13 +54,16 @@ def engine_identity(report: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def benchmark(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], capture: LatestFrameCapture, on_progress: Callable[[], None], sampler: Any = None, power_reason: Optional[str] = None) -> Dict[str, Any]:
+def benchmark(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], capture: LatestFrameCapture, on_progress: Callable[[], None], sampler: Any = None) -> Dict[str, Any]:
     """bench.* on the serving engine (engine or pipeline mode), with how it shared the device."""
     from .bench import BenchSettings, run_benchmark
+
+    from .context import result_context
 
     timed = with_progress(pipeline, on_progress)
     source = CaptureAsSource(capture, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
     dropped, started = capture.dropped, time.monotonic()
+    start = sampler.sample_now().snapshot if sampler is not None else None
     result = run_benchmark(
         timed.engine,
         pipeline.model,
@@ -68,8 +73,11 @@ def benchmark(cfg: Node, pipeline: Pipeline, report: Dict[str, Any], capture: La
         timed,
         source,
         sampler,
-        power_reason or "telemetry is not available",
+        NO_SAMPLER,
     )
+    end = sampler.sample_now().snapshot if sampler is not None else None
+    described = sampler.telemetry.describe() if sampler is not None else None
+    result["context"] = result_context(report, pipeline.engine.info, result["batch"], described, start, end, cfg.telemetry.sysfs_root)
     result["engine"] = engine_identity(report)
     result["device_sharing"] = {
         "mode": "exclusive",
@@ -108,11 +116,13 @@ def open_sampler(cfg: Node) -> Any:
         return None
 
 
-def system_telemetry(sampler: Any) -> Optional[Dict[str, Any]]:
-    """The newest telemetry snapshot (power, temperatures, clocks, load), or None without a sampler."""
+def system_telemetry(sampler: Any) -> Dict[str, Any]:
+    """The newest telemetry snapshot (power, temperatures, clocks, load); power null with the reason."""
     if sampler is None:
-        return None
+        return {"total_mw": None, "power_unavailable_reason": NO_SAMPLER}
     sample = sampler.latest() or sampler.sample_now()
     snapshot = dict(sample.snapshot)
     snapshot.pop("t", None)
+    if snapshot.get("total_mw") is None:
+        snapshot["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
     return snapshot

@@ -99,6 +99,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[
     data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
     data["commands"] = {"key_file": str(key)}
     data["schedules"] = {"telemetry_s": 1.0, "benchmark_s": 0.0, "check_s": 0.0}
+    data["bench"] = {"warmup_s": 0.2, "min_duration_s": 1.0, "min_iterations": 20}
     data["daemon"] = {"shutdown_timeout_s": SHUTDOWN_S, "max_swap_gap_ms": MAX_GAP_MS}
     config = work / "agent.yaml"
     good = yaml.safe_dump(data, sort_keys=False)
@@ -217,6 +218,21 @@ def test_calibrate_over_mqtt_reports_the_new_set(agent):
     assert report["frames"] == 12
 
 
+def test_a_benchmark_carries_the_accuracy_and_context_of_the_serving_engine(agent):
+    code, answers = agent.answers("benchmark", wait=120.0)
+    assert code == 0 and answers[-1]["status"] == "ok", answers
+    report = agent.watcher.wait("report/benchmark")
+    serving = agent.watcher.wait("status", lambda b: b.get("engine"))["engine"]
+    assert report["engine"]["precision"] == report["context"]["precision"] == serving["precision"]
+    assert report["context"]["backend"] == "onnxruntime" and report["context"]["model_sha256"]
+    # no check had run on this engine yet: the daemon ran one, so speed comes with its accuracy
+    assert report["accuracy"]["samples"] == 200 and set(report["accuracy"]["recall"]) == {"face", "non_face"}
+    assert min(report["accuracy"]["recall"].values()) >= 0.95
+    check = agent.watcher.wait("report/accuracy", lambda b: b["engine"]["id"] == report["engine"]["id"])
+    assert check["per_class"]["face"]["recall"] == report["accuracy"]["recall"]["face"]
+    assert report["power"] is None and report["power_unavailable_reason"]  # no rails on this machine, said why
+
+
 def test_sighup_with_a_bad_config_keeps_the_running_one(agent):
     agent.config.write_text(agent.good_config.replace("telemetry_s: 1.0", "telemetry_s: -5"))
     agent.proc.send_signal(signal.SIGHUP)
@@ -256,3 +272,19 @@ def test_a_restart_resumes_the_promoted_engine(agent):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_every_payload_the_daemon_published_matches_its_schema(agent):
+    from tests.mqtt.schemas import kind_of, validator
+
+    with agent.watcher.lock:
+        messages = list(agent.watcher.messages)
+    kinds = set()
+    for topic, payload in messages:
+        if "/cmd/" in f"/{topic}" and not topic.endswith("/response"):
+            continue
+        kind = kind_of(payload)
+        errors = [e.message for e in validator(kind).iter_errors(payload)]
+        assert not errors, (topic, errors)
+        kinds.add(kind)
+    assert {"status", "telemetry", "benchmark", "accuracy", "build", "calibration", "event"} <= kinds
