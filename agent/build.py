@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from .backends import get_backend
-from .backends.base import EngineIncompatible, Backend, BuildOutput, BuildRequest, Engine
+from .backends.base import Backend, BuildOutput, BuildRequest, Engine, EngineIncompatible
 from .engines import EngineStore, cache_key
+from .errors import GateFailed
 from .fileio import atomic_write_json
 from .pipeline import PreparedModel, prepare_model
 from .progress import Listener
@@ -164,6 +165,9 @@ def load_built(cfg: Node, report: Mapping[str, Any]) -> Tuple[Engine, PreparedMo
     An engine the runtime refuses (built by another TensorRT release or for another device:
     "magic tag", "version tag does not match") is removed from the cache and rebuilt once.
     """
+    if report.get("promoted") is False or not report.get("engine_path"):
+        where = f"; see {report['report_path']}" if report.get("report_path") else ""
+        raise GateFailed(f"the {report.get('precision')} engine was not promoted (it failed the accuracy gate{where}); there is nothing to load")
     backend = get_backend(report["backend"])
     try:
         engine = backend.load(report["engine_path"], backend_options(cfg, backend))

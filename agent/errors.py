@@ -39,7 +39,3 @@ class GateFailed(EdgeAgentError):
     """A check or an accuracy gate failed (exit code 3)."""
 
     exit_code = EXIT_GATE
-
-
-class NotAvailableYet(EdgeAgentError):
-    """A subcommand whose implementation has not landed in this version."""

@@ -8,12 +8,12 @@ frames from the configured source through preprocessing, the engine and the deco
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 from .. import build as building
 from ..bench import BenchSettings, compare_engines, run_benchmark
 from ..context import result_context
-from ..errors import InputError, NotAvailableYet
+from ..errors import InputError
 from ..schema import Node
 from .common import add_common, emit, load
 
@@ -79,16 +79,9 @@ def _precisions(text: str) -> Tuple[str, str]:
     return parts[0], parts[1]
 
 
-def _build(cfg: Node, precision: Optional[str], purpose: str) -> Dict[str, Any]:
-    try:
-        return building.build(cfg, precision=precision)
-    except NotAvailableYet as exc:
-        raise NotAvailableYet(f"{purpose}: the {precision or cfg.precision} engine cannot be built yet: {exc}") from None
-
-
 def run_compare(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
     names = _precisions(args.compare)
-    reports = [_build(cfg, p, f"--compare {args.compare}") for p in names]
+    reports = [building.build(cfg, precision=p) for p in names]
     loaded = [building.load_built(cfg, r) for r in reports]
     (engine_a, model), (engine_b, _) = loaded
     try:
@@ -103,7 +96,7 @@ def run_compare(cfg: Node, args: argparse.Namespace, settings: BenchSettings) ->
 def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
     from ..telemetry import Sampler, telemetry_from_config
 
-    report = _build(cfg, args.precision, "bench")
+    report = building.build(cfg, precision=args.precision)
     engine, model = building.load_built(cfg, report)
     telemetry = telemetry_from_config(cfg)
     reason = "--no-power was given" if args.no_power else telemetry.power_unavailable_reason()

@@ -150,3 +150,11 @@ def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) ->
     assert engine.info["cache_key"] == first["cache_key"] and model.output == "softmax_2"
     again = building.build(demo_cfg)
     assert again["cache_hit"] is True  # the rebuilt entry is in the cache again
+
+
+def test_a_build_that_was_not_promoted_is_never_loaded(demo_cfg) -> None:
+    from agent.errors import GateFailed
+
+    refused = {"backend": "onnxruntime", "precision": "int8", "promoted": False, "report_path": "/x/build.json", "cache_key": "k"}
+    with pytest.raises(GateFailed, match="int8 engine was not promoted.*see /x/build.json"):
+        building.load_built(demo_cfg, refused)
