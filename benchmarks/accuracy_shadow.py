@@ -35,7 +35,7 @@ from agent.config import load_config  # noqa: E402
 from agent.shadow import ShadowEvaluator  # noqa: E402
 from agent.sources import Frame  # noqa: E402
 
-from benchmarks.report import write_section  # noqa: E402
+from benchmarks.report import output_options, publish  # noqa: E402
 
 
 def loop_rate(run: accuracy.EngineRun, frames: List[Frame], shadow: Optional[ShadowEvaluator], seconds: float) -> float:
@@ -120,12 +120,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--round-s", type=float, default=2.0)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md as it is")
+    output_options(parser)
     args = parser.parse_args(argv)
     result = measure(args.rounds, args.round_s)
     print(json.dumps(result, indent=2))
-    if not args.no_write:
-        write_section("accuracy", markdown(result))
+    publish("accuracy", markdown(result), args.no_write)
     return 0
 
 

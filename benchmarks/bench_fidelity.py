@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import yaml
+from benchmarks.report import output_options, publish
 
 WARMUP_S = 0.3
 
@@ -115,8 +116,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--round-s", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads, both sides")
-    parser.add_argument("--note", default="", help="run conditions to record (machine load, who else was running)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    output_options(parser, note=True)
     args = parser.parse_args()
     rows = [
         "| model | agent p50 ms | minimal p50 ms | p50 ratio | agent inf/s | minimal inf/s | throughput ratio | within 0.97-1.03 |",
@@ -145,10 +145,7 @@ def main() -> None:
         "per round, then the median. Whatever else runs on the machine hits both sides alike thanks to the "
         f"interleaving. {args.note}\n\n" + "\n".join(rows) + "\n"
     )
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("fidelity", text)
+    publish("fidelity", text, args.no_write)
 
 
 if __name__ == "__main__":

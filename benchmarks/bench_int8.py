@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
+from benchmarks.report import output_options, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -276,7 +277,7 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     parser.add_argument("--only", default="resnet,onet,ppocr", help="comma-separated subset of resnet, onet, ppocr")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per pair")
     parser.add_argument("--ppocr-size", type=int, default=640)
-    parser.add_argument("--no-write", action="store_true", help="print the results without writing docs/benchmarks.md")
+    output_options(parser)
     args = parser.parse_args(argv)
     import logging
 
@@ -293,11 +294,7 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
             results["ppocr"] = bench_ppocr(workdir, args.rounds, args.ppocr_size)
     print(json.dumps(results, indent=2, default=str))
     text = markdown(results)
-    print(text)
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("int8", text)
+    publish("int8", text, args.no_write)
     return 0
 
 

@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Dict, List
+from benchmarks.report import output_options, publish
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -144,7 +145,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-n", type=int, default=1000)
     parser.add_argument("--interval-ms", type=float, default=5.0, help="pause between latency samples")
-    parser.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
+    output_options(parser)
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     replays = []
@@ -183,11 +184,7 @@ outbox insert) to the subscriber's on_message.
 | end to end | {percentile(e2e, 50):.2f} | {percentile(e2e, 99):.2f} | {max(e2e):.2f} |
 | publish_report() call (durable insert) | {percentile(call, 50):.2f} | {percentile(call, 99):.2f} | {max(call):.2f} |
 """
-    print(markdown)
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("mqtt", markdown)
+    publish("mqtt", markdown, args.no_write)
 
 
 if __name__ == "__main__":

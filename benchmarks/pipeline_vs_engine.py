@@ -30,6 +30,7 @@ from agent.pipeline import Pipeline, make_decoder
 from agent.preprocess import make_batch
 from agent.sources import VideoFileSource
 from agent.swap import Handoff
+from benchmarks.report import output_options, publish
 
 CAMERA_FACTOR = 1.25
 
@@ -122,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
+    output_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -156,13 +157,9 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['model']} | {r['source']} | {r['threads']} | {r['engine_ips']:.1f} | {r['pipeline_ips']:.1f} | {r['ratio']:.3f} | {r['frame_age_ms_p50']} | {r['dropped_last_round']} |")
     text = "\n".join(lines)
-    print(text)
     for r in rows:
         print(r["model"], r["source"], "engine rounds", [round(x, 1) for x in r["engine_rounds"]], "pipeline rounds", [round(x, 1) for x in r["pipeline_rounds"]])
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("pipeline_vs_engine", text)
+    publish("pipeline_vs_engine", text, args.no_write)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
 import time
@@ -31,3 +32,17 @@ def write_section(name: str, markdown: str) -> None:
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write_text(DOC, text)
+
+
+def output_options(parser: argparse.ArgumentParser, note: bool = False) -> None:
+    """The options every benchmark script shares: --no-write, and --note for run conditions."""
+    if note:
+        parser.add_argument("--note", default="", help="run conditions to record (machine load, who else was running)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md as it is")
+
+
+def publish(name: str, markdown: str, no_write: bool) -> None:
+    """Print a benchmark's section and, unless ``no_write``, put it into docs/benchmarks.md."""
+    print(markdown, flush=True)
+    if not no_write:
+        write_section(name, markdown)

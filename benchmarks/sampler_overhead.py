@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from agent.telemetry import Sampler, Telemetry
+from benchmarks.report import output_options, publish
 
 TREES = ("orin_agx_jp5", "thor_jp7", "nano_l4t32")
 RATE_HZ = 10.0
@@ -64,8 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase-s", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--note", default="", help="run conditions to record (machine load, who else was running)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    output_options(parser, note=True)
     args = parser.parse_args()
     rows = ["| sysfs tree | CPU ms per sample | samples | CPU with sampler | CPU without | overhead (% of one core) | target |", "|---|---|---|---|---|---|---|"]
     for tree in TREES:
@@ -84,10 +84,7 @@ def main() -> None:
         "rails, thermal zones, devfreq GPU load and clocks, cpufreq of every core. Whatever else runs on the machine "
         f"hits both phases alike thanks to the interleaving. {args.note}\n\n" + "\n".join(rows) + "\n"
     )
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("telemetry-overhead", text)
+    publish("telemetry-overhead", text, args.no_write)
 
 
 if __name__ == "__main__":

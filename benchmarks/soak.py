@@ -27,6 +27,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import demo
+from benchmarks.report import output_options, publish
 
 SAMPLE_S = 5.0
 
@@ -102,7 +103,7 @@ def summarize(samples: List[Dict[str, float]], telemetry: List[Dict[str, Any]], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--no-write", action="store_true")
+    output_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         r = soak(Path(tmp), args.minutes)
@@ -122,11 +123,7 @@ def main() -> None:
         f"| {r['rss_mb_start']} / {r['rss_mb_end']} / {r['rss_mb_max']} | {r['fds_min']}-{r['fds_max']} | {r['threads_max']} | "
         f"{r['outbox_max']} / {r['outbox_last']} | {min(rates) if rates else '-'}-{max(rates) if rates else '-'} | {r['exit_code']} | {r['stop_s']} |",
     ])
-    print(text)
-    if not args.no_write:
-        from benchmarks.report import write_section
-
-        write_section("soak", text)
+    publish("soak", text, args.no_write)
 
 
 if __name__ == "__main__":
