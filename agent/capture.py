@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
+from .bench import latency_stats
 from .sources import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -103,15 +104,15 @@ class LatestFrameCapture:
         return taken
 
     def stats(self) -> Dict[str, Any]:
-        ages = sorted(self._ages_ms)
+        ages = latency_stats(self._ages_ms) if self._ages_ms else {}
         return {
             "frames_read": self.frames_read,
             "frames_taken": self.frames_taken,
             "dropped": self.dropped,
             "reopens": self.reopens,
             "stalls": self.stalls,
-            "frame_age_ms_p50": round(ages[len(ages) // 2], 2) if ages else None,
-            "frame_age_ms_max": round(ages[-1], 2) if ages else None,
+            "frame_age_ms_p50": ages.get("p50"),
+            "frame_age_ms_max": ages.get("max"),
             "last_error": self.last_error or None,
             "ended": self.ended.is_set(),
         }

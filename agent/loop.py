@@ -22,6 +22,7 @@ from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from .backends.base import Arrays, Engine, StageTimes
+from .bench import latency_stats
 from .capture import LatestFrameCapture
 from .modelinfo import InputSpec
 from .pipeline import Pipeline
@@ -197,7 +198,7 @@ class InferenceLoop:
                 log.exception("inference: a job on the serving engine failed")
 
     def stats(self) -> Dict[str, Any]:
-        latencies = sorted(self._latencies)
+        latency = latency_stats(self._latencies) if self._latencies else {}
         now = time.monotonic()
         recent = [t for t in list(self._ends) if now - t <= FPS_WINDOW_S]
         span = min(FPS_WINDOW_S, now - self.started)
@@ -205,7 +206,7 @@ class InferenceLoop:
             "engine": engine_label(self.report),
             "inferences": self.inferences,
             "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
-            "latency_ms_p50": round(latencies[len(latencies) // 2], 3) if latencies else None,
-            "latency_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3) if latencies else None,
+            "latency_ms_p50": latency.get("p50"),
+            "latency_ms_p99": latency.get("p99"),
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
