@@ -5,11 +5,12 @@ Readers take a ``root`` so tests and copies taken from a device can stand in for
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import re
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from .fileio import sha256_bytes
 
 _L4T = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)")
 
@@ -47,7 +48,7 @@ def cpu_identity(root: str = "/") -> Dict[str, Any]:
             flags = " ".join(sorted(value.split()))
     return {
         "model": model or platform.processor() or platform.machine(),
-        "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else None,
+        "flags_sha256": sha256_bytes(flags.encode())[:16] if flags else None,
     }
 
 

@@ -5,7 +5,6 @@ report (per-tensor range, saturation, method)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 import time
@@ -14,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from agent.fileio import atomic_move, atomic_write_json, atomic_write_text
+from agent.fileio import atomic_move, atomic_write_json, atomic_write_text, sha256_bytes
 
 from .calibrators import QuantizeSettings
 from .ranges import activation_ranges, symmetric_amax, tensor_statistics
@@ -30,7 +29,7 @@ def settings_folder(settings: QuantizeSettings) -> str:
     name += "-perchannel" if settings.per_channel else "-pertensor"
     name += "-s8" if settings.symmetric_activations else "-u8"
     if settings.exclude:
-        digest = hashlib.sha256("\n".join(settings.exclude).encode()).hexdigest()[:8]
+        digest = sha256_bytes("\n".join(settings.exclude).encode())[:8]
         name += f"-float{len(settings.exclude)}-{digest}"
     return name
 

@@ -10,13 +10,13 @@ failures): callers rebuild instead of crashing.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ..device import l4t_release
 from ..errors import InputError, MissingDependency
+from ..fileio import sha256_bytes
 from .base import Backend, BuildOutput, BuildRequest, Engine, EngineIncompatible
 from .cuda import CudaLayer, open_cuda
 from .trt_build import make_logger, run_isolated
@@ -88,7 +88,7 @@ class TensorRTBackend(Backend):
     def timing_cache_path(self, engine_path: str) -> str:
         """Beside the engine cache, keyed by what a timing cache is valid for: release and device."""
         identity = repr(sorted(self.device_identity().items())).encode()
-        return os.path.join(os.path.dirname(os.path.abspath(engine_path)), "timing-cache", hashlib.sha256(identity).hexdigest()[:32] + ".cache")
+        return os.path.join(os.path.dirname(os.path.abspath(engine_path)), "timing-cache", sha256_bytes(identity)[:32] + ".cache")
 
     def build(self, request: BuildRequest, engine_path: str) -> BuildOutput:
         options = dict(request.options)
