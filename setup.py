@@ -13,7 +13,10 @@ def version() -> str:
 setup(
     name="edge-agent",
     version=version(),
-    description="Build INT8 TensorRT engines on Jetson devices, run camera inference, measure speed, power and recall drift, report over MQTT.",
+    description=(
+        "Build INT8 TensorRT engines on Jetson devices, run camera inference, measure speed, power and recall drift, "
+        "report over MQTT."
+    ),
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
@@ -45,9 +48,12 @@ setup(
             "cryptography",
             "matplotlib",
             "vermin",
+            # lint and types, run by scripts/test.sh under the default interpreter only
+            'ruff==0.17.6; python_version >= "3.10"',
+            'mypy==2.4.1; python_version >= "3.10"',
         ],
     },
-    entry_points={"console_scripts": ["edge-agent=agent.cli:main"]},
+    entry_points={"console_scripts": ["edge-agent=agent.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.8",

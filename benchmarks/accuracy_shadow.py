@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agent import accuracy, demo  # noqa: E402
-from agent.config import load_config  # noqa: E402
-from agent.shadow import ShadowEvaluator  # noqa: E402
-from agent.sources import Frame  # noqa: E402
-
+from agent.accuracy import check as accuracy  # noqa: E402
+from agent.accuracy.shadow import ShadowEvaluator  # noqa: E402
+from agent.build import engine as building  # noqa: E402
+from agent.config.settings import load_config  # noqa: E402
+from agent.demo import sample as demo  # noqa: E402
+from agent.sources.frames import Frame  # noqa: E402
 from benchmarks.report import output_options, publish  # noqa: E402
 
 
@@ -53,14 +54,18 @@ def loop_rate(run: accuracy.EngineRun, frames: List[Frame], shadow: Optional[Sha
 def measure(rounds: int, round_s: float) -> Dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     cfg = load_config(str(demo.prepare(workdir)), ["backend.onnxruntime.intra_op_threads=1"])
-    run = accuracy.open_engine(cfg)
+    run = building.open_engine(cfg)
     checks = [accuracy.run_check(cfg, run)["duration_s"] for _ in range(3)]
     images, _ = demo.lfw_crops()
     frames = [Frame(np.repeat(im[:, :, None], 3, axis=2), i, 0.0, "lfw") for i, im in enumerate(images)]
     shadows = {
         "none": None,
-        "default (2%, <= 1/s)": ShadowEvaluator(accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 0.02, 1.0, 500),
-        "saturating (100%, no limit)": ShadowEvaluator(accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 1.0, 1e9, 500),
+        "default (2%, <= 1/s)": ShadowEvaluator(
+            accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 0.02, 1.0, 500
+        ),
+        "saturating (100%, no limit)": ShadowEvaluator(
+            accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 1.0, 1e9, 500
+        ),
     }
     for shadow in shadows.values():
         if shadow is not None:
@@ -99,7 +104,11 @@ def measure(rounds: int, round_s: float) -> Dict[str, Any]:
 
 
 def markdown(result: Dict[str, Any]) -> str:
-    rows = ["| inference loop | loop frames/s (median) | ratio to no shadow (median of rounds) | frames the reference evaluated | agreement |", "|---|---|---|---|---|"]
+    rows = [
+        "| inference loop | loop frames/s (median) | ratio to no shadow (median of rounds) "
+        "| frames the reference evaluated | agreement |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in result["loops"].items():
         agreement = "-" if r["shadow_agreement"] is None else f"{r['shadow_agreement']:.3f}"
         rows.append(f"| {name} | {r['loop_fps']} | {r['vs_none']} | {r['shadow_evaluated']} | {agreement} |")

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import yaml
+
 from benchmarks.report import output_options, publish
 
 WARMUP_S = 0.3
@@ -48,29 +49,37 @@ def minimal_loop(session: Any, feeds: Dict[str, np.ndarray], seconds: float) -> 
 
 
 def model_configs(workdir: Path, threads: int) -> Dict[str, Dict[str, Any]]:
-    from agent import demo
-    from benchmarks.resnet import resnet18
-
     import onnx
+
+    from agent.demo import sample as demo
+    from benchmarks.resnet import resnet18
 
     resnet_path = workdir / "resnet18_shaped.onnx"
     proto = resnet18()
     proto.ir_version = min(proto.ir_version, 8)  # opset 13 needs IR 7+; older onnxruntime refuses newer IR stamps
     onnx.save(proto, str(resnet_path))
     backend = {"name": "onnxruntime", "onnxruntime": {"intra_op_threads": threads, "inter_op_threads": 1}}
-    common = {"backend": backend, "mqtt": {"enabled": False}, "telemetry": {"tegrastats": "off", "nvml": "off", "rapl": "off"}}
+    common = {
+        "backend": backend,
+        "mqtt": {"enabled": False},
+        "telemetry": {"tegrastats": "off", "nvml": "off", "rapl": "off"},
+    }
     onet = dict(demo.demo_config(workdir), **common)
     onet["paths"] = {"state_dir": str(workdir / "state-onet")}
-    resnet = dict(common, model={"path": str(resnet_path), "input": {"layout": "NCHW"}}, paths={"state_dir": str(workdir / "state-resnet")})
+    resnet = dict(
+        common,
+        model={"path": str(resnet_path), "input": {"layout": "NCHW"}},
+        paths={"state_dir": str(workdir / "state-resnet")},
+    )
     return {"ONet 1x48x48x3": onet, "ResNet-18-shaped 1x3x224x224": resnet}
 
 
 def compare(cfg_data: Dict[str, Any], workdir: Path, rounds: int, round_s: float, threads: int) -> Dict[str, Any]:
     import onnxruntime as ort
 
-    from agent import build as building
-    from agent.bench import BenchSettings, run_benchmark
-    from agent.config import load_config
+    from agent.build import engine as building
+    from agent.config.settings import load_config
+    from agent.measure.benchmark import BenchSettings, run_benchmark
 
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg_data))
@@ -84,7 +93,9 @@ def compare(cfg_data: Dict[str, Any], workdir: Path, rounds: int, round_s: float
     session = ort.InferenceSession(report["engine_path"], sess_options=options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     feeds = {name: np.random.default_rng(1).standard_normal(model.spec.tensor_shape(1)).astype(np.float32)}
-    settings = BenchSettings(warmup_s=WARMUP_S, min_duration_s=round_s, min_iterations=10, max_duration_s=round_s, windows=3)
+    settings = BenchSettings(
+        warmup_s=WARMUP_S, min_duration_s=round_s, min_iterations=10, max_duration_s=round_s, windows=3
+    )
     agent_p50: List[float] = []
     agent_ips: List[float] = []
     mini_p50: List[float] = []
@@ -119,7 +130,8 @@ def main() -> None:
     output_options(parser, note=True)
     args = parser.parse_args()
     rows = [
-        "| model | agent p50 ms | minimal p50 ms | p50 ratio | agent inf/s | minimal inf/s | throughput ratio | within 0.97-1.03 |",
+        "| model | agent p50 ms | minimal p50 ms | p50 ratio | agent inf/s | minimal inf/s | throughput ratio "
+        "| within 0.97-1.03 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +141,8 @@ def main() -> None:
             r = compare(data, workdir, args.rounds, args.round_s, args.threads)
             ok = all(0.97 <= r[k] <= 1.03 for k in ("p50_ratio", "ips_ratio"))
             rows.append(
-                f"| {label} | {r['agent_p50']:.4f} | {r['minimal_p50']:.4f} | **{r['p50_ratio']:.4f}** | {r['agent_ips']:.1f} | "
+                f"| {label} | {r['agent_p50']:.4f} | {r['minimal_p50']:.4f} | **{r['p50_ratio']:.4f}** "
+                f"| {r['agent_ips']:.1f} | "
                 f"{r['minimal_ips']:.1f} | **{r['ips_ratio']:.4f}** | {'yes' if ok else 'NO'} |"
             )
             print(rows[-1], flush=True)
@@ -138,10 +151,12 @@ def main() -> None:
     text = (
         "## Benchmark fidelity: `edge-agent bench` vs a minimal session.run loop\n\n"
         f"Method: per model, the agent's engine (built and loaded by agent.build) and an independent "
-        f"onnxruntime {onnxruntime.__version__} InferenceSession on the same engine file, {args.threads} intra-op thread(s) "
-        f"each, same input shape. {args.rounds} rounds alternate the order of the two sides; in each, the agent runs "
-        f"run_benchmark (warm-up {WARMUP_S} s, 3 windows, {args.round_s} s) and the minimal loop warms up {WARMUP_S} s "
-        f"and times session.run back to back for {args.round_s} s. Medians over rounds; ratios are agent / minimal, "
+        f"onnxruntime {onnxruntime.__version__} InferenceSession on the same engine file, "
+        f"{args.threads} intra-op thread(s) each, same input shape. {args.rounds} rounds alternate the order of "
+        "the two sides; in each, the agent runs "
+        f"run_benchmark (warm-up {WARMUP_S} s, 3 windows, {args.round_s} s) and the minimal loop warms up "
+        f"{WARMUP_S} s and times session.run back to back for {args.round_s} s. Medians over rounds; "
+        "ratios are agent / minimal, "
         "per round, then the median. Whatever else runs on the machine hits both sides alike thanks to the "
         f"interleaving. {args.note}\n\n" + "\n".join(rows) + "\n"
     )

@@ -23,22 +23,27 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
+
 from benchmarks.report import output_options, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agent import packaged  # noqa: E402
 from agent.backends.base import BuildRequest  # noqa: E402
 from agent.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from agent.modelinfo import InputSpec  # noqa: E402
-from agent.preprocess import make_batch  # noqa: E402
-
+from agent.model.info import InputSpec  # noqa: E402
+from agent.model.preprocess import make_batch  # noqa: E402
+from agent.util import packaged  # noqa: E402
 from benchmarks.interleave import interleaved  # noqa: E402
 
 THREADS = os.cpu_count() or 1
-ORT_OPTIONS = {"intra_op_threads": THREADS, "inter_op_threads": 1, "graph_optimization": "all", "providers": ["CPUExecutionProvider"]}
+ORT_OPTIONS = {
+    "intra_op_threads": THREADS,
+    "inter_op_threads": 1,
+    "graph_optimization": "all",
+    "providers": ["CPUExecutionProvider"],
+}
 IMAGENET = {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 PPOCR_DET = "pkg:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 
@@ -80,29 +85,55 @@ def bench_resnet(workdir: Path, rounds: int) -> Dict[str, Any]:
 
     fp32 = str(workdir / "resnet18.onnx")
     onnx.save(resnet18(seed=0), fp32)
-    spec = InputSpec("input", 224, 224, 3, "NCHW", 1, "RGB", "stretch", IMAGENET["scale"], tuple(IMAGENET["mean"]), tuple(IMAGENET["std"]), False)
+    spec = InputSpec(
+        "input",
+        224,
+        224,
+        3,
+        "NCHW",
+        1,
+        "RGB",
+        "stretch",
+        IMAGENET["scale"],
+        tuple(IMAGENET["mean"]),
+        tuple(IMAGENET["std"]),
+        False,
+    )
     frames = variants(photos())[:32]
     batches = [make_batch([f], spec)[0] for f in frames]
     qdq = str(workdir / "resnet18.qdq.onnx")
     started = time.monotonic()
-    quantize_qdq(fp32, qdq, "input", batches, QuantizeSettings("minmax", per_channel=True, symmetric_activations=symmetric_for("onnxruntime")))
+    quantize_qdq(
+        fp32,
+        qdq,
+        "input",
+        batches,
+        QuantizeSettings("minmax", per_channel=True, symmetric_activations=symmetric_for("onnxruntime")),
+    )
     calibrate_s = time.monotonic() - started
     shapes = {"input": (1, 3, 224, 224)}
-    engines = {"fp32": build_engine(fp32, "fp32", shapes, str(workdir / "r18-fp32.engine.onnx")),
-               "int8": build_engine(qdq, "int8", shapes, str(workdir / "r18-int8.engine.onnx"))}
+    engines = {
+        "fp32": build_engine(fp32, "fp32", shapes, str(workdir / "r18-fp32.engine.onnx")),
+        "int8": build_engine(qdq, "int8", shapes, str(workdir / "r18-int8.engine.onnx")),
+    }
     timing = interleaved(engines, {"input": batches[0]}, rounds=rounds)
     ref = engines["fp32"].infer({"input": batches[-1]})["logits"]
     got = engines["int8"].infer({"input": batches[-1]})["logits"]
     cosine = float(np.dot(ref.ravel(), got.ravel()) / (np.linalg.norm(ref) * np.linalg.norm(got)))
-    return {"calibration_frames": len(batches), "calibrate_s": round(calibrate_s, 2), "timing": timing, "output_cosine_one_frame": round(cosine, 5)}
+    return {
+        "calibration_frames": len(batches),
+        "calibrate_s": round(calibrate_s, 2),
+        "timing": timing,
+        "output_cosine_one_frame": round(cosine, 5),
+    }
 
 
 def _demo_confusion(cfg: Any, report: Dict[str, Any]) -> List[List[int]]:
-    from agent.build import load_built
-    from agent.labelsets import load_folders
-    from agent.metrics import confusion_matrix
-    from agent.pipeline import Pipeline, make_decoder
-    from agent.sources import Frame, read_image
+    from agent.accuracy.labelsets import load_folders
+    from agent.accuracy.metrics import confusion_matrix
+    from agent.build.engine import load_built
+    from agent.model.pipeline import Pipeline, make_decoder
+    from agent.sources.frames import Frame, read_image
 
     engine, model = load_built(cfg, report)
     pipeline = Pipeline(engine, model, make_decoder(cfg, model))
@@ -111,13 +142,16 @@ def _demo_confusion(cfg: Any, report: Dict[str, Any]) -> List[List[int]]:
     predicted = [r["predicted"] for r in pipeline.infer_frames(frames)]
     matrix = confusion_matrix([t for _, t in labeled.items], predicted, len(model.labels))
     face, non_face = model.labels.index("face"), model.labels.index("non_face")
-    return [[int(matrix[face, face]), int(matrix[non_face, face])], [int(matrix[face, non_face]), int(matrix[non_face, non_face])]]
+    return [
+        [int(matrix[face, face]), int(matrix[non_face, face])],
+        [int(matrix[face, non_face]), int(matrix[non_face, non_face])],
+    ]
 
 
 def bench_onet(workdir: Path, rounds: int) -> Dict[str, Any]:
-    from agent import demo
-    from agent.build import build
-    from agent.config import load_config
+    from agent.build.engine import build
+    from agent.config.settings import load_config
+    from agent.demo import sample as demo
     from calibration.workflow import calibrate
 
     config = demo.prepare(workdir / "demo")
@@ -129,7 +163,7 @@ def bench_onet(workdir: Path, rounds: int) -> Dict[str, Any]:
     for name, report in (("fp32", fp32), ("int8", int8)):
         (tp, fp), (fn, tn) = _demo_confusion(cfg, report)
         tp_fn_fp_tn[name] = {"TP": tp, "FP": fp, "FN": fn, "TN": tn}
-    from agent.build import load_built
+    from agent.build.engine import load_built
 
     engines = {"fp32": load_built(cfg, fp32)[0], "int8": load_built(cfg, int8)[0]}
     feed = {"input_3": np.zeros((1, 48, 48, 3), np.float32)}
@@ -162,8 +196,8 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
     import cv2
     import yaml
 
-    from agent.build import build, load_built
-    from agent.config import load_config
+    from agent.build.engine import build, load_built
+    from agent.config.settings import load_config
     from calibration.datasets import current_set
     from calibration.evaluate import run_outputs
     from calibration.workflow import calibrate
@@ -178,17 +212,26 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
     calibrated = calibrate(cfg)
     int8 = build(cfg, "int8")
     fp32 = build(cfg, "fp32")
-    result: Dict[str, Any] = {"size": size, "calibration_frames": int8.get("calibration_frames"), "holdout_frames": int8.get("holdout_frames"),
-                              "collected_frames": calibrated["frames"], "normalization": int8.get("normalization"),
-                              "gate": {k: int8["gate"][k] for k in ("passed", "cosine", "max_abs_diff")},
-                              "attempts": len(int8["gate"]["attempts"]), "excluded_nodes": int8.get("excluded_nodes"),
-                              "build_time_s": int8["build_time_s"], "decision": int8["decision"]}
+    result: Dict[str, Any] = {
+        "size": size,
+        "calibration_frames": int8.get("calibration_frames"),
+        "holdout_frames": int8.get("holdout_frames"),
+        "collected_frames": calibrated["frames"],
+        "normalization": int8.get("normalization"),
+        "gate": {k: int8["gate"][k] for k in ("passed", "cosine", "max_abs_diff")},
+        "attempts": len(int8["gate"]["attempts"]),
+        "excluded_nodes": int8.get("excluded_nodes"),
+        "build_time_s": int8["build_time_s"],
+        "decision": int8["decision"],
+    }
     engine_fp32, model = load_built(cfg, fp32)
     if int8.get("promoted"):
         engine_int8 = load_built(cfg, int8)[0]
         result["measured"] = "the promoted INT8 engine"
     else:  # measure what the gate refused: the INT8 candidate closest to FP32 (kept as an artefact)
-        engine_int8 = build_engine(int8["artefacts"]["qdq_model"], "int8", model.input_shapes(), str(workdir / "ppocr-candidate.onnx"))
+        engine_int8 = build_engine(
+            int8["artefacts"]["qdq_model"], "int8", model.input_shapes(), str(workdir / "ppocr-candidate.onnx")
+        )
         result["measured"] = "the INT8 candidate closest to FP32, which the gate refused"
     cal_set = current_set(cfg.paths.calibration_dir)
     images = cal_set.images()
@@ -200,16 +243,23 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
     text_pixels = (ref > threshold) | (got > threshold)
     iou = float(((ref > threshold) & (got > threshold)).sum() / max(1, text_pixels.sum()))
     feed = {model.spec.name: make_batch([held[0]], model.spec)[0]}
-    result.update(pixel_agreement=round(agree, 5), text_iou=round(iou, 4), text_pixel_share=round(float((ref > threshold).mean()), 4),
-                  timing=interleaved({"fp32": engine_fp32, "int8": engine_int8}, feed, rounds=rounds))
+    result.update(
+        pixel_agreement=round(agree, 5),
+        text_iou=round(iou, 4),
+        text_pixel_share=round(float((ref > threshold).mean()), 4),
+        timing=interleaved({"fp32": engine_fp32, "int8": engine_int8}, feed, rounds=rounds),
+    )
     return result
 
 
 def _speed_line(timing: Dict[str, Any]) -> str:
     fp, q = timing["engines"]["fp32"], timing["engines"]["int8"]
-    return (f"FP32 {fp['latency_ms']} ms ({fp['throughput_per_s']}/s), INT8 {q['latency_ms']} ms ({q['throughput_per_s']}/s): "
-            f"**{q['speedup']}x** (per-round range {q['speedup_min']}-{q['speedup_max']}x; load average "
-            f"{timing['loadavg_1m_before']} before, {timing['loadavg_1m_after']} after)")
+    return (
+        f"FP32 {fp['latency_ms']} ms ({fp['throughput_per_s']}/s), "
+        f"INT8 {q['latency_ms']} ms ({q['throughput_per_s']}/s): "
+        f"**{q['speedup']}x** (per-round range {q['speedup_min']}-{q['speedup_max']}x; load average "
+        f"{timing['loadavg_1m_before']} before, {timing['loadavg_1m_after']} after)"
+    )
 
 
 def _ppocr_verdict(targets_met: bool, result: Dict[str, Any]) -> str:
@@ -227,12 +277,13 @@ def markdown(results: Dict[str, Any]) -> str:
     lines = [
         "## INT8 (ONNX Runtime, CPU) — `benchmarks/bench_int8.py`",
         "",
-        f"Method: each FP32/INT8 pair is built with the ONNX Runtime backend ({THREADS} intra-op threads, graph optimization all) "
-        "and measured **interleaved in one run**: the two engines take turns in rounds of about one second "
-        "(order alternating), the speed-up is the median of the per-round throughput ratios, and the range across rounds "
-        "is shown. The machine is shared with other jobs; the 1-minute load averages before and after say how busy it was, "
-        "and a busy machine widens the per-round range. INT8 is QDQ with per-channel symmetric INT8 weights and, for this "
-        "backend, asymmetric UINT8 activations (ONNX Runtime's fast CPU kernels are U8S8; TensorRT builds get symmetric INT8).",
+        f"Method: each FP32/INT8 pair is built with the ONNX Runtime backend ({THREADS} intra-op threads, "
+        "graph optimization all) and measured **interleaved in one run**: the two engines take turns in rounds "
+        "of about one second (order alternating), the speed-up is the median of the per-round throughput ratios, "
+        "and the range across rounds is shown. The machine is shared with other jobs; the 1-minute load averages "
+        "before and after say how busy it was, and a busy machine widens the per-round range. INT8 is QDQ with "
+        "per-channel symmetric INT8 weights and, for this backend, asymmetric UINT8 activations (ONNX Runtime's "
+        "fast CPU kernels are U8S8; TensorRT builds get symmetric INT8).",
         "",
         "| benchmark | target | measured | result |",
         "|---|---|---|---|",
@@ -240,35 +291,58 @@ def markdown(results: Dict[str, Any]) -> str:
     r = results.get("resnet")
     if r:
         speed = r["timing"]["engines"]["int8"]["speedup"]
-        lines.append(f"| ResNet-18-shaped, 1x3x224x224, MinMax per-channel | INT8 throughput >= 2.5x FP32 | {_speed_line(r['timing'])} | {'pass' if speed >= 2.5 else 'FAIL'} |")
+        lines.append(
+            f"| ResNet-18-shaped, 1x3x224x224, MinMax per-channel | INT8 throughput >= 2.5x FP32 "
+            f"| {_speed_line(r['timing'])} | {'pass' if speed >= 2.5 else 'FAIL'} |"
+        )
     o = results.get("onet")
     if o:
         c = o["confusion"]
         same = c["fp32"] == c["int8"] == {"TP": 100, "FP": 0, "FN": 0, "TN": 100}
-        lines.append(f"| ONet on lfw_subset (200 crops), `build --precision int8` | INT8 confusion = FP32's (TP=100, FP=0, FN=0, TN=100) | "
-                     f"FP32 {_cells(c['fp32'])}, INT8 {_cells(c['int8'])}; gate passed={o['gate']['passed']} in {o['attempts']} attempt(s); {_speed_line(o['timing'])} | {'pass' if same else 'FAIL'} |")
+        lines.append(
+            f"| ONet on lfw_subset (200 crops), `build --precision int8` "
+            f"| INT8 confusion = FP32's (TP=100, FP=0, FN=0, TN=100) | "
+            f"FP32 {_cells(c['fp32'])}, INT8 {_cells(c['int8'])}; "
+            f"gate passed={o['gate']['passed']} in {o['attempts']} attempt(s); "
+            f"{_speed_line(o['timing'])} | {'pass' if same else 'FAIL'} |"
+        )
     p = results.get("ppocr")
     if p:
         speed = p["timing"]["engines"]["int8"]["speedup"]
         ok = speed >= 1.25 and p["pixel_agreement"] >= 0.99
-        lines.append(f"| PP-OCRv4 det {p['size']}x{p['size']}, `build --precision int8` | INT8 >= 1.25x faster, >= 99% prob-map pixels agree at 0.3 | "
-                     f"{_speed_line(p['timing'])}; pixel agreement {p['pixel_agreement'] * 100:.2f}% on {p['holdout_frames']} held-out frames "
-                     f"(text-pixel IoU {p['text_iou']}), measured on {p['measured']} | {_ppocr_verdict(ok, p)} |")
+        lines.append(
+            f"| PP-OCRv4 det {p['size']}x{p['size']}, `build --precision int8` "
+            f"| INT8 >= 1.25x faster, >= 99% prob-map pixels agree at 0.3 | "
+            f"{_speed_line(p['timing'])}; pixel agreement {p['pixel_agreement'] * 100:.2f}% "
+            f"on {p['holdout_frames']} held-out frames "
+            f"(text-pixel IoU {p['text_iou']}), measured on {p['measured']} | {_ppocr_verdict(ok, p)} |"
+        )
     lines += ["", "Details:", ""]
     if r:
-        lines.append(f"- ResNet-18-shaped: calibrated on {r['calibration_frames']} scikit-image photos (and mirrors/crops) in {r['calibrate_s']} s; "
-                     f"INT8 vs FP32 output cosine on one frame {r['output_cosine_one_frame']} (random weights: speed only).")
+        lines.append(
+            f"- ResNet-18-shaped: calibrated on {r['calibration_frames']} scikit-image photos (and mirrors/crops) "
+            f"in {r['calibrate_s']} s; "
+            f"INT8 vs FP32 output cosine on one frame {r['output_cosine_one_frame']} (random weights: speed only)."
+        )
     if o:
-        lines.append(f"- ONet: {o['collected_frames']} frames collected from the demo stream (200 frames, near-duplicates skipped): "
-                     f"{o['calibration_frames']} for calibration, {o['holdout_frames']} held out for the gate; "
-                     f"gate top-1 agreement {o['gate']['top1_agreement']}, recall deltas {o['gate']['per_class_recall_delta']} pp; "
-                     f"layers kept in float: {o['excluded_nodes'] or 'none'}; search and build {o['build_time_s']} s.")
+        lines.append(
+            f"- ONet: {o['collected_frames']} frames collected from the demo stream "
+            "(200 frames, near-duplicates skipped): "
+            f"{o['calibration_frames']} for calibration, {o['holdout_frames']} held out for the gate; "
+            f"gate top-1 agreement {o['gate']['top1_agreement']}, "
+            f"recall deltas {o['gate']['per_class_recall_delta']} pp; "
+            f"layers kept in float: {o['excluded_nodes'] or 'none'}; search and build {o['build_time_s']} s."
+        )
     if p:
         norm = p.get("normalization") or {}
-        lines.append(f"- PP-OCRv4 det: no manual edits; normalization did: {'; '.join(norm.get('changes', []))}. "
-                     f"{p['calibration_frames']} calibration frames (scikit-image photos, scans and text pages, with mirrors/crops), "
-                     f"{p['holdout_frames']} held out; gate: {p['gate']}; {p['attempts']} attempt(s), layers kept in float: {p['excluded_nodes'] or 'none'}; "
-                     f"search and build {p['build_time_s']} s. {p['decision']}.")
+        lines.append(
+            f"- PP-OCRv4 det: no manual edits; normalization did: {'; '.join(norm.get('changes', []))}. "
+            f"{p['calibration_frames']} calibration frames "
+            "(scikit-image photos, scans and text pages, with mirrors/crops), "
+            f"{p['holdout_frames']} held out; gate: {p['gate']}; {p['attempts']} attempt(s), "
+            f"layers kept in float: {p['excluded_nodes'] or 'none'}; "
+            f"search and build {p['build_time_s']} s. {p['decision']}."
+        )
     return "\n".join(lines)
 
 

@@ -27,14 +27,15 @@ import threading
 import time
 from pathlib import Path
 from typing import Dict, List
+
 from benchmarks.report import output_options, publish
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.messages import SequenceFile, encode, envelope  # noqa: E402
-from agent.mqtt import DeviceLink, Settings, make_client  # noqa: E402
-from agent.outbox import Bounds, Outbox  # noqa: E402
+from agent.mqtt.link import DeviceLink, Settings, make_client  # noqa: E402
+from agent.mqtt.messages import SequenceFile, encode, envelope  # noqa: E402
+from agent.mqtt.outbox import Bounds, Outbox  # noqa: E402
 from tests.mqtt.brokers import Broker  # noqa: E402
 
 BODY = {
@@ -64,8 +65,23 @@ def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-unty
 def replay_run(workdir: Path, count: int) -> Dict[str, float]:
     broker = Broker(workdir / "broker").start()
     sub = subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/bench/report/#", "-q", "1", "-c", "-i", "bench-sub"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-t",
+            "edge-agent/bench/report/#",
+            "-q",
+            "1",
+            "-c",
+            "-i",
+            "bench-sub",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     seqs: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=lambda: [seqs.put(line) for line in sub.stdout], daemon=True).start()  # type: ignore[union-attr]

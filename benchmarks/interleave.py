@@ -22,7 +22,9 @@ def _run_for(engine: Any, feeds: Mapping[str, np.ndarray], seconds: float) -> fl
             return runs / elapsed
 
 
-def interleaved(engines: Mapping[str, Any], feeds: Mapping[str, np.ndarray], rounds: int = 7, round_s: float = 1.0, warmup: int = 3) -> Dict[str, Any]:
+def interleaved(
+    engines: Mapping[str, Any], feeds: Mapping[str, np.ndarray], rounds: int = 7, round_s: float = 1.0, warmup: int = 3
+) -> Dict[str, Any]:
     """Per engine: median throughput (inferences/s) and median latency (ms) over the rounds; per
     pair with the first engine: the median of the per-round ratios and their range. The order
     alternates every round. Load averages before and after say how busy the machine was."""
@@ -46,10 +48,18 @@ def interleaved(engines: Mapping[str, Any], feeds: Mapping[str, np.ndarray], rou
     }
     for name in names:
         values = per_round[name]
-        entry = {"throughput_per_s": round(statistics.median(values), 2), "latency_ms": round(1000.0 / statistics.median(values), 2),
-                 "throughput_min": round(min(values), 2), "throughput_max": round(max(values), 2)}
+        entry = {
+            "throughput_per_s": round(statistics.median(values), 2),
+            "latency_ms": round(1000.0 / statistics.median(values), 2),
+            "throughput_min": round(min(values), 2),
+            "throughput_max": round(max(values), 2),
+        }
         if name != base:
             ratios = [v / b for v, b in zip(values, per_round[base])]
-            entry.update(speedup=round(statistics.median(ratios), 3), speedup_min=round(min(ratios), 3), speedup_max=round(max(ratios), 3))
+            entry.update(
+                speedup=round(statistics.median(ratios), 3),
+                speedup_min=round(min(ratios), 3),
+                speedup_max=round(max(ratios), 3),
+            )
         result["engines"][name] = entry
     return result

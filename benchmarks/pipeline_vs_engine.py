@@ -21,15 +21,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from agent import build as building
-from agent import demo
-from agent.capture import LatestFrameCapture
-from agent.config import load_config
-from agent.loop import InferenceLoop, prepare_for
-from agent.pipeline import Pipeline, make_decoder
-from agent.preprocess import make_batch
-from agent.sources import VideoFileSource
-from agent.swap import Handoff
+from agent.build import engine as building
+from agent.config.settings import load_config
+from agent.daemon.loop import InferenceLoop, prepare_for
+from agent.daemon.swap import Handoff
+from agent.demo import sample as demo
+from agent.model.pipeline import Pipeline, make_decoder
+from agent.model.preprocess import make_batch
+from agent.sources.files import VideoFileSource
+from agent.sources.latest import LatestFrameCapture
 from benchmarks.report import output_options, publish
 
 CAMERA_FACTOR = 1.25
@@ -58,8 +58,12 @@ def engine_only(pipeline: Pipeline, video: Path, seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-def full_pipeline(pipeline: Pipeline, video: Path, seconds: float, fps: Optional[float]) -> Tuple[float, Dict[str, Any]]:
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(video), loop=True, fps=fps), 5.0, (0.1, 1.0), prepare=prepare_for(lambda: pipeline))
+def full_pipeline(
+    pipeline: Pipeline, video: Path, seconds: float, fps: Optional[float]
+) -> Tuple[float, Dict[str, Any]]:
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(video), loop=True, fps=fps), 5.0, (0.1, 1.0), prepare=prepare_for(lambda: pipeline)
+    )
     loop = InferenceLoop(capture, pipeline, {"backend": "onnxruntime", "precision": "fp32"}, Handoff(), lambda: None)
     capture.start()
     thread = threading.Thread(target=loop.run, daemon=True)
@@ -80,7 +84,7 @@ def resnet_setup(folder: Path) -> Tuple[Path, Path]:
     import onnx
     import yaml
 
-    from agent import packaged
+    from agent.util import packaged
     from benchmarks.resnet import resnet18
 
     model = folder / "resnet18.onnx"
@@ -92,16 +96,32 @@ def resnet_setup(folder: Path) -> Tuple[Path, Path]:
         writer.write(cv2.resize(np.roll(photo, shift * 4, axis=1), (640, 480)))
     writer.release()
     config = folder / "resnet.yaml"
-    config.write_text(yaml.safe_dump({
-        "model": {"path": str(model), "input": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
-        "backend": {"name": "onnxruntime"},
-        "source": {"kind": "file", "uri": str(video)},
-        "mqtt": {"enabled": False},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "path": str(model),
+                    "input": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                },
+                "backend": {"name": "onnxruntime"},
+                "source": {"kind": "file", "uri": str(video)},
+                "mqtt": {"enabled": False},
+            }
+        )
+    )
     return config, video
 
 
-def compare(name: str, config: Path, video: Path, state: Path, seconds: float, rounds: int, camera_factor: Optional[float], threads: int) -> Dict[str, Any]:
+def compare(
+    name: str,
+    config: Path,
+    video: Path,
+    state: Path,
+    seconds: float,
+    rounds: int,
+    camera_factor: Optional[float],
+    threads: int,
+) -> Dict[str, Any]:
     """Alternate engine-only and pipeline rounds. ``camera_factor``: pace the file at that multiple of
     the engine-only rate just measured (a camera faster than inference); None: unpaced."""
     pipeline = open_pipeline(config, state, threads)
@@ -114,9 +134,21 @@ def compare(name: str, config: Path, video: Path, state: Path, seconds: float, r
         rate, stats = full_pipeline(pipeline, video, seconds, fps)
         pipeline_rates.append(rate)
     engine, piped = statistics.median(engine_rates), statistics.median(pipeline_rates)
-    source = f"paced at {camera_factor:g}x engine-only rate" if camera_factor else "unpaced (decoded as fast as possible)"
-    return {"model": name, "source": source, "threads": threads or "all cores", "engine_ips": engine, "pipeline_ips": piped, "ratio": piped / engine, "dropped_last_round": stats["dropped"],
-            "frame_age_ms_p50": stats["frame_age_ms_p50"], "engine_rounds": engine_rates, "pipeline_rounds": pipeline_rates}
+    source = (
+        f"paced at {camera_factor:g}x engine-only rate" if camera_factor else "unpaced (decoded as fast as possible)"
+    )
+    return {
+        "model": name,
+        "source": source,
+        "threads": threads or "all cores",
+        "engine_ips": engine,
+        "pipeline_ips": piped,
+        "ratio": piped / engine,
+        "dropped_last_round": stats["dropped"],
+        "frame_age_ms_p50": stats["frame_age_ms_p50"],
+        "engine_rounds": engine_rates,
+        "pipeline_rounds": pipeline_rates,
+    }
 
 
 def main() -> None:
@@ -140,7 +172,8 @@ def main() -> None:
         "## Pipeline vs engine-only throughput (benchmarks/pipeline_vs_engine.py)",
         "",
         "Method: the same ONNX Runtime FP32 engine, measured alternately "
-        f"({args.rounds} rounds of {args.seconds:g} s each, medians compared). Engine-only: `infer()` in a tight loop on one",
+        f"({args.rounds} rounds of {args.seconds:g} s each, medians compared). "
+        "Engine-only: `infer()` in a tight loop on one",
         "pre-made tensor. Pipeline: the daemon's LatestFrameCapture decoding an unpaced MJPG video and",
         "preprocessing each frame on its own thread (newest frame wins), the daemon's InferenceLoop doing",
         "inference and decode.",
@@ -151,14 +184,25 @@ def main() -> None:
         "cores' lets ONNX Runtime's thread pool compete with the capture thread. Target: pipeline >= 0.9",
         "of engine-only.",
         "",
-        "| model | source | ORT threads | engine-only inf/s | pipeline inf/s | ratio | frame age p50 ms | frames dropped (last round) |",
+        "| model | source | ORT threads | engine-only inf/s | pipeline inf/s | ratio | frame age p50 ms "
+        "| frames dropped (last round) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['source']} | {r['threads']} | {r['engine_ips']:.1f} | {r['pipeline_ips']:.1f} | {r['ratio']:.3f} | {r['frame_age_ms_p50']} | {r['dropped_last_round']} |")
+        lines.append(
+            f"| {r['model']} | {r['source']} | {r['threads']} | {r['engine_ips']:.1f} | {r['pipeline_ips']:.1f} "
+            f"| {r['ratio']:.3f} | {r['frame_age_ms_p50']} | {r['dropped_last_round']} |"
+        )
     text = "\n".join(lines)
     for r in rows:
-        print(r["model"], r["source"], "engine rounds", [round(x, 1) for x in r["engine_rounds"]], "pipeline rounds", [round(x, 1) for x in r["pipeline_rounds"]])
+        print(
+            r["model"],
+            r["source"],
+            "engine rounds",
+            [round(x, 1) for x in r["engine_rounds"]],
+            "pipeline rounds",
+            [round(x, 1) for x in r["pipeline_rounds"]],
+        )
     publish("pipeline_vs_engine", text, args.no_write)
 
 

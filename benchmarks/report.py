@@ -24,7 +24,7 @@ def machine() -> str:
 
 def write_section(name: str, markdown: str) -> None:
     """Replace (or append) the section between this benchmark's markers."""
-    from agent.fileio import atomic_write_text
+    from agent.util.fileio import atomic_write_text
 
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else HEADER
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -33,8 +33,17 @@ class _Builder:
         b = (self.rng.standard_normal(cout) * 0.01).astype(np.float32)
         self.inits += [numpy_helper.from_array(w, f"{name}.w"), numpy_helper.from_array(b, f"{name}.b")]
         pad = k // 2
-        self.nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], name=name,
-                                           kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{name}.w", f"{name}.b"],
+                [name],
+                name=name,
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[pad] * 4,
+            )
+        )
         return self.relu(name) if relu else name
 
     def relu(self, x: str) -> str:
@@ -62,7 +71,9 @@ def resnet18(seed: int = 0, size: Tuple[int, int] = (224, 224), classes: int = 1
     b = _Builder(seed)
     x = b.conv("input", 3, 64, 7, 2)
     pooled = b._name("maxpool")
-    b.nodes.append(helper.make_node("MaxPool", [x], [pooled], name=pooled, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    b.nodes.append(
+        helper.make_node("MaxPool", [x], [pooled], name=pooled, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    )
     x, cin = pooled, 64
     for cout, stride in STAGES:
         x = b.block(x, cin, cout, stride)
@@ -74,7 +85,8 @@ def resnet18(seed: int = 0, size: Tuple[int, int] = (224, 224), classes: int = 1
     b.inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")]
     b.nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc", transB=1))
     graph = helper.make_graph(
-        b.nodes, "resnet18_shaped",
+        b.nodes,
+        "resnet18_shaped",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size[1], size[0]])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         b.inits,

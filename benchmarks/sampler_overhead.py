@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from agent.telemetry import Sampler, Telemetry
+from agent.telemetry.monitor import Telemetry
+from agent.telemetry.sampler import Sampler
 from benchmarks.report import output_options, publish
 
 TREES = ("orin_agx_jp5", "thor_jp7", "nano_l4t32")
@@ -67,7 +68,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     output_options(parser, note=True)
     args = parser.parse_args()
-    rows = ["| sysfs tree | CPU ms per sample | samples | CPU with sampler | CPU without | overhead (% of one core) | target |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| sysfs tree | CPU ms per sample | samples | CPU with sampler | CPU without | overhead (% of one core) "
+        "| target |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for tree in TREES:
         r = measure(tree, args.phase_s, args.rounds)
         verdict = "pass" if r["overhead_pct"] < 1.0 else "FAIL"
@@ -78,8 +83,9 @@ def main() -> None:
         print(rows[-1], flush=True)
     text = (
         "## Telemetry sampler overhead at 10 Hz\n\n"
-        f"Method: one process alternates {args.rounds} x 2 idle phases of {args.phase_s:.0f} s, with the sampler running at "
-        f"{RATE_HZ:.0f} Hz and without it (A B, B A, ...), and compares its CPU time (time.process_time: all threads, user + system) per wall "
+        f"Method: one process alternates {args.rounds} x 2 idle phases of {args.phase_s:.0f} s, "
+        f"with the sampler running at {RATE_HZ:.0f} Hz and without it (A B, B A, ...), and compares its CPU time "
+        "(time.process_time: all threads, user + system) per wall "
         "second. The sampler reads a copy of a Jetson sysfs tree (tests/fixtures/sysfs) with the device's file layout: "
         "rails, thermal zones, devfreq GPU load and clocks, cpufreq of every core. Whatever else runs on the machine "
         f"hits both phases alike thanks to the interleaving. {args.note}\n\n" + "\n".join(rows) + "\n"

@@ -26,7 +26,7 @@ import psutil
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import demo
+from agent.demo import sample as demo
 from benchmarks.report import output_options, publish
 
 SAMPLE_S = 5.0
@@ -49,14 +49,23 @@ def soak(workdir: Path, minutes: float) -> Dict[str, Any]:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     log = open(workdir / "daemon.log", "wb")
-    agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=log)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=log
+    )
     samples: List[Dict[str, float]] = []
     try:
         process = psutil.Process(agent.pid)
         started = time.monotonic()
         end = started + minutes * 60.0
         while time.monotonic() < end and agent.poll() is None:
-            samples.append({"t": time.monotonic() - started, "rss_mb": process.memory_info().rss / 1e6, "fds": process.num_fds(), "threads": process.num_threads()})
+            samples.append(
+                {
+                    "t": time.monotonic() - started,
+                    "rss_mb": process.memory_info().rss / 1e6,
+                    "fds": process.num_fds(),
+                    "threads": process.num_threads(),
+                }
+            )
             time.sleep(SAMPLE_S)
         stop = time.monotonic()
         agent.send_signal(signal.SIGTERM)
@@ -71,7 +80,9 @@ def soak(workdir: Path, minutes: float) -> Dict[str, Any]:
     return summarize(samples, telemetry, code, stop_s, minutes)
 
 
-def summarize(samples: List[Dict[str, float]], telemetry: List[Dict[str, Any]], code: int, stop_s: float, minutes: float) -> Dict[str, Any]:
+def summarize(
+    samples: List[Dict[str, float]], telemetry: List[Dict[str, Any]], code: int, stop_s: float, minutes: float
+) -> Dict[str, Any]:
     warm = [s for s in samples if s["t"] >= 60.0] or samples  # the first minute loads engines and baselines
     quarter = max(1, len(warm) // 4)
     first, last = warm[:quarter], warm[-quarter:]
@@ -81,7 +92,9 @@ def summarize(samples: List[Dict[str, float]], telemetry: List[Dict[str, Any]], 
         dt = b["received"] - a["received"]
         if dt > 0:
             per_window.append((b["pipeline"]["inferences"] - a["pipeline"]["inferences"]) / dt)
-    minute_rates = [statistics.mean(per_window[i : i + 60]) for i in range(0, len(per_window), 60) if per_window[i : i + 60]]
+    minute_rates = [
+        statistics.mean(per_window[i : i + 60]) for i in range(0, len(per_window), 60) if per_window[i : i + 60]
+    ]
     outbox = [t.get("outbox", {}).get("messages", 0) for t in telemetry]
     return {
         "minutes": minutes,
@@ -109,20 +122,29 @@ def main() -> None:
         r = soak(Path(tmp), args.minutes)
     print(json.dumps(r, indent=2))
     rates = r["fps_per_minute"]
-    text = "\n".join([
-        "## Daemon soak (benchmarks/soak.py)",
-        "",
-        f"Method: `edge-agent run` for {r['minutes']:g} min on the demo model and looping sample stream (25 fps), a local",
-        "mosquitto, telemetry every 1 s, a benchmark and an accuracy check every 60 s. RSS, open fds and threads sampled",
-        f"every {SAMPLE_S:g} s with psutil (the first minute, which loads engines and baselines, is left out of start/end);",
-        "outbox depth and throughput from the daemon's own telemetry over MQTT; SIGTERM at the end."
-        + (f" This was a short run ({r['minutes']:g} min), not the 30-minute soak." if r["minutes"] < 30 else ""),
-        "",
-        "| RSS start / end / max MB | open fds min-max | threads max | outbox max / last | fps per minute (min-max) | exit code | stop s |",
-        "|---|---|---|---|---|---|---|",
-        f"| {r['rss_mb_start']} / {r['rss_mb_end']} / {r['rss_mb_max']} | {r['fds_min']}-{r['fds_max']} | {r['threads_max']} | "
-        f"{r['outbox_max']} / {r['outbox_last']} | {min(rates) if rates else '-'}-{max(rates) if rates else '-'} | {r['exit_code']} | {r['stop_s']} |",
-    ])
+    text = "\n".join(
+        [
+            "## Daemon soak (benchmarks/soak.py)",
+            "",
+            f"Method: `edge-agent run` for {r['minutes']:g} min on the demo model and looping sample stream "
+            "(25 fps), a local",
+            "mosquitto, telemetry every 1 s, a benchmark and an accuracy check every 60 s. "
+            "RSS, open fds and threads sampled",
+            f"every {SAMPLE_S:g} s with psutil "
+            "(the first minute, which loads engines and baselines, is left out of start/end);",
+            "outbox depth and throughput from the daemon's own telemetry over MQTT; SIGTERM at the end."
+            + (f" This was a short run ({r['minutes']:g} min), not the 30-minute soak." if r["minutes"] < 30 else ""),
+            "",
+            "| RSS start / end / max MB | open fds min-max | threads max | outbox max / last "
+            "| fps per minute (min-max) | exit code | stop s |",
+            "|---|---|---|---|---|---|---|",
+            f"| {r['rss_mb_start']} / {r['rss_mb_end']} / {r['rss_mb_max']} | {r['fds_min']}-{r['fds_max']} "
+            f"| {r['threads_max']} | "
+            f"{r['outbox_max']} / {r['outbox_last']} "
+            f"| {min(rates) if rates else '-'}-{max(rates) if rates else '-'} "
+            f"| {r['exit_code']} | {r['stop_s']} |",
+        ]
+    )
     publish("soak", text, args.no_write)
 
 

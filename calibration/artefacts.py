@@ -13,11 +13,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from agent.fileio import atomic_move, atomic_write_json, atomic_write_text, sha256_bytes
-
-from .calibrators import QuantizeSettings
-from .ranges import activation_ranges, symmetric_amax, tensor_statistics
-from .trt_cache import format_cache, tensorrt_version_number
+from agent.util.fileio import atomic_move, atomic_write_json, atomic_write_text, sha256_bytes
+from calibration.calibrators import QuantizeSettings
+from calibration.ranges import activation_ranges, symmetric_amax, tensor_statistics
+from calibration.trt_cache import format_cache, tensorrt_version_number
 
 FORMAT_VERSION = 1
 DEFAULT_TRT_VERSION = "8.6.1"  # JetPack 6.0; used when TensorRT is not installed on this machine
@@ -79,7 +78,11 @@ def write_artefacts(
         "weight_type": "int8 symmetric, " + ("per output channel" if settings.per_channel else "per tensor"),
         "calibration_frames": sum(len(b) for b in batches),
         "saturation_measured_on": measured_on if measured else "the calibration frames",
-        "tensorrt_cache": {"header": cache_text.splitlines()[0], "tensorrt_installed": trt["installed"], "tensors": len(amax)},
+        "tensorrt_cache": {
+            "header": cache_text.splitlines()[0],
+            "tensorrt_installed": trt["installed"],
+            "tensors": len(amax),
+        },
         "tensors": stats,
         "most_saturated": most_saturated(stats),
     }

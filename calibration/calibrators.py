@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from agent.errors import EdgeAgentError, MissingDependency
+from agent.util.errors import EdgeAgentError, MissingDependency
 
 log = logging.getLogger(__name__)
 # INT8 goes where the arithmetic is; element-wise ops between them stay float. Quantizing those too
@@ -81,8 +81,12 @@ class QuantizeSettings:
     symmetric_activations: bool = True  # INT8 with zero point 0 (TensorRT); False: UINT8 (ONNX Runtime CPU)
 
     def describe(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"method": self.method, "per_channel": self.per_channel, "excluded_nodes": list(self.exclude),
-                               "activations": "int8 symmetric" if self.symmetric_activations else "uint8 asymmetric"}
+        out: Dict[str, Any] = {
+            "method": self.method,
+            "per_channel": self.per_channel,
+            "excluded_nodes": list(self.exclude),
+            "activations": "int8 symmetric" if self.symmetric_activations else "uint8 asymmetric",
+        }
         if self.method == "percentile":
             out["percentile"] = self.percentile
         return out
@@ -110,7 +114,11 @@ def quantize_qdq(
     q = _quantization()
     if settings.method not in METHODS:
         raise ValueError(f"calibration method {settings.method!r}: expected one of {', '.join(METHODS)}")
-    method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}
+    method = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }
     # The quantizer writes its augmented model next to the working directory by default; keep it private.
     chatter = io.StringIO()  # the quantizer prints progress on stdout, which carries --json output
     with tempfile.TemporaryDirectory(prefix="edge-agent-quant-") as workdir, _quiet_quantizer(chatter):

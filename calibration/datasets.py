@@ -11,13 +11,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
-from agent.errors import InputError
-from agent.fileio import atomic_write_json, canonical_json, sha256_bytes, sha256_file
-from agent.sources import Frame
+from agent.sources.frames import Frame
+from agent.util.errors import InputError
+from agent.util.fileio import atomic_write_json, canonical_json, sha256_bytes, sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -30,7 +30,9 @@ def perceptual_hash(image: np.ndarray) -> int:
     import cv2
 
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    small = cv2.resize(grey.reshape(grey.shape[:2]), (HASH_SIDE + 1, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.int16)
+    small = cv2.resize(grey.reshape(grey.shape[:2]), (HASH_SIDE + 1, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(
+        np.int16
+    )
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 
@@ -109,7 +111,7 @@ class CalibrationSet:
     def images(self) -> List[np.ndarray]:
         import cv2
 
-        return [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in self.paths]
+        return cast(List[np.ndarray], [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in self.paths])
 
     def split(self, holdout_fraction: float) -> Tuple[List[int], List[int]]:
         """(calibration indices, held-out indices): every k-th frame is held out, so both halves
@@ -129,26 +131,30 @@ def write_set(root: str, selection: Selection, source: str, settings: Dict[str, 
     import cv2
 
     if not selection.frames:
-        raise InputError(f"calibration source {source}: no usable frames (seen {selection.seen}, "
-                         f"{selection.too_close} too close in time, {selection.duplicates} near-duplicates)")
+        raise InputError(
+            f"calibration source {source}: no usable frames (seen {selection.seen}, "
+            f"{selection.too_close} too close in time, {selection.duplicates} near-duplicates)"
+        )
     base = Path(root)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".calibration-", dir=str(base)))
     try:
-        entries = []
+        entries: List[Dict[str, Any]] = []
         for number, (frame, phash) in enumerate(zip(selection.frames, selection.hashes)):
             name = f"frame_{number:05d}.png"
             if not cv2.imwrite(str(staging / name), frame.image):
                 raise InputError(f"calibration: OpenCV could not write {staging / name}")
-            entries.append({
-                "file": name,
-                "index": frame.index,
-                "timestamp": frame.timestamp,
-                "origin": frame.origin,
-                "phash": f"{phash:016x}",
-                "sha256": pixel_hash(frame.image),
-                "file_sha256": sha256_file(staging / name),
-            })
+            entries.append(
+                {
+                    "file": name,
+                    "index": frame.index,
+                    "timestamp": frame.timestamp,
+                    "origin": frame.origin,
+                    "phash": f"{phash:016x}",
+                    "sha256": pixel_hash(frame.image),
+                    "file_sha256": sha256_file(staging / name),
+                }
+            )
         digest = set_hash([e["sha256"] for e in entries])
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -181,14 +187,21 @@ def load_set(folder: str) -> CalibrationSet:
     except (OSError, ValueError) as exc:
         raise InputError(f"calibration set {manifest_path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"calibration set {manifest_path}: format {manifest.get('format_version') if isinstance(manifest, dict) else None}, expected {FORMAT_VERSION}")
+        raise InputError(
+            f"calibration set {manifest_path}: format "
+            f"{manifest.get('format_version') if isinstance(manifest, dict) else None}, expected {FORMAT_VERSION}"
+        )
     frames = manifest.get("frames") or []
     for entry in frames:
         file = path / str(entry.get("file"))
         if not file.is_file() or sha256_file(file) != entry.get("file_sha256"):
-            raise InputError(f"calibration set {path}: frame {file.name} is missing or does not match its checksum; calibrate again")
+            raise InputError(
+                f"calibration set {path}: frame {file.name} is missing or does not match its checksum; calibrate again"
+            )
     if not frames or set_hash([str(e.get("sha256")) for e in frames]) != manifest.get("calibration_hash"):
-        raise InputError(f"calibration set {path}: the manifest's calibration_hash does not match its frames; calibrate again")
+        raise InputError(
+            f"calibration set {path}: the manifest's calibration_hash does not match its frames; calibrate again"
+        )
     return CalibrationSet(path, manifest)
 
 

@@ -8,13 +8,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from agent.accuracy.labelsets import load_folders
 from agent.backends.base import Engine
-from agent.labelsets import load_folders
-from agent.modelinfo import InputSpec
-from agent.preprocess import make_batch
-from agent.sources import read_image
-
-from .gate import NO_CLASS, Thresholds, judge, output_agreement, recall_deltas
+from agent.model.info import InputSpec
+from agent.model.preprocess import make_batch
+from agent.sources.frames import read_image
+from calibration.gate import NO_CLASS, Thresholds, judge, output_agreement, recall_deltas
 
 Decode = Callable[[np.ndarray], List[Optional[int]]]  # raw outputs [N, C] -> predicted class or None
 
@@ -38,7 +37,11 @@ class Evidence:
 def load_labeled(spot_labels: Optional[str], labels: Sequence[str]) -> Dict[str, Any]:
     """Images and truth from a folder-per-class spot-labeled set; read errors become notes."""
     if not spot_labels:
-        return {"images": [], "truth": [], "notes": ["accuracy.spot_labels is not set: per-class recall is not part of the gate"]}
+        return {
+            "images": [],
+            "truth": [],
+            "notes": ["accuracy.spot_labels is not set: per-class recall is not part of the gate"],
+        }
     found = load_folders(spot_labels, labels)
     images, truth, notes = [], [], list(found.errors)
     for path, index in found.items:
@@ -67,9 +70,13 @@ def predicted_classes(decode: Decode, outputs: np.ndarray) -> List[int]:
 
 def set_reference(evidence: Evidence, engine: Engine, decode: Decode) -> None:
     """Record the FP32 reference's outputs and predictions."""
-    evidence.reference_holdout = run_outputs(engine, evidence.spec, evidence.output, evidence.holdout) if evidence.holdout else None
+    evidence.reference_holdout = (
+        run_outputs(engine, evidence.spec, evidence.output, evidence.holdout) if evidence.holdout else None
+    )
     if evidence.labeled:
-        evidence.reference_predicted = predicted_classes(decode, run_outputs(engine, evidence.spec, evidence.output, evidence.labeled))
+        evidence.reference_predicted = predicted_classes(
+            decode, run_outputs(engine, evidence.spec, evidence.output, evidence.labeled)
+        )
 
 
 def assess(evidence: Evidence, engine: Engine, decode: Decode, limits: Thresholds) -> Dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from agent.metrics import confusion_matrix, per_class
+from agent.accuracy.metrics import confusion_matrix, per_class
 
 NO_CLASS = -1  # a prediction where no class passed its threshold
 
@@ -53,7 +53,12 @@ def output_agreement(reference: np.ndarray, candidate: np.ndarray, top1: bool = 
     cand = candidate.reshape(len(candidate), -1).astype(np.float64)
     agreement = None
     if top1:
-        agreement = float(np.mean(reference.reshape(-1, reference.shape[-1]).argmax(axis=1) == candidate.reshape(-1, candidate.shape[-1]).argmax(axis=1)))
+        agreement = float(
+            np.mean(
+                reference.reshape(-1, reference.shape[-1]).argmax(axis=1)
+                == candidate.reshape(-1, candidate.shape[-1]).argmax(axis=1)
+            )
+        )
     return {
         "samples": int(len(reference)),
         "top1_agreement": agreement,
@@ -90,7 +95,9 @@ def confusion(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[s
     return confusion_matrix(truth, mapped, classes + 1)[:classes].tolist()
 
 
-def judge(agreement: Optional[Dict[str, Any]], recalls: Optional[Dict[str, Dict[str, float]]], limits: Thresholds) -> List[str]:
+def judge(
+    agreement: Optional[Dict[str, Any]], recalls: Optional[Dict[str, Dict[str, float]]], limits: Thresholds
+) -> List[str]:
     """Every reason the candidate fails (an empty list: it passes). Missing evidence fails too:
     a gate with nothing to compare is no gate."""
     reasons: List[str] = []

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List
 
-from agent.errors import InputError
-from agent.fileio import atomic_write_bytes
+from agent.util.errors import InputError
+from agent.util.fileio import atomic_write_bytes
 
 MIN_OPSET = 13
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -82,10 +82,15 @@ def normalize_model(model: Any, path: str = "model") -> Normalized:
     import onnx
     from onnx import shape_inference, version_converter
 
-    foreign = sorted({o.domain for o in model.opset_import if o.domain not in DEFAULT_DOMAINS and o.domain != "ai.onnx.ml"})
+    foreign = sorted(
+        {o.domain for o in model.opset_import if o.domain not in DEFAULT_DOMAINS and o.domain != "ai.onnx.ml"}
+    )
     used = sorted({n.domain for n in model.graph.node if n.domain not in DEFAULT_DOMAINS})
     if used:
-        raise _refusal(path, f"it uses operators of custom domains {used} that neither the quantizer nor TensorRT's ONNX parser know")
+        raise _refusal(
+            path,
+            f"it uses operators of custom domains {used} that neither the quantizer nor TensorRT's ONNX parser know",
+        )
     source_opset = default_opset(model)
     if source_opset == 0:
         raise _refusal(path, "it declares no opset of the default ONNX domain")

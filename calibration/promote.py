@@ -15,24 +15,52 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from agent.backends.base import Backend
-from agent.engines import cache_key
-from agent.fileio import atomic_move, sha256_file
-from agent.pipeline import PreparedModel, make_decoder, prepare_model
-from agent.progress import Listener, Progress
-from agent.schema import Node
-
-from .artefacts import settings_folder, write_artefacts
-from .calibrators import quantizable_nodes
-from .capture import collect
-from .datasets import CalibrationSet, current_set
-from .evaluate import Decode, Evidence, load_labeled, set_reference
-from .gate import Thresholds
-from .search import Attempt, SearchResult, Workbench, closest, exclusion_limit, planned_steps, search, try_precision
-from .workflow import base_settings, calibration_batches, frames_note, histogram_batches, models_folder, normalized_model
+from agent.engines.store import cache_key
+from agent.model.pipeline import PreparedModel, make_decoder, prepare_model
+from agent.util.fileio import atomic_move, sha256_file
+from agent.util.progress import Listener, Progress
+from agent.util.schema import Node
+from calibration.artefacts import settings_folder, write_artefacts
+from calibration.calibrators import quantizable_nodes
+from calibration.collect import collect
+from calibration.datasets import CalibrationSet, current_set
+from calibration.evaluate import Decode, Evidence, load_labeled, set_reference
+from calibration.gate import Thresholds
+from calibration.search import (
+    Attempt,
+    SearchResult,
+    Workbench,
+    closest,
+    exclusion_limit,
+    planned_steps,
+    search,
+    try_precision,
+)
+from calibration.workflow import (
+    base_settings,
+    calibration_batches,
+    frames_note,
+    histogram_batches,
+    models_folder,
+    normalized_model,
+)
 
 log = logging.getLogger(__name__)
-CACHED_FIELDS = ("built_precision", "promoted", "decision", "gate", "excluded_nodes", "method", "artefacts", "normalization",
-                 "built_model_sha256", "calibration_frames", "holdout_frames", "labeled_images", "notes")
+CACHED_FIELDS = (
+    "built_precision",
+    "promoted",
+    "decision",
+    "gate",
+    "excluded_nodes",
+    "method",
+    "artefacts",
+    "normalization",
+    "built_model_sha256",
+    "calibration_frames",
+    "holdout_frames",
+    "labeled_images",
+    "notes",
+)
 
 
 def quantization_key(cfg: Node) -> Dict[str, Any]:
@@ -48,13 +76,18 @@ def gather_evidence(cfg: Node, model: PreparedModel, holdout: List[np.ndarray]) 
     classify = cfg.model.task == "classification"
     evidence = Evidence(model.spec, model.output, holdout, labels=list(model.labels), classify=classify)
     if not holdout:
-        evidence.notes.append("no held-out frames (calibration.holdout_fraction or too few frames): output agreement is not part of the gate")
+        evidence.notes.append(
+            "no held-out frames (calibration.holdout_fraction or too few frames): output agreement is not part of "
+            "the gate"
+        )
     if classify:
         found = load_labeled(cfg.accuracy.spot_labels, model.labels)
         evidence.labeled, evidence.truth = found["images"], found["truth"]
         evidence.notes += found["notes"]
     else:
-        evidence.notes.append(f"task {cfg.model.task}: the gate compares raw outputs only (per-class recall needs classification labels)")
+        evidence.notes.append(
+            f"task {cfg.model.task}: the gate compares raw outputs only (per-class recall needs classification labels)"
+        )
     return evidence
 
 
@@ -93,12 +126,18 @@ def fallback_precision(backend: Backend, wanted: str) -> Tuple[str, str]:
     return "fp32", f" (gate.fallback is {wanted}, which the {backend.name} backend does not build)"
 
 
-def _decide(bench: Workbench, result: SearchResult, precision: str, fallback: str, model: PreparedModel) -> Tuple[Optional[Attempt], Optional[str], str]:
+def _decide(
+    bench: Workbench, result: SearchResult, precision: str, fallback: str, model: PreparedModel
+) -> Tuple[Optional[Attempt], Optional[str], str]:
     """(promoted attempt or None, built precision or None, decision sentence)."""
     chosen = result.chosen
     if chosen is not None:
         assert chosen.settings is not None
-        return chosen, "int8", f"promoted INT8 ({chosen.settings.method}, {len(chosen.excluded)} node(s) kept in float): the gate passed"
+        return (
+            chosen,
+            "int8",
+            f"promoted INT8 ({chosen.settings.method}, {len(chosen.excluded)} node(s) kept in float): the gate passed",
+        )
     if precision != "best":
         return None, None, "not promoted: no INT8 candidate passed the gate; the engine in service stays"
     wanted, why = fallback_precision(bench.backend, fallback)
@@ -111,7 +150,15 @@ def _decide(bench: Workbench, result: SearchResult, precision: str, fallback: st
     return None, "fp32", f"requested best: no INT8 candidate passed the gate, so FP32 was built{why}"
 
 
-def _store_entry(store: Any, key: str, fields: Dict[str, Any], backend: Backend, source: str, report: Dict[str, Any], keep: Sequence[str] = ()) -> Any:
+def _store_entry(
+    store: Any,
+    key: str,
+    fields: Dict[str, Any],
+    backend: Backend,
+    source: str,
+    report: Dict[str, Any],
+    keep: Sequence[str] = (),
+) -> Any:
     """Move (or, for the FP32 reference, copy) a built engine into the cache under ``key``."""
 
     def place(tmp_path: str) -> Dict[str, Any]:
@@ -165,8 +212,13 @@ def build_quantized(
         bench, batches = _workbench(cfg, backend, model, cal_set, reference, workdir, report)
         result = _run_search(cfg, bench, listener)
         promoted, built, decision = _decide(bench, result, precision, cfg.gate.fallback, model)
-        report.update(gate=gate_summary(result, promoted, built), built_precision=built, decision=decision,
-                      promoted=built is not None, excluded_nodes=list(promoted.excluded) if promoted else [])
+        report.update(
+            gate=gate_summary(result, promoted, built),
+            built_precision=built,
+            decision=decision,
+            promoted=built is not None,
+            excluded_nodes=list(promoted.excluded) if promoted else [],
+        )
         _write_artefacts(bench, result, cal_set, model, batches, report)
         if built is None:
             report.update(engine_path=None, cache_hit=False, build_time_s=round(time.monotonic() - started, 3))
@@ -177,8 +229,13 @@ def build_quantized(
         entry = _store_entry(store, key, fields, backend, source, report, keep)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report.update(engine_path=entry.engine_path, cache_hit=False, rebuild_reason="forced" if force else None,
-                  build_time_s=round(time.monotonic() - started, 3), engine_sha256=entry.meta["engine_sha256"])
+    report.update(
+        engine_path=entry.engine_path,
+        cache_hit=False,
+        rebuild_reason="forced" if force else None,
+        build_time_s=round(time.monotonic() - started, 3),
+        engine_sha256=entry.meta["engine_sha256"],
+    )
     return report
 
 
@@ -192,8 +249,15 @@ def _calibration_set(cfg: Node, listener: Optional[Listener]) -> Tuple[Calibrati
         return collect(cfg, None, None, progress), True
 
 
-def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: CalibrationSet, reference: Dict[str, Any],
-               workdir: Path, report: Dict[str, Any]) -> Tuple[Workbench, List[np.ndarray]]:
+def _workbench(
+    cfg: Node,
+    backend: Backend,
+    model: PreparedModel,
+    cal_set: CalibrationSet,
+    reference: Dict[str, Any],
+    workdir: Path,
+    report: Dict[str, Any],
+) -> Tuple[Workbench, List[np.ndarray]]:
     """Normalize the model, split the calibration set, run the FP32 reference over the evidence."""
     normalized, normalization = normalized_model(cal_set, model)
     images = cal_set.images()
@@ -204,11 +268,27 @@ def _workbench(cfg: Node, backend: Backend, model: PreparedModel, cal_set: Calib
     options = dict(cfg.backend[backend.name])
     with backend.load(reference["engine_path"], options) as engine:
         set_reference(evidence, engine, decode)
-    report.update(normalization=normalization, normalized_model=normalized, calibration_frames=sum(len(b) for b in batches),
-                  holdout_frames=len(hold_idx), labeled_images=len(evidence.labeled), evidence_notes=evidence.notes,
-                  reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]})
-    bench = Workbench(backend, options, model.input_shapes(), normalized, batches, evidence, decode,
-                      Thresholds.from_config(cfg.gate), workdir, histogram_batches=histogram_batches(cfg, normalized, model, batches))
+    report.update(
+        normalization=normalization,
+        normalized_model=normalized,
+        calibration_frames=sum(len(b) for b in batches),
+        holdout_frames=len(hold_idx),
+        labeled_images=len(evidence.labeled),
+        evidence_notes=evidence.notes,
+        reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]},
+    )
+    bench = Workbench(
+        backend,
+        options,
+        model.input_shapes(),
+        normalized,
+        batches,
+        evidence,
+        decode,
+        Thresholds.from_config(cfg.gate),
+        workdir,
+        histogram_batches=histogram_batches(cfg, normalized, model, batches),
+    )
     report["notes"] = frames_note(bench.histogram_batches or batches, batches)
     return bench, batches
 
@@ -221,11 +301,19 @@ def _run_search(cfg: Node, bench: Workbench, listener: Optional[Listener]) -> Se
     limit = exclusion_limit(nodes, int(gate.max_excluded_nodes), float(gate.max_excluded_fraction))
     with Progress("INT8 search", planned_steps(nodes, gate.mixed_precision, limit), listener=listener) as progress:
         bench.progress = progress
-        return search(bench, cfg.calibration.method, base_settings(cfg, bench.backend.name), bool(gate.mixed_precision), limit)
+        return search(
+            bench, cfg.calibration.method, base_settings(cfg, bench.backend.name), bool(gate.mixed_precision), limit
+        )
 
 
-def _write_artefacts(bench: Workbench, result: SearchResult, cal_set: CalibrationSet, model: PreparedModel,
-                     batches: List[np.ndarray], report: Dict[str, Any]) -> None:
+def _write_artefacts(
+    bench: Workbench,
+    result: SearchResult,
+    cal_set: CalibrationSet,
+    model: PreparedModel,
+    batches: List[np.ndarray],
+    report: Dict[str, Any],
+) -> None:
     """Calibration artefacts of the promoted INT8 attempt, else of the one closest to FP32."""
     int8 = [a for a in result.attempts if a.settings and a.qdq_path]
     if not int8:
@@ -236,9 +324,22 @@ def _write_artefacts(bench: Workbench, result: SearchResult, cal_set: Calibratio
     frames = evidence.holdout + evidence.labeled
     measured = calibration_batches(frames, model) if frames else []
     where = f"{len(evidence.holdout)} held-out frame(s) and {len(evidence.labeled)} spot-labeled image(s)"
-    context = {"calibration_hash": cal_set.calibration_hash, "source_model_sha256": model.sha256,
-               "normalization": report["normalization"], "promoted": result.chosen is not None}
+    context = {
+        "calibration_hash": cal_set.calibration_hash,
+        "source_model_sha256": model.sha256,
+        "normalization": report["normalization"],
+        "promoted": result.chosen is not None,
+    }
     folder = models_folder(cal_set, model) / settings_folder(final.settings)
-    report["artefacts"] = write_artefacts(folder, bench.normalized_model, final.qdq_path, final.settings, model.spec.name,
-                                          batches, context, measured, where)
+    report["artefacts"] = write_artefacts(
+        folder,
+        bench.normalized_model,
+        final.qdq_path,
+        final.settings,
+        model.spec.name,
+        batches,
+        context,
+        measured,
+        where,
+    )
     report["method"] = final.settings.method

@@ -38,7 +38,11 @@ def activation_ranges(qdq_model: Any) -> Dict[str, Tuple[float, float]]:
         scale = numpy_helper.to_array(inits[node.input[1]])
         if scale.size != 1:
             continue  # per-channel activation scales have no TensorRT cache form; none are made here
-        zero = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else np.zeros((), np.uint8)
+        zero = (
+            numpy_helper.to_array(inits[node.input[2]])
+            if len(node.input) > 2 and node.input[2] in inits
+            else np.zeros((), np.uint8)
+        )
         low, high = (-QINT8_MAX, QINT8_MAX) if zero.dtype == np.int8 else (0.0, 255.0)
         step, offset = float(scale.reshape(())), float(zero.reshape(()))
         ranges[_float_name(node.input[0], outputs)] = ((low - offset) * step, (high - offset) * step)

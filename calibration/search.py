@@ -14,12 +14,17 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from agent.backends.base import Backend, BuildRequest
-from agent.errors import EdgeAgentError
-from agent.progress import Progress
-
-from .calibrators import METHODS, QuantizeSettings, needs_memory_cap, quantizable_nodes, quantize_qdq
-from .evaluate import Decode, Evidence, assess, run_outputs
-from .gate import Thresholds, output_agreement, score
+from agent.util.errors import EdgeAgentError
+from agent.util.progress import Progress
+from calibration.calibrators import (
+    METHODS,
+    QuantizeSettings,
+    needs_memory_cap,
+    quantizable_nodes,
+    quantize_qdq,
+)
+from calibration.evaluate import Decode, Evidence, assess, run_outputs
+from calibration.gate import Thresholds, output_agreement, score
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,13 @@ class Attempt:
 
     def as_dict(self) -> Dict[str, Any]:
         described = self.settings.describe() if self.settings else {"excluded_nodes": []}
-        return {"attempt": self.number, "precision": self.precision, **described, **self.gate, "seconds": round(self.seconds, 3)}
+        return {
+            "attempt": self.number,
+            "precision": self.precision,
+            **described,
+            **self.gate,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -104,15 +115,28 @@ def try_candidate(bench: Workbench, settings: QuantizeSettings, number: int) -> 
     folder.mkdir(parents=True, exist_ok=True)
     qdq = str(folder / "model.qdq.onnx")
     try:
-        quantize_qdq(bench.normalized_model, qdq, bench.evidence.spec.name, bench.batches_for(settings.method), settings)
+        quantize_qdq(
+            bench.normalized_model, qdq, bench.evidence.spec.name, bench.batches_for(settings.method), settings
+        )
     except EdgeAgentError as exc:  # one calibrator failing is one failed attempt, not the end of the search
-        verdict = {"passed": False, "reasons": [str(exc)], "outputs": None, "per_class_recall": None, "built_precision": None}
+        verdict: Dict[str, Any] = {
+            "passed": False,
+            "reasons": [str(exc)],
+            "outputs": None,
+            "per_class_recall": None,
+            "built_precision": None,
+        }
         log.warning("INT8 attempt %d (%s): %s", number, settings.method, exc)
         return Attempt(number, "int8", settings, "", "", verdict, time.monotonic() - started)
     engine_path, verdict = _judge_build(bench, qdq, "int8", folder)
     attempt = Attempt(number, "int8", settings, qdq, engine_path, verdict, time.monotonic() - started)
-    log.info("INT8 attempt %d (%s, %d node(s) in float): %s", number, settings.method, len(settings.exclude),
-             "passed" if verdict["passed"] else "; ".join(verdict["reasons"]))
+    log.info(
+        "INT8 attempt %d (%s, %d node(s) in float): %s",
+        number,
+        settings.method,
+        len(settings.exclude),
+        "passed" if verdict["passed"] else "; ".join(verdict["reasons"]),
+    )
     return attempt
 
 
@@ -122,7 +146,12 @@ def try_precision(bench: Workbench, model_path: str, precision: str, number: int
     folder = bench.workdir / f"attempt-{number:02d}-{precision}"
     folder.mkdir(parents=True, exist_ok=True)
     engine_path, verdict = _judge_build(bench, model_path, precision, folder)
-    log.info("%s fallback attempt %d: %s", precision.upper(), number, "passed" if verdict["passed"] else "; ".join(verdict["reasons"]))
+    log.info(
+        "%s fallback attempt %d: %s",
+        precision.upper(),
+        number,
+        "passed" if verdict["passed"] else "; ".join(verdict["reasons"]),
+    )
     return Attempt(number, precision, None, "", engine_path, verdict, time.monotonic() - started)
 
 
@@ -144,7 +173,13 @@ def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for position, node in enumerate(nodes):
         path = str(folder / f"node-{position:03d}.onnx")
-        quantize_qdq(bench.normalized_model, path, spec.name, bench.batches_for(method), replace(base, method=method, only=(node,), exclude=()))
+        quantize_qdq(
+            bench.normalized_model,
+            path,
+            spec.name,
+            bench.batches_for(method),
+            replace(base, method=method, only=(node,), exclude=()),
+        )
         with ort_backend.load(path, bench.options) as engine:
             moved = output_agreement(reference, run_outputs(engine, spec, output, frames), top1=bench.evidence.classify)
         ranked.append({"node": node, "cosine_loss": 1.0 - moved["cosine"], "max_abs_diff": moved["max_abs_diff"]})
@@ -171,14 +206,18 @@ def _attempt(bench: Workbench, result: SearchResult, settings: QuantizeSettings,
     return passed
 
 
-def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_precision: bool, max_excluded: int) -> SearchResult:
+def search(
+    bench: Workbench, first_method: str, base: QuantizeSettings, mixed_precision: bool, max_excluded: int
+) -> SearchResult:
     """Run attempts until one passes the gate; the result holds them all."""
     result = SearchResult()
     for method in method_order(first_method):
         if _attempt(bench, result, replace(base, method=method), method):
             return result
     if not mixed_precision or max_excluded <= 0:
-        result.notes.append("mixed precision is off or allows no layer in float (gate.mixed_precision, gate.max_excluded_*)")
+        result.notes.append(
+            "mixed precision is off or allows no layer in float (gate.mixed_precision, gate.max_excluded_*)"
+        )
         return result
     nearest = closest(result.attempts).settings
     assert nearest is not None
@@ -187,9 +226,13 @@ def search(bench: Workbench, first_method: str, base: QuantizeSettings, mixed_pr
     limit = min(max_excluded, len(result.sensitivity))
     for count in exclusion_steps(limit):
         exclude = tuple(r["node"] for r in result.sensitivity[:count])
-        if _attempt(bench, result, replace(base, method=method, exclude=exclude), f"{method} with {count} node(s) in float"):
+        if _attempt(
+            bench, result, replace(base, method=method, exclude=exclude), f"{method} with {count} node(s) in float"
+        ):
             return result
-    result.notes.append(f"no INT8 candidate passed with up to {limit} of {len(result.sensitivity)} quantizable node(s) kept in float")
+    result.notes.append(
+        f"no INT8 candidate passed with up to {limit} of {len(result.sensitivity)} quantizable node(s) kept in float"
+    )
     return result
 
 

@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Mapping
 
-from agent.errors import InputError
+from agent.util.errors import InputError
 
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
 QINT8_MAX = 127.0

@@ -11,25 +11,32 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from agent.backends import resolve_name
-from agent.pipeline import PreparedModel, prepare_model
-from agent.preprocess import make_batch
-from agent.progress import Listener, Progress
-from agent.schema import Node
-
-from .artefacts import batch_size_for, settings_folder, write_artefacts
-from .calibrators import QuantizeSettings, fit_to_memory, needs_memory_cap, quantize_qdq, symmetric_for
-from .capture import collect
-from .datasets import CalibrationSet
-from .normalize import normalize_file
-from .ranges import activation_bytes
+from agent.backends.registry import resolve_name
+from agent.model.pipeline import PreparedModel, prepare_model
+from agent.model.preprocess import make_batch
+from agent.util.progress import Listener, Progress
+from agent.util.schema import Node
+from calibration.artefacts import batch_size_for, settings_folder, write_artefacts
+from calibration.calibrators import (
+    QuantizeSettings,
+    fit_to_memory,
+    needs_memory_cap,
+    quantize_qdq,
+    symmetric_for,
+)
+from calibration.collect import collect
+from calibration.datasets import CalibrationSet
+from calibration.normalize import normalize_file
+from calibration.ranges import activation_bytes
 
 log = logging.getLogger(__name__)
 
 
 def base_settings(cfg: Node, backend_name: str, method: Optional[str] = None) -> QuantizeSettings:
     c = cfg.calibration
-    return QuantizeSettings(method or c.method, bool(c.per_channel), float(c.percentile), symmetric_activations=symmetric_for(backend_name))
+    return QuantizeSettings(
+        method or c.method, bool(c.per_channel), float(c.percentile), symmetric_activations=symmetric_for(backend_name)
+    )
 
 
 def calibration_batches(images: Sequence[np.ndarray], model: PreparedModel) -> List[np.ndarray]:
@@ -53,8 +60,11 @@ def histogram_batches(cfg: Node, normalized: str, model: PreparedModel, batches:
 def frames_note(used: List[np.ndarray], batches: List[np.ndarray]) -> List[str]:
     if len(used) == len(batches):
         return []
-    return [f"memory-capped calibrators (entropy, percentile; minmax too on an onnxruntime without strided calibration, e.g. 1.16) calibrated on {sum(len(b) for b in used)} of {sum(len(b) for b in batches)} frames "
-            "(their activations must fit in calibration.max_memory_mb)"]
+    return [
+        "memory-capped calibrators (entropy, percentile; minmax too on an onnxruntime without strided calibration, "
+        f"e.g. 1.16) calibrated on {sum(len(b) for b in used)} of {sum(len(b) for b in batches)} frames "
+        "(their activations must fit in calibration.max_memory_mb)"
+    ]
 
 
 def models_folder(cal_set: CalibrationSet, model: PreparedModel) -> Path:
@@ -68,8 +78,13 @@ def normalized_model(cal_set: CalibrationSet, model: PreparedModel) -> Tuple[str
     return str(target), report.as_dict()
 
 
-def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = None, method: Optional[str] = None,
-              listener: Optional[Listener] = None) -> Dict[str, Any]:
+def calibrate(
+    cfg: Node,
+    source: Optional[str] = None,
+    frames: Optional[int] = None,
+    method: Optional[str] = None,
+    listener: Optional[Listener] = None,
+) -> Dict[str, Any]:
     """Collect a calibration set (it becomes current) and calibrate the configured model on it;
     ``listener`` hears each collected frame (the daemon's calibrate command reports progress)."""
     with Progress("calibration frames", frames or cfg.calibration.frames, listener=listener) as progress:
@@ -78,12 +93,18 @@ def calibrate(cfg: Node, source: Optional[str] = None, frames: Optional[int] = N
     settings = base_settings(cfg, resolve_name(cfg.backend.name), method)
     normalized, normalization = normalized_model(cal_set, model)
     all_batches = calibration_batches(cal_set.images(), model)
-    batches = histogram_batches(cfg, normalized, model, all_batches) if needs_memory_cap(settings.method) else all_batches
+    batches = (
+        histogram_batches(cfg, normalized, model, all_batches) if needs_memory_cap(settings.method) else all_batches
+    )
     folder = models_folder(cal_set, model) / settings_folder(settings)
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=str(cal_set.folder)) as work:
         qdq = str(Path(work) / "model.qdq.onnx")
         quantize_qdq(normalized, qdq, model.spec.name, batches, settings)
-        context = {"calibration_hash": cal_set.calibration_hash, "source_model_sha256": model.sha256, "normalization": normalization}
+        context = {
+            "calibration_hash": cal_set.calibration_hash,
+            "source_model_sha256": model.sha256,
+            "normalization": normalization,
+        }
         paths = write_artefacts(folder, normalized, qdq, settings, model.spec.name, batches, context)
     manifest = cal_set.manifest
     return {

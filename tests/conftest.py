@@ -8,9 +8,9 @@ from typing import Iterator, List, Tuple
 import numpy as np
 import pytest
 
-from agent import demo
-from agent.config import load_config
-from agent.schema import Node
+from agent.config.settings import load_config
+from agent.demo import sample as demo
+from agent.util.schema import Node
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,7 @@ def lfw() -> Tuple[np.ndarray, List[str]]:
 
 @pytest.fixture(scope="session")
 def onet_path() -> str:
-    from agent import packaged
+    from agent.util import packaged
 
     return packaged.resolve(demo.MODEL)
 

@@ -15,17 +15,18 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..modelinfo import TensorInfo
-
-from ..errors import EdgeAgentError
-
 Arrays = Dict[str, np.ndarray]
+StageTimes = Dict[str, float]  # stage name -> milliseconds, for one call
+Dim = Optional[int]  # None: dynamic
 
 
-class EngineIncompatible(EdgeAgentError):
-    """An engine file this runtime cannot load (another runtime version or device): rebuild it."""
+@dataclass(frozen=True)
+class TensorInfo:
+    """A named input or output tensor: shape (None for a dynamic dimension) and numpy dtype name."""
 
-StageTimes = Dict[str, float]
+    name: str
+    shape: Tuple[Dim, ...]
+    dtype: str
 
 
 @dataclass

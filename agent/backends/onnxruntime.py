@@ -12,11 +12,15 @@ from typing import Any, Dict, Mapping
 
 import numpy as np
 
-from ..errors import EdgeAgentError, InputError, MissingDependency
-from ..modelinfo import TensorInfo
-from .base import Arrays, Backend, BuildOutput, BuildRequest, Engine
+from agent.backends.base import Arrays, Backend, BuildOutput, BuildRequest, Engine, TensorInfo
+from agent.util.errors import EdgeAgentError, InputError, MissingDependency
 
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 _ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",
@@ -42,7 +46,9 @@ def session_options(options: Mapping[str, Any], optimized_path: str = "") -> Any
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(options.get("intra_op_threads", 0))
     opts.inter_op_num_threads = int(options.get("inter_op_threads", 0))
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.get("graph_optimization", "all")])
+    opts.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _LEVELS[options.get("graph_optimization", "all")]
+    )
     opts.log_severity_level = 3
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
@@ -55,9 +61,13 @@ def open_session(model_path: str, options: Mapping[str, Any], optimized_path: st
     providers = list(options.get("providers") or ["CPUExecutionProvider"])
     missing = [p for p in providers if p not in ort.get_available_providers()]
     if missing:
-        raise InputError(f"backend.onnxruntime.providers: {missing} not available; this build has {ort.get_available_providers()}")
+        raise InputError(
+            f"backend.onnxruntime.providers: {missing} not available; this build has {ort.get_available_providers()}"
+        )
     try:
-        return ort.InferenceSession(model_path, sess_options=session_options(options, optimized_path), providers=providers)
+        return ort.InferenceSession(
+            model_path, sess_options=session_options(options, optimized_path), providers=providers
+        )
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         raise InputError(f"onnxruntime cannot load {model_path}: {exc}") from None
 
@@ -95,7 +105,7 @@ class OnnxRuntimeBackend(Backend):
         return str(_ort().__version__)
 
     def device_identity(self) -> Dict[str, Any]:
-        from ..device import cpu_identity
+        from agent.util.device import cpu_identity
 
         return {"cpu": cpu_identity(), "machine": platform.machine()}
 

@@ -1,5 +1,1 @@
-"""The ``edge-agent`` command line."""
-
-from .main import main
-
-__all__ = ["main"]
+"""The ``edge-agent`` command line: argument parsing and rendering; the work is done below."""

@@ -10,26 +10,40 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Mapping, Tuple
 
-from .. import build as building
-from ..bench import BenchSettings, compare_engines, run_benchmark
-from ..context import result_context
-from ..errors import InputError
-from ..schema import Node
-from .common import add_common, emit, load
+from agent.build import engine as building
+from agent.cli.common import add_common, emit, load
+from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmark
+from agent.measure.context import result_context
+from agent.util.errors import InputError
+from agent.util.schema import Node
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("bench", help="measure latency, throughput and energy per inference", description=__doc__)
+    parser = subparsers.add_parser(
+        "bench", help="measure latency, throughput and energy per inference", description=__doc__
+    )
     add_common(parser)
     parser.add_argument("--precision", choices=PRECISIONS, help="override the configured precision")
     parser.add_argument("--mode", choices=["engine", "pipeline"], help="override bench.mode")
-    parser.add_argument("--batch", type=int, action="append", metavar="N", help="batch size to measure (repeatable; default: bench.batch_sizes)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        action="append",
+        metavar="N",
+        help="batch size to measure (repeatable; default: bench.batch_sizes)",
+    )
     parser.add_argument("--warmup", type=float, metavar="S", help="warm-up time (default: bench.warmup_s)")
-    parser.add_argument("--duration", type=float, metavar="S", help="minimum measuring time (default: bench.min_duration_s)")
-    parser.add_argument("--iterations", type=int, metavar="N", help="minimum iterations (default: bench.min_iterations)")
-    parser.add_argument("--compare", metavar="A,B", help="compare two precisions interleaved in one run, e.g. fp32,int8")
+    parser.add_argument(
+        "--duration", type=float, metavar="S", help="minimum measuring time (default: bench.min_duration_s)"
+    )
+    parser.add_argument(
+        "--iterations", type=int, metavar="N", help="minimum iterations (default: bench.min_iterations)"
+    )
+    parser.add_argument(
+        "--compare", metavar="A,B", help="compare two precisions interleaved in one run, e.g. fp32,int8"
+    )
     parser.add_argument("--no-power", action="store_true", help="do not sample power")
     parser.set_defaults(handler=run)
 
@@ -43,7 +57,9 @@ def _settings(cfg: Node, args: argparse.Namespace) -> BenchSettings:
         raise InputError(f"--iterations: expected a positive number, got {args.iterations}")
     if any(b < 1 for b in args.batch or []):
         raise InputError(f"--batch: expected positive batch sizes, got {args.batch}")
-    return BenchSettings.from_config(cfg.bench, warmup_s=args.warmup, min_duration_s=args.duration, min_iterations=args.iterations)
+    return BenchSettings.from_config(
+        cfg.bench, warmup_s=args.warmup, min_duration_s=args.duration, min_iterations=args.iterations
+    )
 
 
 def _human(r: Mapping[str, Any]) -> str:
@@ -52,13 +68,17 @@ def _human(r: Mapping[str, Any]) -> str:
         a, b = r["precisions"]
         return (
             f"{a} vs {b}, batch {c['batch']}, {c['rounds']} interleaved rounds\n"
-            f"p50 ms: {a} {c['a']['latency_ms']['p50']}  {b} {c['b']['latency_ms']['p50']}  ({b}/{a} {c['p50_ratio_b_over_a']})\n"
-            f"inferences/s: {a} {c['a']['throughput_ips']}  {b} {c['b']['throughput_ips']}  ({b}/{a} {c['throughput_ratio_b_over_a']})"
+            f"p50 ms: {a} {c['a']['latency_ms']['p50']}  {b} {c['b']['latency_ms']['p50']}  ({b}/{a} "
+            f"{c['p50_ratio_b_over_a']})\n"
+            f"inferences/s: {a} {c['a']['throughput_ips']}  {b} {c['b']['throughput_ips']}  ({b}/{a} "
+            f"{c['throughput_ratio_b_over_a']})"
         )
     lat, ctx = r["latency_ms"], r["context"]
     lines = [
-        f"{ctx['backend']} {ctx['precision']} {r['mode']} mode, batch {r['batch']}: {r['throughput_ips']} inferences/s, "
-        f"{r['iterations']} iterations in {r['duration_s']} s, {'stable' if r['stable'] else 'NOT stable'} (cov {r['cov']})",
+        f"{ctx['backend']} {ctx['precision']} {r['mode']} mode, batch {r['batch']}: {r['throughput_ips']} "
+        "inferences/s, "
+        f"{r['iterations']} iterations in {r['duration_s']} s, {'stable' if r['stable'] else 'NOT stable'} (cov "
+        f"{r['cov']})",
         "latency ms: " + "  ".join(f"{k} {lat[k]}" for k in ("min", "mean", "p50", "p90", "p95", "p99", "max")),
         "stages ms: " + "  ".join(f"{k} {v}" for k, v in r["stages_ms"].items()),
     ]
@@ -66,7 +86,10 @@ def _human(r: Mapping[str, Any]) -> str:
         lines.append("inferences/s by batch: " + "  ".join(f"{b}: {v}" for b, v in r["throughput_by_batch"].items()))
     if r["power"]:
         p = r["power"]
-        lines.append(f"power: {p['mean_w']} W mean on {p['rail']} ({p['samples']} samples), {r['energy_mj_per_inference']} mJ/inference")
+        lines.append(
+            f"power: {p['mean_w']} W mean on {p['rail']} ({p['samples']} samples), {r['energy_mj_per_inference']} "
+            "mJ/inference"
+        )
     else:
         lines.append(f"power: unavailable: {r['power_unavailable_reason']}")
     return "\n".join(lines)
@@ -94,7 +117,8 @@ def run_compare(cfg: Node, args: argparse.Namespace, settings: BenchSettings) ->
 
 
 def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
-    from ..telemetry import Sampler, telemetry_from_config
+    from agent.telemetry.monitor import telemetry_from_config
+    from agent.telemetry.sampler import Sampler
 
     report = building.build(cfg, precision=args.precision)
     engine, model = building.load_built(cfg, report)
@@ -109,8 +133,8 @@ def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> 
             sampler.start()
         start = sampler.sample_now().snapshot if sampler else telemetry.read()
         if mode == "pipeline":
-            from ..pipeline import Pipeline, make_decoder
-            from ..sources import open_source
+            from agent.model.pipeline import Pipeline, make_decoder
+            from agent.sources.open import open_source
 
             pipeline = Pipeline(engine, model, make_decoder(cfg, model))
             source = open_source(cfg.source, loop=True)
@@ -122,7 +146,9 @@ def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> 
         if sampler is not None:
             sampler.stop()
         engine.close()
-    result["context"] = result_context(report, engine.info, result["batch"], telemetry.describe(), start, end, cfg.telemetry.sysfs_root)
+    result["context"] = result_context(
+        report, engine.info, result["batch"], telemetry.describe(), start, end, cfg.telemetry.sysfs_root
+    )
     return result
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any, List, Mapping
 
-from .. import build as building
-from ..errors import GateFailed
-from .common import add_common, emit, key_values, load
+from agent.build import engine as building
+from agent.cli.common import add_common, emit, key_values, load
+from agent.util.errors import GateFailed
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("build", help="build the inference engine (cached)", description=__doc__)
     add_common(parser)
-    parser.add_argument("--precision", choices=["fp32", "fp16", "int8", "best"], help="override the configured precision")
+    parser.add_argument(
+        "--precision", choices=["fp32", "fp16", "int8", "best"], help="override the configured precision"
+    )
     parser.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime"], help="override backend.name")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cache has a valid engine")
     parser.set_defaults(handler=run)
@@ -27,7 +29,15 @@ def _human(report: Mapping[str, Any]) -> str:
         lines = [f"engine: {report['engine_path']}", f"status: {state}"]
     else:
         lines = [f"engine: none promoted (search took {report.get('build_time_s')} s)"]
-    keys = ["backend", "backend_version", "precision", "built_precision", "model_sha256", "calibration_hash", "cache_key"]
+    keys = [
+        "backend",
+        "backend_version",
+        "precision",
+        "built_precision",
+        "model_sha256",
+        "calibration_hash",
+        "cache_key",
+    ]
     lines.append(key_values(report, keys))
     if report.get("decision"):
         lines.append(f"decision: {report['decision']}")
@@ -47,7 +57,9 @@ def _gate_lines(gate: Any) -> List[str]:
     for attempt in gate.get("attempts", []):
         verdict = "passed" if attempt["passed"] else "; ".join(attempt["reasons"])
         what = attempt.get("method") or attempt.get("precision", "?")
-        lines.append(f"  attempt {attempt['attempt']}: {what}, {len(attempt['excluded_nodes'])} node(s) in float: {verdict}")
+        lines.append(
+            f"  attempt {attempt['attempt']}: {what}, {len(attempt['excluded_nodes'])} node(s) in float: {verdict}"
+        )
     return lines
 
 
@@ -58,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
     report = building.build(cfg, precision=args.precision, force=args.force)
     emit(args, report, _human)
     if not report.get("promoted", True):
-        raise GateFailed(f"precision {report['precision']}: {report.get('decision')} (report: {report.get('report_path')})")
+        raise GateFailed(
+            f"precision {report['precision']}: {report.get('decision')} (report: {report.get('report_path')})"
+        )
     return 0

@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from .common import add_common, emit, key_values, load
+from agent.cli.common import add_common, emit, key_values, load
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("calibrate", help="collect calibration frames and calibrate INT8", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="collect calibration frames and calibrate INT8",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common(parser)
     parser.add_argument("--source", help="image folder, video file, or 'camera' (default: the configured source)")
     parser.add_argument("--frames", type=int, help="number of frames (default: calibration.frames)")
@@ -25,8 +29,19 @@ def register(subparsers: Any) -> None:
 
 
 def _human(result: Mapping[str, Any]) -> str:
-    keys = ["calibration_hash", "frames", "frames_seen", "source", "method", "calibration_set", "manifest",
-            "normalized_model", "qdq_model", "trt_calibration_cache", "calibration_report"]
+    keys = [
+        "calibration_hash",
+        "frames",
+        "frames_seen",
+        "source",
+        "method",
+        "calibration_set",
+        "manifest",
+        "normalized_model",
+        "qdq_model",
+        "trt_calibration_cache",
+        "calibration_report",
+    ]
     return key_values(result, keys)
 
 
@@ -34,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from calibration.workflow import calibrate
 
     if args.frames is not None and args.frames < 1:
-        from ..errors import InputError
+        from agent.util.errors import InputError
 
         raise InputError(f"--frames: expected a positive number, got {args.frames}")
     cfg = load(args)

@@ -8,19 +8,28 @@ import argparse
 import sys
 from typing import Any, List, Mapping
 
-from .. import accuracy
-from ..errors import EXIT_GATE, EXIT_OK
-from ..plots import confusion_png, pyplot
-from .common import add_common, emit, load
+from agent.accuracy import check as accuracy
+from agent.accuracy.plots import confusion_png, pyplot
+from agent.build import engine as building
+from agent.cli.common import add_common, emit, load
+from agent.util.errors import EXIT_GATE, EXIT_OK
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("check", help="measure accuracy on the spot-labeled set", description=__doc__)
     add_common(parser)
     parser.add_argument("--labels", help="spot-labeled set (default: accuracy.spot_labels)")
-    parser.add_argument("--format", choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"], help="its format (default: accuracy.format)")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "int8", "best"], help="engine precision (default: the configured one)")
-    parser.add_argument("--save-baseline", action="store_true", help="store this run and the FP32 reference's as the new baseline")
+    parser.add_argument(
+        "--format",
+        choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"],
+        help="its format (default: accuracy.format)",
+    )
+    parser.add_argument(
+        "--precision", choices=["fp32", "fp16", "int8", "best"], help="engine precision (default: the configured one)"
+    )
+    parser.add_argument(
+        "--save-baseline", action="store_true", help="store this run and the FP32 reference's as the new baseline"
+    )
     parser.add_argument("--plot", metavar="PNG", help="also write the confusion matrix as a PNG (needs matplotlib)")
     parser.set_defaults(handler=run)
 
@@ -31,14 +40,19 @@ def _fmt(value: Any) -> str:
 
 def human(report: Mapping[str, Any]) -> str:
     """A short table: per-class metrics, the matrix, and the drift verdict with its rules."""
-    lines: List[str] = [f"{report['task']}: {report['samples']} samples, {report['skipped']} skipped, accuracy {report['accuracy']:.4f}"]
+    lines: List[str] = [
+        f"{report['task']}: {report['samples']} samples, {report['skipped']} skipped, accuracy {report['accuracy']:.4f}"
+    ]
     width = max(len(n) for n in report["matrix_labels"])
     cell = max([width] + [len(str(v)) for row in report["confusion_matrix"] for v in row])
     lines.append(f"{'class':<{width}}  precision  recall  f1     support  recall 95% CI")
     for name, m in report["per_class"].items():
         lo, hi = m["recall_ci95"]
         ap = f"  AP50 {_fmt(m['ap50'])}" if "ap50" in m else ""
-        lines.append(f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  [{_fmt(lo)}, {_fmt(hi)}]{ap}")
+        lines.append(
+            f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  "
+            f"[{_fmt(lo)}, {_fmt(hi)}]{ap}"
+        )
     lines.append("confusion matrix (rows truth, columns prediction):")
     lines.append(" " * width + "  " + "  ".join(f"{n:>{cell}}" for n in report["matrix_labels"]))
     for name, row in zip(report["matrix_labels"], report["confusion_matrix"]):
@@ -58,11 +72,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     if args.plot:
         pyplot()  # a missing matplotlib is said before the check runs, not after
-    engine = accuracy.open_engine(cfg, args.precision)
+    engine = building.open_engine(cfg, args.precision)
     report = accuracy.run_check(cfg, engine, args.labels, args.format, save_baseline=args.save_baseline)
     for error in report["errors"]:
         sys.stderr.write(f"warning: {error}\n")
     if args.plot:
-        report["plot"] = confusion_png(report["confusion_matrix"], report["matrix_labels"], args.plot, f"{report['task']} on {report['samples']} samples")
+        report["plot"] = confusion_png(
+            report["confusion_matrix"],
+            report["matrix_labels"],
+            args.plot,
+            f"{report['task']} on {report['samples']} samples",
+        )
     emit(args, report, human)
     return EXIT_GATE if report.get("drift", {}).get("status") == "alert" else EXIT_OK

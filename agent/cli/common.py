@@ -9,8 +9,8 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Optional
 
-from ..config import load_config
-from ..schema import Node
+from agent.config.settings import load_config
+from agent.util.schema import Node
 
 DEFAULT_CONFIG = "/etc/edge-agent/config.yaml"
 
@@ -21,7 +21,10 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "-c",
         "--config",
         metavar="FILE",
-        help=f"configuration file (default: $EDGE_AGENT_CONFIG, else {DEFAULT_CONFIG} if present, else built-in defaults)",
+        help=(
+            f"configuration file (default: $EDGE_AGENT_CONFIG, else {DEFAULT_CONFIG} if present, "
+            "else built-in defaults)"
+        ),
     )
     group.add_argument(
         "--set",
@@ -33,7 +36,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     group.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="log level on stderr (default: logging.level)"
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level on stderr (default: logging.level)",
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from ..config import render_yaml
-from .common import add_common, config_path, emit, load
+from agent.cli.common import add_common, config_path, emit, load
+from agent.config.settings import render_yaml
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("config", help="check or print the configuration", description="Configuration tools.")
+    parser = subparsers.add_parser(
+        "config", help="check or print the configuration", description="Configuration tools."
+    )
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION")
     actions.required = True
     check = actions.add_parser("check", help="validate a configuration file", description=__doc__)

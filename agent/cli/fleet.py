@@ -8,34 +8,45 @@ from typing import Any, Dict, List, Tuple
 
 import yaml
 
-from .. import fleet
-from ..commands import COMMANDS
-from ..config import read_secret
-from ..errors import EdgeAgentError, InputError
-from ..mqtt import Settings, parse_broker_url, settings_from_config
-from ..schema import Node
-from .common import add_common, load
+from agent.cli.common import add_common, load
+from agent.config.settings import read_secret
+from agent.mqtt import fleet
+from agent.mqtt.commands import COMMANDS
+from agent.mqtt.link import Settings, parse_broker_url, settings_from_config
+from agent.util.errors import EdgeAgentError, InputError
+from agent.util.schema import Node
 
 
 def register(subparsers: Any) -> None:
-    monitor = subparsers.add_parser("monitor", help="live table of every device on the broker", description="Watch every device's reports.")
+    monitor = subparsers.add_parser(
+        "monitor", help="live table of every device on the broker", description="Watch every device's reports."
+    )
     add_common(monitor)
-    monitor.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (default: mqtt.host and mqtt.port)")
+    monitor.add_argument(
+        "--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (default: mqtt.host and mqtt.port)"
+    )
     monitor.add_argument("--prefix", help="topic prefix (default: mqtt.prefix)")
     monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     monitor.set_defaults(handler=run_monitor)
     send = subparsers.add_parser(
         "send",
         help="send a signed command to a device",
-        description="Send a signed command and wait for its answer. Exit code 0: ok; 1: error, busy or no answer; 3: a check or gate failed.",
-        epilog="commands: " + ", ".join(COMMANDS) + ". Values are read as YAML scalars: frames=100, precision=int8, labels='{a1: face}'.",
+        description=(
+            "Send a signed command and wait for its answer. "
+            "Exit code 0: ok; 1: error, busy or no answer; 3: a check or gate failed."
+        ),
+        epilog="commands: "
+        + ", ".join(COMMANDS)
+        + ". Values are read as YAML scalars: frames=100, precision=int8, labels='{a1: face}'.",
     )
     add_common(send)
     send.add_argument("device", help="device id")
     send.add_argument("name", metavar="COMMAND", help="command name, e.g. rebuild")
     send.add_argument("arguments", nargs="*", metavar="KEY=VALUE", help="command arguments")
     send.add_argument("--wait", type=float, default=60.0, metavar="S", help="seconds to wait for the result")
-    send.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (default: mqtt.host and mqtt.port)")
+    send.add_argument(
+        "--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (default: mqtt.host and mqtt.port)"
+    )
     send.add_argument("--prefix", help="topic prefix (default: mqtt.prefix)")
     send.add_argument("--key-file", metavar="FILE", help="HMAC signing key file (default: commands.key_file)")
     send.set_defaults(handler=run_send)
@@ -92,6 +103,15 @@ def run_send(args: argparse.Namespace) -> int:
     if not key:
         raise InputError("no signing key: pass --key-file or set commands.key_file")
     try:
-        return fleet.send(settings, args.device, args.name, arguments, key.encode("utf-8"), sys.stdout, wait_s=args.wait, json_lines=args.json)
+        return fleet.send(
+            settings,
+            args.device,
+            args.name,
+            arguments,
+            key.encode("utf-8"),
+            sys.stdout,
+            wait_s=args.wait,
+            json_lines=args.json,
+        )
     except ConnectionError as exc:
         raise EdgeAgentError(str(exc)) from None

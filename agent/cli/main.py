@@ -10,9 +10,9 @@ import logging
 import sys
 from typing import List, Optional
 
-from .. import __version__
-from ..errors import EXIT_INPUT, EXIT_RUNTIME, ConfigError, EdgeAgentError
-from . import bench, build, calibrate, check, config_cmd, demo, fleet, run, telemetry
+from agent import __version__
+from agent.cli import bench, build, calibrate, check, config_cmd, demo, fleet, run, telemetry
+from agent.util.errors import EXIT_INPUT, EXIT_RUNTIME, ConfigError, EdgeAgentError
 
 SUBCOMMANDS = (run, build, calibrate, bench, check, telemetry, fleet, config_cmd, demo)
 

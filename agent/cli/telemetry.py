@@ -13,10 +13,11 @@ import sys
 import time
 from typing import Any, Dict, Mapping
 
-from ..errors import EXIT_INPUT, InputError
-from ..telemetry import Sampler, Telemetry
-from ..telemetry.tegrastats import TegrastatsParseError, parse_line
-from .common import add_common, emit, load
+from agent.cli.common import add_common, emit, load
+from agent.telemetry.monitor import Telemetry
+from agent.telemetry.sampler import Sampler
+from agent.telemetry.tegrastats import TegrastatsParseError, parse_line
+from agent.util.errors import EXIT_INPUT, InputError
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +25,9 @@ def register(subparsers: Any) -> None:
     add_common(parser)
     parser.add_argument("--once", action="store_true", help="one sample, then exit")
     parser.add_argument("--count", type=int, metavar="N", help="stop after N samples (default: run until interrupted)")
-    parser.add_argument("--sysfs-root", metavar="DIR", help="read a sysfs tree rooted at DIR instead of telemetry.sysfs_root")
+    parser.add_argument(
+        "--sysfs-root", metavar="DIR", help="read a sysfs tree rooted at DIR instead of telemetry.sysfs_root"
+    )
     parser.add_argument("--parse-tegrastats", action="store_true", help="parse tegrastats lines from stdin")
     parser.set_defaults(handler=run)
 
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     if args.count is not None and args.count < 1:
         raise InputError(f"--count: expected a positive number, got {args.count}")
-    from ..telemetry import telemetry_from_config
+    from agent.telemetry.monitor import telemetry_from_config
 
     telemetry = telemetry_from_config(cfg)
     if args.once:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from .sysfs import SysfsRoot
+from agent.telemetry.sysfs import SysfsRoot
 
 GPU_OF_NAMES = ("gpu", "gp10b", "gv11b", "ga10b", "gb10b")
 THOR_GPU_NODES = ("gpu-gpc-0",)
@@ -62,7 +62,9 @@ def gpu_load_pct(fs: SysfsRoot, paths: ClockPaths) -> Optional[float]:
 def read_limits(fs: SysfsRoot, paths: ClockPaths) -> Dict[str, Any]:
     """Clock floors and ceilings (MHz): they change only with nvpmodel or jetson_clocks, so the
     sampler re-reads them every few seconds rather than at every sample."""
-    gpu = {k: _mhz(fs.number(f"{paths.gpu_devfreq}/{k}_freq"), 1e6) for k in ("min", "max")} if paths.gpu_devfreq else {}
+    gpu = (
+        {k: _mhz(fs.number(f"{paths.gpu_devfreq}/{k}_freq"), 1e6) for k in ("min", "max")} if paths.gpu_devfreq else {}
+    )
     cpus = [{k: _mhz(fs.number(f"{cpu}/cpufreq/scaling_{k}_freq"), 1e3) for k in ("min", "max")} for cpu in paths.cpus]
     return {"gpu": gpu, "cpus": cpus}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .sysfs import SysfsRoot
+from agent.telemetry.sysfs import SysfsRoot
 
 
 def rapl_delta_uj(previous: float, current: float, wrap_uj: Optional[float]) -> Optional[float]:

@@ -18,10 +18,10 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from . import clocks, power, thermal
-from .hostpower import NvmlReader, RaplReader
-from .sysfs import SysfsRoot
-from .tegrastats import TegrastatsProcess
+from agent.telemetry import clocks, power, thermal
+from agent.telemetry.hostpower import NvmlReader, RaplReader
+from agent.telemetry.sysfs import SysfsRoot
+from agent.telemetry.tegrastats import TegrastatsProcess
 
 log = logging.getLogger(__name__)
 LIMITS_REFRESH_S = 5.0
@@ -33,7 +33,12 @@ class Telemetry:
     """Readers for one machine (or a sysfs tree copied from one)."""
 
     def __init__(
-        self, root: str = "/", tegrastats: str = "auto", nvml: str = "auto", rapl: str = "auto", tegrastats_interval_ms: int = 1000
+        self,
+        root: str = "/",
+        tegrastats: str = "auto",
+        nvml: str = "auto",
+        rapl: str = "auto",
+        tegrastats_interval_ms: int = 1000,
     ) -> None:
         self.fs = SysfsRoot(root)
         self.live = os.path.abspath(root) == "/"
@@ -60,14 +65,20 @@ class Telemetry:
             try:
                 self.nvml = NvmlReader()
             except Exception as exc:  # ImportError, NVMLError, RuntimeError
-                self._missing(nvml, "nvml", f"NVML not usable ({type(exc).__name__}: {exc}); pip install nvidia-ml-py on x86 NVIDIA machines")
+                self._missing(
+                    nvml,
+                    "nvml",
+                    f"NVML not usable ({type(exc).__name__}: {exc}); pip install nvidia-ml-py on x86 NVIDIA machines",
+                )
 
     def _wanted(self, mode: str, tool: str) -> bool:
         if mode == "off":
             return False
         found = self.live and shutil.which(tool) is not None
         if not found:
-            self._missing(mode, tool, f"{tool} not found on PATH" if self.live else f"{tool} only runs on the live system")
+            self._missing(
+                mode, tool, f"{tool} not found on PATH" if self.live else f"{tool} only runs on the live system"
+            )
         return found
 
     def _missing(self, mode: str, name: str, why: str) -> None:
@@ -92,7 +103,8 @@ class Telemetry:
         if self.power_source is not None:
             return None
         tried = "; ".join(self.notes) or "nothing to try"
-        return f"no power source: no INA3221/INA238 rails under {os.path.join(self.fs.root, 'sys')} and no other source ({tried})"
+        rails = os.path.join(self.fs.root, "sys")
+        return f"no power source: no INA3221/INA238 rails under {rails} and no other source ({tried})"
 
     def start(self) -> None:
         if self._tegrastats is not None:
@@ -122,7 +134,9 @@ class Telemetry:
                 rails.update({k: _round(v) for k, v in reader.read_mw().items()})
         readable = [v for v in rails.values() if v is not None]
         label = "sum(" + "+".join(sorted(rails)) + ")" if rails else None
-        total = power.Total(sum(readable) if readable else None, label, "sum" if rails else None, HOST_NOTE if rails else None)
+        total = power.Total(
+            sum(readable) if readable else None, label, "sum" if rails else None, HOST_NOTE if rails else None
+        )
         return {"t": now, "rails": rails, "total": total}
 
     def _slow_state(self) -> Dict[str, Any]:

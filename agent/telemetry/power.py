@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .sysfs import SysfsRoot
+from agent.telemetry.sysfs import SysfsRoot
 
 # Rails that carry the whole module input; when one is present it *is* the total.
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
@@ -120,7 +120,9 @@ def discover_rails(fs: SysfsRoot) -> List[Rail]:
     for rail in rails:
         seen[rail.name] = seen.get(rail.name, 0) + 1
         name = rail.name if seen[rail.name] == 1 else f"{rail.name}#{seen[rail.name]}"
-        unique.append(Rail(name, rail.voltage_file, rail.current_file, rail.power_file, rail.power_scale, rail.alarm_files))
+        unique.append(
+            Rail(name, rail.voltage_file, rail.current_file, rail.power_file, rail.power_scale, rail.alarm_files)
+        )
     return unique
 
 

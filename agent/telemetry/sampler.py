@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from .monitor import Telemetry
+from agent.telemetry.monitor import Telemetry
 
 log = logging.getLogger(__name__)
 MAX_RATE_HZ = 20.0

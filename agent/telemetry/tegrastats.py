@@ -17,9 +17,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..processes import stop_process
-from .power import not_a_rail, total_power
-from .thermal import celsius
+from agent.telemetry.power import not_a_rail, total_power
+from agent.telemetry.thermal import celsius
+from agent.util.processes import stop_process
 
 _STAMP = re.compile(r"^\s*(\d{2}-\d{2}-\d{4} \d{2}:\d{2}:\d{2})\s+")
 _RAM = re.compile(r"\bRAM (\d+)/(\d+)MB")
@@ -95,7 +95,9 @@ class TegrastatsProcess:
     """Runs ``tegrastats --interval MS`` and hands each parsed line, stamped with time.monotonic(),
     to ``on_sample``. Lines that do not parse are counted, not fatal."""
 
-    def __init__(self, on_sample: Callable[[float, Dict[str, Any]], None], interval_ms: int, command: str = "tegrastats") -> None:
+    def __init__(
+        self, on_sample: Callable[[float, Dict[str, Any]], None], interval_ms: int, command: str = "tegrastats"
+    ) -> None:
         self.on_sample = on_sample
         self.argv = [command, "--interval", str(int(interval_ms))]
         self.bad_lines = 0
@@ -103,7 +105,9 @@ class TegrastatsProcess:
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self._process = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
+        )
         self._thread = threading.Thread(target=self._read, name="tegrastats-reader", daemon=True)
         self._thread.start()
 

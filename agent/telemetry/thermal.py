@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from .sysfs import SysfsRoot
+from agent.telemetry.sysfs import SysfsRoot
 
 NO_READING_C = -256.0
 

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from agent import baselines
-from agent.errors import MissingDependency
-from agent.plots import confusion_png
+from agent.accuracy import baselines
+from agent.accuracy.plots import confusion_png
+from agent.util.errors import MissingDependency
 
 
 def record(engine_id: str) -> dict:
-    return {"task": "classification", "classes": ["a", "b"], "engine": {"id": engine_id, "outcomes": {"x": ["a", True]}}}
+    return {
+        "task": "classification",
+        "classes": ["a", "b"],
+        "engine": {"id": engine_id, "outcomes": {"x": ["a", True]}},
+    }
 
 
 def test_versions_hashes_and_lookup_by_engine(tmp_path: Path) -> None:

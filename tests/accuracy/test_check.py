@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from agent import accuracy, baselines
+from agent.accuracy import baselines
+from agent.accuracy import check as accuracy
+from agent.build import engine as building
 from agent.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,20 +62,33 @@ def test_onet_on_lfw_is_perfect_in_fp32(demo_dir: Path, tmp_path: Path, capsys: 
     assert report["engine"]["precision"] == "fp32"
 
 
-def test_baseline_then_a_darkened_copy_alerts_with_exit_3(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_baseline_then_a_darkened_copy_alerts_with_exit_3(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     args = demo_args(demo_dir, tmp_path)
     saved = check_json(capsys, *args, "--save-baseline")
     assert saved["baseline_saved"]["version"] == 1
     record = baselines.latest(str(tmp_path / "state"))
-    assert record is not None and record["reference"]["precision"] == "fp32" and len(record["engine"]["outcomes"]) == 200
+    assert (
+        record is not None and record["reference"]["precision"] == "fp32" and len(record["engine"]["outcomes"]) == 200
+    )
 
     same = check_json(capsys, *args)
     assert same["exit_code"] == 0 and same["drift"]["status"] == "ok"
-    assert same["drift"]["per_class"]["face"]["recall_delta"] == 0.0 and same["drift"]["per_class"]["face"]["p_value"] == 1.0
+    assert (
+        same["drift"]["per_class"]["face"]["recall_delta"] == 0.0
+        and same["drift"]["per_class"]["face"]["p_value"] == 1.0
+    )
     assert same["drift"]["baseline"]["same_engine"] and same["drift"]["baseline"]["same_spot_set"]
 
     dark = copy_set(demo_dir / "spot_labels", tmp_path / "dark", lambda im: (im * 0.04).astype(np.uint8))
-    result = subprocess.run([sys.executable, "-m", "agent", "check", "--json", *args, "--labels", str(dark)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "check", "--json", *args, "--labels", str(dark)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 3, result.stderr
     report = json.loads(result.stdout)
     jsonschema.Draft202012Validator(SCHEMA).validate(report)
@@ -87,7 +102,9 @@ def test_baseline_then_a_darkened_copy_alerts_with_exit_3(demo_dir: Path, tmp_pa
     assert not report["drift"]["baseline"]["same_spot_set"]
 
 
-def test_mild_noise_on_a_few_samples_does_not_page(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_mild_noise_on_a_few_samples_does_not_page(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """30 spot samples, a few degraded: a small wobble stays below the alert."""
     args = demo_args(demo_dir, tmp_path)
     small = tmp_path / "small"
@@ -97,7 +114,9 @@ def test_mild_noise_on_a_few_samples_does_not_page(demo_dir: Path, tmp_path: Pat
             (small / cls / path.name).write_bytes(path.read_bytes())
     check_json(capsys, *args, "--labels", str(small), "--save-baseline")
     rng = np.random.default_rng(1)
-    noisy = copy_set(small, tmp_path / "noisy", lambda im: np.clip(im + rng.normal(0, 60, im.shape), 0, 255).astype(np.uint8))
+    noisy = copy_set(
+        small, tmp_path / "noisy", lambda im: np.clip(im + rng.normal(0, 60, im.shape), 0, 255).astype(np.uint8)
+    )
     report = check_json(capsys, *args, "--labels", str(noisy))
     face = report["drift"]["per_class"]["face"]
     assert face["recall_delta"] < 0 and face["p_value"] >= 0.05
@@ -106,7 +125,12 @@ def test_mild_noise_on_a_few_samples_does_not_page(demo_dir: Path, tmp_path: Pat
 
 def test_human_output_plot_and_skipped_entries(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = tmp_path / "set.csv"
-    rows = [f"{demo_dir / 'spot_labels' / 'face' / '000.png'},face", f"{demo_dir / 'spot_labels' / 'non_face' / '150.png'},non_face", "missing.png,face", "x.png,cat"]
+    rows = [
+        f"{demo_dir / 'spot_labels' / 'face' / '000.png'},face",
+        f"{demo_dir / 'spot_labels' / 'non_face' / '150.png'},non_face",
+        "missing.png,face",
+        "x.png,cat",
+    ]
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     (tmp_path / "x.png").write_bytes(b"not an image")
     plot = tmp_path / "cm.png"
@@ -119,7 +143,9 @@ def test_human_output_plot_and_skipped_entries(demo_dir: Path, tmp_path: Path, c
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_unreadable_images_are_skipped_and_counted(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_unreadable_images_are_skipped_and_counted(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     folder = tmp_path / "set"
     (folder / "face").mkdir(parents=True)
     (folder / "face" / "ok.png").write_bytes((demo_dir / "spot_labels" / "face" / "001.png").read_bytes())
@@ -129,7 +155,9 @@ def test_unreadable_images_are_skipped_and_counted(demo_dir: Path, tmp_path: Pat
     assert report["errors"] == [f"{folder / 'face' / 'broken.png'}: not a readable image; skipped"]
 
 
-def test_a_corrupted_baseline_is_reported_not_used(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_corrupted_baseline_is_reported_not_used(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     args = demo_args(demo_dir, tmp_path)
     saved = check_json(capsys, *args, "--save-baseline")
     path = Path(saved["baseline_saved"]["path"])
@@ -254,14 +282,18 @@ def test_detection_check_with_coco_labels(tmp_path: Path, capsys: pytest.Capture
             cls, cx, cy, bw, bh = (float(v) for v in line.split())
             box = [(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]
             annotations.append({"id": len(annotations), "image_id": i, "category_id": int(cls) + 1, "bbox": box})
-    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    coco = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+    }
     (data / "coco.json").write_text(json.dumps(coco), encoding="utf-8")
     config = detection_config(tmp_path, data / "coco.json", "coco")
     assert_detection_report(check_json(capsys, "-c", str(config)))
 
 
 def test_record_baseline_is_the_promotion_entry_point(demo_cfg: Any) -> None:
-    run = accuracy.open_engine(demo_cfg)
+    run = building.open_engine(demo_cfg)
     saved = accuracy.record_baseline(demo_cfg, run)
     stored = baselines.latest(demo_cfg.paths.state_dir, engine_id=run.identity["id"])
     assert stored is not None and stored["version"] == saved["version"] == 1 and stored["reason"] == "promotion"
@@ -270,16 +302,38 @@ def test_record_baseline_is_the_promotion_entry_point(demo_cfg: Any) -> None:
 
 
 def test_the_schema_refuses_undocumented_keys() -> None:
-    report = {"task": "classification", "samples": 1, "skipped": 0, "errors": [], "classes": ["a"], "matrix_labels": ["a"], "confusion_matrix": [[1]]}
-    report.update(per_class={}, accuracy=1.0, macro={"precision": 1.0, "recall": 1.0, "f1": 1.0}, ts="2026-01-01T00:00:00Z")
-    report.update(spot_set={"path": "x", "format": "folders", "sha256": "0" * 64}, engine={"id": "e", "backend": "b", "precision": "fp32", "model_sha256": "m"})
+    report = {
+        "task": "classification",
+        "samples": 1,
+        "skipped": 0,
+        "errors": [],
+        "classes": ["a"],
+        "matrix_labels": ["a"],
+        "confusion_matrix": [[1]],
+    }
+    report.update(
+        per_class={}, accuracy=1.0, macro={"precision": 1.0, "recall": 1.0, "f1": 1.0}, ts="2026-01-01T00:00:00Z"
+    )
+    report.update(
+        spot_set={"path": "x", "format": "folders", "sha256": "0" * 64},
+        engine={"id": "e", "backend": "b", "precision": "fp32", "model_sha256": "m"},
+    )
     jsonschema.Draft202012Validator(SCHEMA).validate(report)
     with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
         jsonschema.Draft202012Validator(SCHEMA).validate({**report, "surprise": 1})
 
 
-def test_thresholds_that_reject_every_class_get_a_none_column(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    sets = ["--set", "model.classification.positive_class=", "--set", "model.classification.threshold=0.999", "--set", "model.classification.top_k=2"]
+def test_thresholds_that_reject_every_class_get_a_none_column(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sets = [
+        "--set",
+        "model.classification.positive_class=",
+        "--set",
+        "model.classification.threshold=0.999",
+        "--set",
+        "model.classification.top_k=2",
+    ]
     report = check_json(capsys, *demo_args(demo_dir, tmp_path), *sets)
     matrix = np.asarray(report["confusion_matrix"])
     assert report["matrix_labels"] == ["non_face", "face", "none"] and "binary" not in report
@@ -289,7 +343,9 @@ def test_thresholds_that_reject_every_class_get_a_none_column(demo_dir: Path, tm
     assert report["top_k_accuracy"] == {"k": 2, "accuracy": pytest.approx(np.trace(matrix) / 200)}
 
 
-def test_plot_without_matplotlib_is_said_before_the_check(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_without_matplotlib_is_said_before_the_check(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["check", *demo_args(demo_dir, tmp_path), "--plot", str(tmp_path / "cm.png")]) == 2
     captured = capsys.readouterr()

@@ -6,9 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.modelinfo import InputSpec
-from agent.preprocess import Letterbox, preprocess
-from agent.tasks.detection import DetectionDecoder, assign_detections, box_iou, classwise_nms, match_boxes, nms
+from agent.model.info import InputSpec
+from agent.model.preprocess import Letterbox, preprocess
+from agent.model.tasks.detection import (
+    DetectionDecoder,
+    assign_detections,
+    box_iou,
+    classwise_nms,
+    match_boxes,
+    nms,
+)
 
 LABELS = ["person", "car", "dog"]
 
@@ -46,12 +53,19 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
 
 def test_yolov8_layout_decodes_thresholds_and_suppresses() -> None:
     decoder = DetectionDecoder(LABELS, "yolov8", "out", conf_threshold=0.3, iou_threshold=0.5)
-    out = yolov8_output([(50, 50, 20, 40, 0, 0.9), (51, 50, 20, 40, 0, 0.8), (100, 100, 30, 30, 1, 0.7), (10, 10, 4, 4, 2, 0.2)])
+    out = yolov8_output(
+        [(50, 50, 20, 40, 0, 0.9), (51, 50, 20, 40, 0, 0.8), (100, 100, 30, 30, 1, 0.7), (10, 10, 4, 4, 2, 0.2)]
+    )
     [det] = decoder.decode_boxes({"out": out}, 1, [None])
     assert det.classes.tolist() == [0, 1]
     np.testing.assert_allclose(det.boxes, [[40, 30, 60, 70], [85, 85, 115, 115]])
     np.testing.assert_allclose(det.scores, [0.9, 0.7], rtol=1e-6)
-    assert det.as_dict()["detections"][1] == {"label": "car", "index": 1, "score": 0.7, "box": [85.0, 85.0, 115.0, 115.0]}
+    assert det.as_dict()["detections"][1] == {
+        "label": "car",
+        "index": 1,
+        "score": 0.7,
+        "box": [85.0, 85.0, 115.0, 115.0],
+    }
 
 
 def test_yolov5_layout_multiplies_objectness_and_class_score() -> None:
@@ -114,4 +128,7 @@ def test_matching_prefers_the_right_class_then_the_highest_iou() -> None:
     # truth 1 (car) is found but called 'dog'; truth 2 is missed; the 'car' box and the far box are false alarms
     assert assigned.tolist() == [0, 2, -1]
     assert sorted(false_alarms.tolist()) == [0, 1]
-    assert match_boxes(truth, np.array([0, 1, 2]), dets, np.array([1, 0, 2, 0]), 0.5, same_class=False) == [(0, 0), (1, 2)]
+    assert match_boxes(truth, np.array([0, 1, 2]), dets, np.array([1, 0, 2, 0]), 0.5, same_class=False) == [
+        (0, 0),
+        (1, 2),
+    ]

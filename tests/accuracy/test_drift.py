@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.stats import fisher_exact as scipy_fisher
 from statsmodels.stats.contingency_tables import mcnemar
 
-from agent.drift import Thresholds, compare, fisher_exact, judge, mcnemar_exact
+from agent.accuracy.drift import Thresholds, compare, fisher_exact, judge, mcnemar_exact
 
 LIMITS = Thresholds(warn_drop_pp=3.0, alert_drop_pp=10.0, alpha=0.05)
 
@@ -76,7 +76,14 @@ def test_a_class_without_samples_now_is_reported_not_judged() -> None:
 
 @pytest.mark.parametrize(
     "drop, p, status",
-    [(12.0, 0.01, "alert"), (12.0, 0.2, "warn"), (5.0, 0.01, "warn"), (5.0, 0.2, "ok"), (2.0, 0.0001, "ok"), (-20.0, 0.0001, "ok")],
+    [
+        (12.0, 0.01, "alert"),
+        (12.0, 0.2, "warn"),
+        (5.0, 0.01, "warn"),
+        (5.0, 0.2, "ok"),
+        (2.0, 0.0001, "ok"),
+        (-20.0, 0.0001, "ok"),
+    ],
 )
 def test_judge_needs_both_size_and_significance(drop: float, p: float, status: str) -> None:
     assert judge(drop, p, LIMITS)[0] == status

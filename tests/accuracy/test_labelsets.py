@@ -9,8 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.errors import InputError
-from agent.labelsets import detect_format, load_coco, load_csv, load_jsonl, load_set, load_yolo, parse_yolo_line
+from agent.accuracy.labelsets import (
+    detect_format,
+    load_coco,
+    load_csv,
+    load_jsonl,
+    load_set,
+    load_yolo,
+    parse_yolo_line,
+)
+from agent.util.errors import InputError
 
 LABELS = ["cat", "dog"]
 
@@ -25,7 +33,9 @@ def test_csv_manifest_with_header_and_bad_rows(tmp_path: Path) -> None:
     image(tmp_path / "img" / "a.png")
     image(tmp_path / "img" / "b.png")
     manifest = tmp_path / "set.csv"
-    manifest.write_text("path,label\nimg/a.png,cat\nimg/b.png,1\nimg/missing.png,cat\nimg/a.png,horse\nimg/a.png\n\n", encoding="utf-8")
+    manifest.write_text(
+        "path,label\nimg/a.png,cat\nimg/b.png,1\nimg/missing.png,cat\nimg/a.png,horse\nimg/a.png\n\n", encoding="utf-8"
+    )
     found = load_csv(str(manifest), LABELS)
     assert [(Path(p).name, i) for p, i in found.items] == [("a.png", 0), ("b.png", 1)]
     assert found.skipped == 3
@@ -38,7 +48,13 @@ def test_csv_manifest_with_header_and_bad_rows(tmp_path: Path) -> None:
 def test_jsonl_manifest(tmp_path: Path) -> None:
     image(tmp_path / "a.png")
     manifest = tmp_path / "set.jsonl"
-    lines = ['{"path": "a.png", "label": "dog"}', "{not json", '{"path": "a.png"}', '{"path": "a.png", "label": 5}', '{"path": "a.png", "label": 0}']
+    lines = [
+        '{"path": "a.png", "label": "dog"}',
+        "{not json",
+        '{"path": "a.png"}',
+        '{"path": "a.png", "label": 5}',
+        '{"path": "a.png", "label": 0}',
+    ]
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     found = load_jsonl(str(manifest), LABELS)
     assert [i for _, i in found.items] == [1, 0]
@@ -77,7 +93,13 @@ def test_yolo_labels_images_and_labels_folders(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "line, message",
-    [("0 0.5 0.5 0.2", "expected 5 fields"), ("x 0.5 0.5 0.2 0.2", "not a class index"), ("0 0.5 a 0.2 0.2", "not four numbers"), ("0 0.5 0.5 0 0.2", "positive width"), ("0 2 0.5 0.2 0.2", "not normalized")],
+    [
+        ("0 0.5 0.5 0.2", "expected 5 fields"),
+        ("x 0.5 0.5 0.2 0.2", "not a class index"),
+        ("0 0.5 a 0.2 0.2", "not four numbers"),
+        ("0 0.5 0.5 0 0.2", "positive width"),
+        ("0 2 0.5 0.2 0.2", "not normalized"),
+    ],
 )
 def test_malformed_yolo_lines(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -89,7 +111,12 @@ def test_coco_json(tmp_path: Path) -> None:
     image(tmp_path / "b.png")
     image(tmp_path / "c.png")
     coco = {
-        "images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}, {"id": 3, "file_name": "c.png"}, {"id": 4, "file_name": "gone.png"}],
+        "images": [
+            {"id": 1, "file_name": "a.png"},
+            {"id": 2, "file_name": "b.png"},
+            {"id": 3, "file_name": "c.png"},
+            {"id": 4, "file_name": "gone.png"},
+        ],
         "categories": [{"id": 10, "name": "dog"}, {"id": 11, "name": "cat"}, {"id": 12, "name": "horse"}],
         "annotations": [
             {"id": 100, "image_id": 1, "category_id": 10, "bbox": [1, 2, 10, 5]},
@@ -109,8 +136,14 @@ def test_coco_json(tmp_path: Path) -> None:
     assert found.skipped == 3
     text = "\n".join(found.errors)
     assert f"{path}: images[3] (id 4): image not found" in text
-    assert f"{path}: annotations[2] (id 102): categories[2] name 'horse' is not a class (cat, dog); image c.png skipped" in text
-    assert f"{path}: annotations[3] (id 103): bbox [0, 0, -4, 4] needs a positive width and height; image b.png skipped" in text
+    assert (
+        f"{path}: annotations[2] (id 102): categories[2] name 'horse' is not a class (cat, dog); image c.png skipped"
+        in text
+    )
+    assert (
+        f"{path}: annotations[3] (id 103): bbox [0, 0, -4, 4] needs a positive width and height; image b.png skipped"
+        in text
+    )
     assert f"{path}: annotations[4] (id 104): image_id 9 is not a usable image" in text
 
 

@@ -10,7 +10,16 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
 
-from agent.metrics import accuracy, average_precision, ap_per_class, confusion_matrix, detection_confusion, macro, per_class, wilson_interval
+from agent.accuracy.metrics import (
+    accuracy,
+    ap_per_class,
+    average_precision,
+    confusion_matrix,
+    detection_confusion,
+    macro,
+    per_class,
+    wilson_interval,
+)
 
 
 @st.composite
@@ -29,7 +38,9 @@ def test_confusion_and_per_class_equal_scikit_learn(case) -> None:  # type: igno
     labels = [f"c{i}" for i in range(classes)]
     matrix = confusion_matrix(truth, predicted, classes)
     np.testing.assert_array_equal(matrix, sk_confusion(truth, predicted, labels=list(range(classes))))
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=list(range(classes)), zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=list(range(classes)), zero_division=0
+    )
     per = per_class(matrix, labels)
     for i, name in enumerate(labels):
         assert per[name]["precision"] == pytest.approx(precision[i])
@@ -37,7 +48,9 @@ def test_confusion_and_per_class_equal_scikit_learn(case) -> None:  # type: igno
         assert per[name]["f1"] == pytest.approx(f1[i])
         assert per[name]["support"] == support[i]
     assert accuracy(matrix) == pytest.approx(np.mean(np.asarray(truth) == np.asarray(predicted)))
-    p, r, f, _ = precision_recall_fscore_support(truth, predicted, labels=list(range(classes)), average="macro", zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(
+        truth, predicted, labels=list(range(classes)), average="macro", zero_division=0
+    )
     assert macro(per, labels) == pytest.approx({"precision": p, "recall": r, "f1": f})
 
 
@@ -50,7 +63,9 @@ def test_a_none_column_keeps_per_class_equal_to_scikit_learn(case) -> None:  # t
     labels = [f"c{i}" for i in range(classes)]
     matrix = confusion_matrix(truth, predicted, classes + 1)
     np.testing.assert_array_equal(matrix, sk_confusion(truth, predicted, labels=list(range(classes + 1))))
-    precision, recall, f1, _ = precision_recall_fscore_support(truth, predicted, labels=list(range(classes)), zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth, predicted, labels=list(range(classes)), zero_division=0
+    )
     per = per_class(matrix, labels)
     assert [per[n]["recall"] for n in labels] == pytest.approx(list(recall))
     assert [per[n]["precision"] for n in labels] == pytest.approx(list(precision))

@@ -10,11 +10,12 @@ from typing import Any, List
 import numpy as np
 import pytest
 
-from agent import accuracy
-from agent.drift import Thresholds, compare
-from agent.errors import InputError
-from agent.shadow import LiveRing, SideWorker, TokenBucket, agreement_pairs, live_ring_from_config, rolling_recall, shadow_from_config
-from agent.sources import Frame
+from agent.accuracy import check as accuracy
+from agent.accuracy.drift import Thresholds, compare
+from agent.accuracy.livelabels import LiveRing, live_ring_from_config
+from agent.accuracy.shadow import SideWorker, TokenBucket, agreement_pairs, rolling_recall, shadow_from_config
+from agent.sources.frames import Frame
+from agent.util.errors import InputError
 
 
 class FakeClock:
@@ -70,7 +71,9 @@ def reference(demo_cfg: Any) -> accuracy.EngineRun:
     return accuracy.open_reference(demo_cfg, threads=1)
 
 
-def test_shadow_agreement_per_class_against_the_real_reference(demo_cfg: Any, reference: accuracy.EngineRun, lfw: Any) -> None:
+def test_shadow_agreement_per_class_against_the_real_reference(
+    demo_cfg: Any, reference: accuracy.EngineRun, lfw: Any
+) -> None:
     frames = lfw_frames(lfw)
     engine_results = reference.pipeline.infer_frames(frames)
     for result in engine_results[:5]:  # an engine that misses half of the faces the reference sees
@@ -88,10 +91,12 @@ def test_shadow_agreement_per_class_against_the_real_reference(demo_cfg: Any, re
 
 
 def test_shadow_sampling_and_rate_limit(reference: accuracy.EngineRun, lfw: Any) -> None:
-    from agent.shadow import ShadowEvaluator
+    from agent.accuracy.shadow import ShadowEvaluator
 
     clock = FakeClock()
-    shadow = ShadowEvaluator(reference.pipeline, reference.labels, "classification", 0.5, 1.0, 10, rng=random.Random(7), clock=clock)
+    shadow = ShadowEvaluator(
+        reference.pipeline, reference.labels, "classification", 0.5, 1.0, 10, rng=random.Random(7), clock=clock
+    )
     frames = lfw_frames(lfw)
     sent = 0
     for frame in frames:
@@ -132,7 +137,11 @@ def test_live_ring_keeps_evicts_and_takes_late_labels(tmp_path: Path) -> None:
     ring = LiveRing(str(tmp_path / "live"), ["non_face", "face"], capacity=3, fraction=1.0)
     ids = [ring.keep(frame, 1) for frame in ring_frames(4)]
     assert ids == ["f00000001", "f00000002", "f00000003", "f00000004"]
-    assert sorted(p.name for p in (tmp_path / "live" / "frames").iterdir()) == ["f00000002.png", "f00000003.png", "f00000004.png"]
+    assert sorted(p.name for p in (tmp_path / "live" / "frames").iterdir()) == [
+        "f00000002.png",
+        "f00000003.png",
+        "f00000004.png",
+    ]
     ring.label("f00000002", "face")
     drops = tmp_path / "live" / "labels"
     drops.mkdir()
@@ -144,7 +153,7 @@ def test_live_ring_keeps_evicts_and_takes_late_labels(tmp_path: Path) -> None:
         f"{drops / 'a.csv'}:2: label: no frame 'f00000001' in the live ring (it holds 3, oldest evicted first)",
         f"{drops / 'a.csv'}:3: label: unknown class 'cat' (classes: non_face, face)",
         f"{drops / 'a.csv'}:4: expected 2 columns (id,label), got 1",
-        f"{drops / 'b.jsonl'}:2: expected {{\"id\": \"...\", \"label\": \"...\"}}",
+        f'{drops / "b.jsonl"}:2: expected {{"id": "...", "label": "..."}}',
     ]
     assert sorted(p.name for p in (drops / "done").iterdir()) == ["a.csv", "b.jsonl"]
     snap = ring.snapshot()
@@ -152,7 +161,11 @@ def test_live_ring_keeps_evicts_and_takes_late_labels(tmp_path: Path) -> None:
     assert snap["per_class"]["face"]["recall"] == 1.0 and snap["per_class"]["non_face"]["recall"] == 0.0
     # a restart keeps the ring and its labels
     again = LiveRing(str(tmp_path / "live"), ["non_face", "face"], capacity=3, fraction=1.0)
-    assert again.outcomes() == ring.outcomes() == {"f00000002": ("face", True), "f00000003": ("non_face", False), "f00000004": ("face", True)}
+    assert (
+        again.outcomes()
+        == ring.outcomes()
+        == {"f00000002": ("face", True), "f00000003": ("non_face", False), "f00000004": ("face", True)}
+    )
     assert again.keep(ring_frames(1)[0], 0) == "f00000005"
 
 

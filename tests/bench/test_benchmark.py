@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from agent import build as building
-from agent.bench import BenchSettings, compare_engines, run_benchmark
-from agent.errors import InputError
-from agent.pipeline import Pipeline, make_decoder
-from agent.sources import open_source
-from agent.telemetry import Sampler, Telemetry
+from agent.build import engine as building
+from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmark
+from agent.model.pipeline import Pipeline, make_decoder
+from agent.sources.open import open_source
+from agent.telemetry.monitor import Telemetry
+from agent.telemetry.sampler import Sampler
+from agent.util.errors import InputError
 
 SYSFS = Path(__file__).resolve().parent.parent / "fixtures" / "sysfs"
-QUICK = BenchSettings(warmup_s=0.05, min_duration_s=0.2, min_iterations=30, max_duration_s=2.0, windows=3, stability_pct=50.0)
+QUICK = BenchSettings(
+    warmup_s=0.05, min_duration_s=0.2, min_iterations=30, max_duration_s=2.0, windows=3, stability_pct=50.0
+)
 
 
 @pytest.fixture
@@ -31,7 +34,12 @@ def test_engine_mode_fields_and_batch_sweep(onet) -> None:
     report = run_benchmark(engine, model, QUICK, batch_sizes=[1, 4])
     assert report["mode"] == "engine" and report["batch"] == 1
     assert set(report["latency_ms"]) == {"min", "mean", "p50", "p90", "p95", "p99", "max"}
-    assert report["latency_ms"]["min"] <= report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
+    assert (
+        report["latency_ms"]["min"]
+        <= report["latency_ms"]["p50"]
+        <= report["latency_ms"]["p99"]
+        <= report["latency_ms"]["max"]
+    )
     assert list(report["stages_ms"]) == ["compute"]  # ONNX Runtime cannot split its work
     assert set(report["throughput_by_batch"]) == {"1", "4"}
     assert [r["batch"] for r in report["runs"]] == [1, 4]
@@ -69,7 +77,14 @@ def test_a_source_that_ends_is_a_clear_error(demo_cfg, onet) -> None:
     pipeline = Pipeline(engine, model, make_decoder(demo_cfg, model))
     with open_source(demo_cfg.source, loop=False) as source:
         with pytest.raises(InputError, match="ended during the benchmark"):
-            run_benchmark(engine, model, BenchSettings(warmup_s=0.0, min_duration_s=10.0, min_iterations=1000), mode="pipeline", pipeline=pipeline, source=source)
+            run_benchmark(
+                engine,
+                model,
+                BenchSettings(warmup_s=0.0, min_duration_s=10.0, min_iterations=1000),
+                mode="pipeline",
+                pipeline=pipeline,
+                source=source,
+            )
 
 
 def test_compare_the_same_engine_with_itself(onet) -> None:

@@ -14,13 +14,31 @@ from agent.cli.main import main as cli_main
 SYSFS = Path(__file__).resolve().parent.parent / "fixtures" / "sysfs"
 QUICK = ["--warmup", "0.05", "--duration", "0.2", "--iterations", "30"]
 ACCEPTANCE = {
-    "latency_ms", "throughput_ips", "batch", "stable", "cov", "iterations", "duration_s",
-    "stages_ms", "power", "power_unavailable_reason", "energy_mj_per_inference", "context",
+    "latency_ms",
+    "throughput_ips",
+    "batch",
+    "stable",
+    "cov",
+    "iterations",
+    "duration_s",
+    "stages_ms",
+    "power",
+    "power_unavailable_reason",
+    "energy_mj_per_inference",
+    "context",
 }
 
 
 def bench(demo_dir: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = ["bench", "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path / 'state'}", *QUICK, *extra]
+    args = [
+        "bench",
+        "-c",
+        str(demo_dir / "demo.yaml"),
+        "--set",
+        f"paths.state_dir={tmp_path / 'state'}",
+        *QUICK,
+        *extra,
+    ]
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120)
 
 
@@ -35,7 +53,10 @@ def test_json_has_every_acceptance_field_and_context(demo_dir: Path, tmp_path: P
     ctx = out["context"]
     assert ctx["device_model"] == "NVIDIA Jetson AGX Thor Developer Kit" and ctx["l4t"] == "38.2.0"
     assert ctx["power_mode"] == "MAXN (id 0)" and ctx["backend"] == "onnxruntime" and ctx["precision"] == "fp32"
-    assert ctx["at_start"]["temperatures_c"]["tj-thermal"] == 55.1 and ctx["at_end"]["temperatures_c"]["gpu-thermal"] is None
+    assert (
+        ctx["at_start"]["temperatures_c"]["tj-thermal"] == 55.1
+        and ctx["at_end"]["temperatures_c"]["gpu-thermal"] is None
+    )
     assert len(ctx["model_sha256"]) == 64 and len(ctx["engine_sha256"]) == 64 and ctx["batch"] == 1
 
 
@@ -59,17 +80,34 @@ def test_human_output_and_bad_arguments(demo_dir: Path, tmp_path: Path) -> None:
 
 
 def test_an_engine_refused_by_the_gate_is_not_benchmarked(demo_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    from agent import build as building
+    from agent.build import engine as building
 
     real_build = building.build
 
     def build(cfg, precision=None, force=False):
         if precision == "int8":  # what a failed INT8 search reports: nothing promoted
-            return {"backend": "onnxruntime", "precision": "int8", "promoted": False, "cache_hit": False, "report_path": str(tmp_path / "r.json")}
+            return {
+                "backend": "onnxruntime",
+                "precision": "int8",
+                "promoted": False,
+                "cache_hit": False,
+                "report_path": str(tmp_path / "r.json"),
+            }
         return real_build(cfg, precision=precision, force=force)
 
     monkeypatch.setattr(building, "build", build)
-    code = cli_main(["bench", "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path / 's'}", *QUICK, "--compare", "fp32,int8"])
+    code = cli_main(
+        [
+            "bench",
+            "-c",
+            str(demo_dir / "demo.yaml"),
+            "--set",
+            f"paths.state_dir={tmp_path / 's'}",
+            *QUICK,
+            "--compare",
+            "fp32,int8",
+        ]
+    )
     assert code == 3
     assert "the int8 engine was not promoted (it failed the accuracy gate" in capsys.readouterr().err
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agent.bench import BenchSettings, compare_steps, measure
+from agent.measure.benchmark import BenchSettings, compare_steps, measure
 
 
 def sleeper(seconds: float):
@@ -42,7 +42,9 @@ def test_a_drifting_workload_is_reported_unstable_after_max_duration() -> None:
         time.sleep(0.0002 * state["calls"])  # every call slower than the last
         return {"compute": 0.0}
 
-    settings = BenchSettings(warmup_s=0.0, min_duration_s=0.15, min_iterations=6, max_duration_s=0.4, windows=3, stability_pct=5.0)
+    settings = BenchSettings(
+        warmup_s=0.0, min_duration_s=0.15, min_iterations=6, max_duration_s=0.4, windows=3, stability_pct=5.0
+    )
     result = measure(slowing, 1, settings)
     assert result["stable"] is False
     assert "max_duration_s" in result["stability"]["reason"]

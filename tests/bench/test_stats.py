@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.bench import Window, coefficient_of_variation, latency_stats, mean_stages, stability, within
+from agent.measure.benchmark import Window, coefficient_of_variation, mean_stages, stability, within
+from agent.util.stats import latency_stats
 
 
 def window(latencies, duration_s: float) -> Window:

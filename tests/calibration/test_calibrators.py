@@ -11,9 +11,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from agent.config import load_config
-from agent.pipeline import prepare_model
-from agent.preprocess import make_batch
+from agent.config.settings import load_config
+from agent.model.pipeline import prepare_model
+from agent.model.preprocess import make_batch
 from calibration.calibrators import QuantizeSettings, quantizable_nodes, quantize_qdq
 from calibration.normalize import normalize_file
 from calibration.ranges import activation_amax, activation_ranges, tensor_statistics
@@ -52,7 +52,9 @@ def test_qdq_model_has_per_channel_int8_weights_and_runs(onet, lfw, tmp_path: Pa
     assert probs.shape == (20, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
 
 
-def test_original_onet_cannot_be_quantized_per_channel_but_normalized_can(onet, onet_path: str, lfw, tmp_path: Path) -> None:
+def test_original_onet_cannot_be_quantized_per_channel_but_normalized_can(
+    onet, onet_path: str, lfw, tmp_path: Path
+) -> None:
     """The FIXTURES fact that motivates normalization: opset 12 has no per-channel DequantizeLinear."""
     model, normalized = onet
     batches = batches_of(list(lfw[0][:40]), model)
@@ -84,7 +86,9 @@ def test_each_method_gives_ranges_covering_the_data(onet, lfw, tmp_path: Path, m
     ranges = activation_ranges(qdq)
     amax = activation_amax(qdq)
     normalized_model = onnx.load(normalized)
-    graph_tensors = {o for n in normalized_model.graph.node for o in n.output} | {i.name for i in normalized_model.graph.input}
+    graph_tensors = {o for n in normalized_model.graph.node for o in n.output} | {
+        i.name for i in normalized_model.graph.input
+    }
     assert set(ranges) <= graph_tensors, "cache names are the float model's tensor names"
     assert "dense_40" in ranges and model.output not in ranges  # the softmax head stays float (COMPUTE_OPS)
     stats = tensor_statistics(normalized, model.spec.name, batches, ranges)
@@ -105,7 +109,9 @@ def test_ranges_from_black_frames_saturate_on_real_faces(onet, lfw, tmp_path: Pa
     black = [np.zeros((96, 96, 3), np.uint8)] * 20
     out = str(tmp_path / "black.onnx")
     quantize_qdq(normalized, out, model.spec.name, batches_of(black, model), QuantizeSettings("minmax"))
-    stats = tensor_statistics(normalized, model.spec.name, batches_of(list(lfw[0][:40]), model), activation_ranges(onnx.load(out)))
+    stats = tensor_statistics(
+        normalized, model.spec.name, batches_of(list(lfw[0][:40]), model), activation_ranges(onnx.load(out))
+    )
     assert max(e["saturation"] for e in stats.values()) > 0.05
 
 
@@ -117,7 +123,13 @@ def test_quantizable_nodes_of_onet(onet) -> None:
 def test_mixed_precision_keeps_excluded_nodes_in_float(onet, lfw, tmp_path: Path) -> None:
     model, normalized = onet
     out = str(tmp_path / "mixed.onnx")
-    quantize_qdq(normalized, out, model.spec.name, batches_of(list(lfw[0][:40]), model), QuantizeSettings("minmax", exclude=("conv2d_9",)))
+    quantize_qdq(
+        normalized,
+        out,
+        model.spec.name,
+        batches_of(list(lfw[0][:40]), model),
+        QuantizeSettings("minmax", exclude=("conv2d_9",)),
+    )
     qdq = onnx.load(out)
     conv = next(n for n in qdq.graph.node if n.name == "conv2d_9")
     producers = {o: n.op_type for n in qdq.graph.node for o in n.output}

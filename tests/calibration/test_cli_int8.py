@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.build import load_built
+from agent.accuracy.labelsets import load_folders
+from agent.accuracy.metrics import confusion_matrix
+from agent.build.engine import load_built
 from agent.cli.main import main
-from agent.config import load_config
-from agent.engines import EngineStore
-from agent.labelsets import load_folders
-from agent.metrics import confusion_matrix
-from agent.pipeline import make_decoder
-from agent.sources import Frame, read_image
+from agent.config.settings import load_config
+from agent.engines.store import EngineStore
+from agent.model.pipeline import make_decoder
+from agent.sources.frames import Frame, read_image
 from calibration.trt_cache import parse_cache
 
 
@@ -47,7 +47,7 @@ def black_folder(root: Path, count: int = 30) -> str:
 def spot_confusion(cfg_path: Path, state: Path, report: Dict[str, Any]) -> List[List[int]]:
     cfg = load_config(str(cfg_path), [f"paths.state_dir={state}"])
     engine, model = load_built(cfg, report)
-    from agent.pipeline import Pipeline
+    from agent.model.pipeline import Pipeline
 
     pipeline = Pipeline(engine, model, make_decoder(cfg, model))
     labeled = load_folders(cfg.accuracy.spot_labels, model.labels)
@@ -78,7 +78,17 @@ def test_calibrate_from_a_video(demo_dir: Path, tmp_path: Path, capsys, explicit
 
 
 def test_calibrate_from_an_image_folder_with_count_and_method(demo_dir: Path, tmp_path: Path, capsys) -> None:
-    code, out = cli(capsys, "calibrate", *common(demo_dir, tmp_path), "--source", str(demo_dir / "spot_labels"), "--frames", "30", "--method", "minmax")
+    code, out = cli(
+        capsys,
+        "calibrate",
+        *common(demo_dir, tmp_path),
+        "--source",
+        str(demo_dir / "spot_labels"),
+        "--frames",
+        "30",
+        "--method",
+        "minmax",
+    )
     assert code == 0 and out["frames"] == 30 and out["method"] == "minmax"
     assert "minmax" in out["qdq_model"]
 
@@ -108,10 +118,16 @@ def test_int8_build_passes_the_gate_with_fp32_confusion_matrix(demo_dir: Path, t
     assert again["cache_hit"] and again["engine_path"] == report["engine_path"] and again["gate"]["passed"]
 
 
-def test_unrepresentative_calibration_fails_the_gate_and_is_not_promoted(demo_dir: Path, tmp_path: Path, capsys) -> None:
+def test_unrepresentative_calibration_fails_the_gate_and_is_not_promoted(
+    demo_dir: Path, tmp_path: Path, capsys
+) -> None:
     black = black_folder(tmp_path / "black")
-    assert cli(capsys, "calibrate", *common(demo_dir, tmp_path, "calibration.dedup_distance=0"), "--source", black)[0] == 0
-    code, report = cli(capsys, "build", *common(demo_dir, tmp_path, "gate.mixed_precision=false"), "--precision", "int8")
+    assert (
+        cli(capsys, "calibrate", *common(demo_dir, tmp_path, "calibration.dedup_distance=0"), "--source", black)[0] == 0
+    )
+    code, report = cli(
+        capsys, "build", *common(demo_dir, tmp_path, "gate.mixed_precision=false"), "--precision", "int8"
+    )
     assert code == 3
     assert "not promoted" in cli.err  # type: ignore[attr-defined]
     assert report["promoted"] is False and report["engine_path"] is None
@@ -131,7 +147,9 @@ def test_unrepresentative_calibration_fails_the_gate_and_is_not_promoted(demo_di
 def test_best_falls_back_to_fp32_on_onnxruntime_and_says_so(demo_dir: Path, tmp_path: Path, capsys) -> None:
     black = black_folder(tmp_path / "black")
     cli(capsys, "calibrate", *common(demo_dir, tmp_path, "calibration.dedup_distance=0"), "--source", black)
-    code, report = cli(capsys, "build", *common(demo_dir, tmp_path, "gate.mixed_precision=false"), "--precision", "best")
+    code, report = cli(
+        capsys, "build", *common(demo_dir, tmp_path, "gate.mixed_precision=false"), "--precision", "best"
+    )
     assert code == 0
     assert report["precision"] == "best" and report["built_precision"] == "fp32" and report["promoted"]
     assert "FP32" in report["decision"] and "fp16" in report["decision"] and "onnxruntime" in report["decision"]
@@ -166,7 +184,7 @@ def test_fp32_build_keeps_its_fields(demo_dir: Path, tmp_path: Path, capsys) -> 
 
 
 def test_python_api_reports_progress_and_writes_the_report(demo_cfg) -> None:
-    from agent.build import build
+    from agent.build.engine import build
 
     steps: List[tuple] = []
     report = build(demo_cfg, "int8", progress=lambda *step: steps.append(step))

@@ -9,8 +9,8 @@ from typing import List, Tuple
 import numpy as np
 import pytest
 
-from agent.errors import InputError
-from agent.sources import Frame
+from agent.sources.frames import Frame
+from agent.util.errors import InputError
 from calibration.datasets import (
     current_set,
     hamming,
@@ -29,7 +29,9 @@ def frames_from(lfw: Tuple[np.ndarray, List[str]], times: List[float]) -> List[F
 
 def test_perceptual_hash_sees_through_small_changes_but_not_different_images(lfw) -> None:
     face, other = lfw[0][0], lfw[0][150]
-    noisy = np.clip(face.astype(np.int16) + np.random.default_rng(0).integers(-2, 3, face.shape), 0, 255).astype(np.uint8)
+    noisy = np.clip(face.astype(np.int16) + np.random.default_rng(0).integers(-2, 3, face.shape), 0, 255).astype(
+        np.uint8
+    )
     assert hamming(perceptual_hash(face), perceptual_hash(noisy)) <= 4
     assert hamming(perceptual_hash(face), perceptual_hash(other)) > 10
     assert perceptual_hash(face) == perceptual_hash(np.dstack([face] * 3))  # grey or BGR, same picture
@@ -94,7 +96,9 @@ def test_no_set_yet_is_none(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("total, fraction, held", [(10, 0.2, 2), (200, 0.2, 40), (5, 0.0, 0), (1, 0.5, 0), (2, 0.9, 1)])
 def test_holdout_split_is_disjoint_and_spread(tmp_path: Path, lfw, total: int, fraction: float, held: int) -> None:
-    stored = write_set(str(tmp_path), select_frames(frames_from(lfw, [float(i) for i in range(total)]), total, 0.0, 0), "s", {})
+    stored = write_set(
+        str(tmp_path), select_frames(frames_from(lfw, [float(i) for i in range(total)]), total, 0.0, 0), "s", {}
+    )
     calib, holdout = stored.split(fraction)
     assert len(holdout) == held
     assert sorted(calib + holdout) == list(range(total))

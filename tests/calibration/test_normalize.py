@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from agent import packaged
-from agent.errors import InputError
+from agent.util import packaged
+from agent.util.errors import InputError
 from calibration.normalize import default_opset, normalize_file, normalize_model
 
 PPOCR_DET = "pkg:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
@@ -46,8 +46,12 @@ def test_ppocr_det_constants_become_initializers(tmp_path: Path) -> None:
 
 def _tiny(op_domain: str = "", opset: int = 13) -> onnx.ModelProto:
     node = helper.make_node("Relu", ["x"], ["y"], domain=op_domain)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(op_domain, 1)] if op_domain else [])
     return helper.make_model(graph, opset_imports=imports)
 
@@ -65,8 +69,12 @@ def test_custom_operators_are_refused_with_a_reason() -> None:
 
 def test_broken_graph_is_refused_with_a_reason() -> None:
     node = helper.make_node("Relu", ["nowhere"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     with pytest.raises(InputError, match="broken.onnx: cannot be prepared for INT8 quantization: .*nowhere"):
         normalize_model(model, "broken.onnx")

@@ -8,7 +8,7 @@ from typing import List
 
 import pytest
 
-from agent.progress import Progress, render_bar
+from agent.util.progress import Progress, render_bar
 
 
 class FakeClock:

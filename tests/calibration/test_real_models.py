@@ -10,9 +10,9 @@ import onnx
 import pytest
 import yaml
 
-from agent import packaged
-from agent.build import build
-from agent.config import load_config
+from agent.build.engine import build
+from agent.config.settings import load_config
+from agent.util import packaged
 from calibration.trt_cache import parse_cache
 
 PPOCR_DET = "pkg:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
@@ -35,9 +35,17 @@ def test_ppocr_det_builds_to_int8_without_manual_edits(tmp_path: Path) -> None:
     the model as shipped. Whether INT8 is promoted at this small size is the gate's call; the
     report must say which, consistently (docs/benchmarks.md has the 640x640 figures)."""
     config = {
-        "model": {"path": PPOCR_DET, "task": "detection",
-                  "input": {"size": [160, 160], "color": "BGR", "scale": 0.00392156862745098,
-                            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
+        "model": {
+            "path": PPOCR_DET,
+            "task": "detection",
+            "input": {
+                "size": [160, 160],
+                "color": "BGR",
+                "scale": 0.00392156862745098,
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+            },
+        },
         "backend": {"name": "onnxruntime", "onnxruntime": {"intra_op_threads": 2}},
         "source": {"kind": "images", "uri": str(photo_folder(tmp_path / "frames")), "loop": False},
         "calibration": {"frames": 16, "holdout_fraction": 0.25, "method": "minmax"},
@@ -49,7 +57,10 @@ def test_ppocr_det_builds_to_int8_without_manual_edits(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     report = build(load_config(str(path)), "int8")
     normalization = report["normalization"]
-    assert normalization["constants_moved"] > 300 and (normalization["source_opset"], normalization["opset"]) == (12, 13)
+    assert normalization["constants_moved"] > 300 and (normalization["source_opset"], normalization["opset"]) == (
+        12,
+        13,
+    )
     assert report["calibration_frames"] == 12 and report["holdout_frames"] == 4 and report["labeled_images"] == 0
     attempts = report["gate"]["attempts"]
     assert [a["method"] for a in attempts] == ["minmax", "entropy", "percentile"]

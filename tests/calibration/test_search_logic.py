@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -45,10 +46,18 @@ def test_batch_sizes_are_equal_and_small() -> None:
 
 
 def test_settings_folders_differ_when_settings_do() -> None:
-    names = {settings_folder(s) for s in (QuantizeSettings("minmax"), QuantizeSettings("minmax", per_channel=False),
-                                          QuantizeSettings("minmax", symmetric_activations=False),
-                                          QuantizeSettings("minmax", exclude=("a",)), QuantizeSettings("minmax", exclude=("b",)),
-                                          QuantizeSettings("percentile", percentile=99.9), QuantizeSettings("percentile"))}
+    names = {
+        settings_folder(s)
+        for s in (
+            QuantizeSettings("minmax"),
+            QuantizeSettings("minmax", per_channel=False),
+            QuantizeSettings("minmax", symmetric_activations=False),
+            QuantizeSettings("minmax", exclude=("a",)),
+            QuantizeSettings("minmax", exclude=("b",)),
+            QuantizeSettings("percentile", percentile=99.9),
+            QuantizeSettings("percentile"),
+        )
+    }
     assert len(names) == 7
 
 
@@ -66,7 +75,7 @@ class Fp16CapableBackend(OnnxRuntimeBackend):
     def build(self, request: BuildRequest, engine_path: str) -> BuildOutput:
         if request.precision != "fp16":
             return super().build(request, engine_path)
-        from agent.fp16 import convert_to_fp16
+        from agent.backends.tensorrt.fp16 import convert_to_fp16
 
         converted = engine_path + ".fp16.onnx"
         convert_to_fp16(request.model_path, converted)
@@ -75,8 +84,8 @@ class Fp16CapableBackend(OnnxRuntimeBackend):
 
 
 def test_best_falls_back_to_a_gated_fp16_engine(demo_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent import build as building
-    from calibration.capture import collect
+    from agent.build import engine as building
+    from calibration.collect import collect
 
     black = tmp_path / "black"
     black.mkdir()

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from agent.errors import InputError
+from agent.util.errors import InputError
 from calibration.trt_cache import format_cache, hex_scale, parse_cache, scale_hex, tensorrt_version_number
 
 

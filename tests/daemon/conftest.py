@@ -11,9 +11,9 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
-from agent import build as building
-from agent.pipeline import Pipeline, make_decoder
-from agent.schema import Node
+from agent.build import engine as building
+from agent.model.pipeline import Pipeline, make_decoder
+from agent.util.schema import Node
 
 
 class NotifyListener:

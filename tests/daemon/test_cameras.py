@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from agent.cameras import (
+from agent.config.settings import load_config
+from agent.sources.cameras import (
     csi_pipeline,
     fourcc_code,
     gstreamer_in_build,
@@ -14,16 +15,23 @@ from agent.cameras import (
     rtsp_pipeline,
     v4l2_device,
 )
-from agent.config import load_config
-from agent.errors import InputError
+from agent.util.errors import InputError
 
-BUILD_WITH = "  Video I/O:\n    DC1394:                      NO\n    FFMPEG:                      YES\n    GStreamer:                   YES (1.20.3)\n"
+BUILD_WITH = (
+    "  Video I/O:\n"
+    "    DC1394:                      NO\n"
+    "    FFMPEG:                      YES\n"
+    "    GStreamer:                   YES (1.20.3)\n"
+)
 BUILD_WITHOUT = "  Video I/O:\n    FFMPEG:                      YES\n    GStreamer:                   NO\n"
 
 
 def test_csi_pipeline_from_config():
     text = csi_pipeline(1, 1920, 1080, 30.0)
-    assert text.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), format=NV12, width=1920, height=1080, framerate=30/1 ! nvvidconv")
+    assert text.startswith(
+        "nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), format=NV12, width=1920, height=1080, "
+        "framerate=30/1 ! nvvidconv"
+    )
     assert text.endswith("appsink drop=true max-buffers=1 sync=false")
     assert "framerate=29970/1000" in csi_pipeline(0, None, None, 29.97)
     assert "width" not in csi_pipeline(0, None, None, None)
@@ -48,7 +56,7 @@ def test_gstreamer_detection_from_build_information():
 
 def test_the_installed_opencv_is_read_correctly():
     info = cv2.getBuildInformation()
-    line = next(l for l in info.splitlines() if "GStreamer" in l)
+    line = next(row for row in info.splitlines() if "GStreamer" in row)
     assert gstreamer_in_build(info) == ("YES" in line)
 
 

@@ -8,9 +8,10 @@ from typing import List, Optional
 
 import numpy as np
 
-from agent.capture import LatestFrameCapture
-from agent.errors import InputError
-from agent.sources import Frame, Source, VideoFileSource
+from agent.sources.files import VideoFileSource
+from agent.sources.frames import Frame, Source
+from agent.sources.latest import LatestFrameCapture
+from agent.util.errors import InputError
 
 
 class StallingSource(Source):
@@ -48,7 +49,11 @@ def test_a_stalled_read_is_abandoned_and_the_source_reopened(demo_dir):
     opened: List[Source] = []
 
     def open_source() -> Source:
-        source = StallingSource(3, never) if not opened else VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100)
+        source = (
+            StallingSource(3, never)
+            if not opened
+            else VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100)
+        )
         opened.append(source)
         return source
 
@@ -70,7 +75,9 @@ def test_a_stalled_read_is_abandoned_and_the_source_reopened(demo_dir):
 
 
 def test_latest_frame_wins_and_drops_are_counted(demo_dir):
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=200), 2.0, (0.1, 1.0))
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=200), 2.0, (0.1, 1.0)
+    )
     capture.start()
     try:
         frames = []
@@ -90,7 +97,9 @@ def test_latest_frame_wins_and_drops_are_counted(demo_dir):
 
 
 def test_a_finite_source_ends_cleanly(demo_dir):
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=False), 2.0, (0.1, 1.0), finite=True)
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=False), 2.0, (0.1, 1.0), finite=True
+    )
     capture.start()
     try:
         assert capture.ended.wait(10.0)

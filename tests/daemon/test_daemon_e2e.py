@@ -23,10 +23,14 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.demo import Mosquitto, find_mosquitto
+from agent.demo.sample import Mosquitto, find_mosquitto
 from tests.daemon.conftest import NotifyListener
 
-pytestmark = [pytest.mark.slow, pytest.mark.mqtt, pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.mqtt,
+    pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
+]
 DEVICE = "e2e-device"
 SHUTDOWN_S = 8.0
 MAX_GAP_MS = 500.0
@@ -59,7 +63,9 @@ class Watcher:
             if found:
                 return found[-1]
             time.sleep(0.05)
-        raise AssertionError(f"no {topic} message matching within {timeout} s; got topics {sorted({t for t, _ in self.messages})}")
+        raise AssertionError(
+            f"no {topic} message matching within {timeout} s; got topics {sorted({t for t, _ in self.messages})}"
+        )
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -67,8 +73,23 @@ class Watcher:
 
 
 class Agent:
-    def __init__(self, proc: subprocess.Popen, config: Path, log: Path, notify: NotifyListener, watcher: Watcher, good_config: str) -> None:
-        self.proc, self.config, self.log, self.notify, self.watcher, self.good_config = proc, config, log, notify, watcher, good_config
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        config: Path,
+        log: Path,
+        notify: NotifyListener,
+        watcher: Watcher,
+        good_config: str,
+    ) -> None:
+        self.proc, self.config, self.log, self.notify, self.watcher, self.good_config = (
+            proc,
+            config,
+            log,
+            notify,
+            watcher,
+            good_config,
+        )
 
     def send(self, *command: str, wait: float = 120.0) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "agent", "send", DEVICE, *command, "-c", str(self.config), "--wait", str(wait)]
@@ -94,7 +115,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[
     data["model"]["path"] = data["model"]["path"]
     data["source"].update(uri=str(demo_dir / "stream.avi"), loop=True, fps=30.0)
     data["accuracy"]["spot_labels"] = str(demo_dir / "spot_labels")
-    data["accuracy"].update(shadow_fraction=0.5, shadow_max_per_s=5.0, live_sample_fraction=0.0, label_drop_interval_s=0.5)
+    data["accuracy"].update(
+        shadow_fraction=0.5, shadow_max_per_s=5.0, live_sample_fraction=0.0, label_drop_interval_s=0.5
+    )
     data["paths"]["state_dir"] = str(work / "state")
     data["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
     data["commands"] = {"key_file": str(key)}
@@ -110,7 +133,13 @@ def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[
     log = work / "agent.log"
     env = dict(os.environ, NOTIFY_SOCKET=notify.address, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
     with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
     handle = Agent(proc, config, log, notify, watcher, good)
     try:
         yield handle
@@ -171,7 +200,9 @@ def test_rebuild_to_int8_swaps_without_an_inference_gap(agent):
 
 
 def test_shadow_evaluation_runs_against_the_int8_engine(agent):
-    telemetry = agent.watcher.wait("telemetry", lambda b: b["live_checks"]["shadow"].get("frames", 0) >= 3, timeout=20.0)
+    telemetry = agent.watcher.wait(
+        "telemetry", lambda b: b["live_checks"]["shadow"].get("frames", 0) >= 3, timeout=20.0
+    )
     shadow = telemetry["live_checks"]["shadow"]
     assert shadow["enabled"] and shadow["failed"] == 0 and shadow["rate_limited"] > 0
     assert shadow["agreement"] >= 0.9 and set(shadow["per_class"]) == {"face", "non_face"}
@@ -186,7 +217,9 @@ def test_capture_samples_then_label_over_mqtt_and_by_file_drop(agent):
     code, answers = agent.answers("label", "labels={%s: face, %s: cat, f99999999: face}" % (ids[0], ids[1]), wait=30.0)
     result = answers[-1]["result"]
     assert code == 0 and result["accepted"] == [ids[0]]
-    assert "unknown class 'cat'" in result["refused"][ids[1]] and "no frame 'f99999999'" in result["refused"]["f99999999"]
+    assert (
+        "unknown class 'cat'" in result["refused"][ids[1]] and "no frame 'f99999999'" in result["refused"]["f99999999"]
+    )
     drops = agent.config.parent / "state" / "live" / "labels"
     drops.mkdir(parents=True, exist_ok=True)
     (drops / "late.jsonl").write_text(json.dumps({"id": ids[2], "label": "non_face"}) + "\n")
@@ -262,9 +295,16 @@ def test_a_restart_resumes_the_promoted_engine(agent):
     """The INT8 engine promoted by the command serves again after a restart (the config still says fp32)."""
     env = dict(os.environ, NOTIFY_SOCKET=agent.notify.address, WATCHDOG_USEC="2000000")
     with open(agent.log, "a") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(agent.config)], stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "-c", str(agent.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+        )
     try:
-        assert agent.notify.seen("READY=1\nSTATUS=serving onnxruntime int8", timeout=60.0), agent.log.read_text()[-3000:]
+        assert agent.notify.seen("READY=1\nSTATUS=serving onnxruntime int8", timeout=60.0), agent.log.read_text()[
+            -3000:
+        ]
         assert "resuming the onnxruntime int8 engine of the last run" in agent.log.read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(SHUTDOWN_S + 5) == 0

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from agent.demo import find_mosquitto
+from agent.demo.sample import find_mosquitto
 
 
 @pytest.mark.slow
@@ -18,7 +18,12 @@ from agent.demo import find_mosquitto
 def test_demo_swaps_to_int8_live_and_exits_0(tmp_path, broker):
     if broker == "mosquitto" and find_mosquitto() is None:
         pytest.skip("mosquitto is not installed")
-    result = subprocess.run([sys.executable, "-m", "agent", "demo", "--broker", broker, "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "demo", "--broker", broker, "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert ("mosquitto on 127.0.0.1" if broker == "mosquitto" else "embedded MQTT 3.1.1 broker") in out

@@ -12,12 +12,12 @@ from typing import Any, Dict, List, Mapping, Tuple
 import numpy as np
 import pytest
 
-from agent import build as building
 from agent.backends.base import Arrays, Engine, StageTimes
-from agent.loop import ProgressEngine
-from agent.preprocess import make_batch
-from agent.schema import Node
-from agent.swap import Busy, Handoff, Rebuilder
+from agent.build import engine as building
+from agent.daemon.loop import ProgressEngine
+from agent.daemon.swap import Busy, Handoff, Rebuilder
+from agent.model.preprocess import make_batch
+from agent.util.schema import Node
 
 
 def small_cache(cfg: Node, optimization: str) -> Node:
@@ -67,9 +67,13 @@ def test_progress_engine_passes_the_stage_split_through(demo_cfg, make_pipeline)
 
 def test_a_calibration_holds_the_rebuild_slot():
     release = threading.Event()
-    rebuilder = Rebuilder(lambda precision: {}, lambda report: None, lambda candidate: None, Handoff(), lambda result: None)
+    rebuilder = Rebuilder(
+        lambda precision: {}, lambda report: None, lambda candidate: None, Handoff(), lambda result: None
+    )
     outcome: Dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: outcome.update(rebuilder.run_exclusive("calibrate", lambda: {"done": release.wait(10)})))
+    worker = threading.Thread(
+        target=lambda: outcome.update(rebuilder.run_exclusive("calibrate", lambda: {"done": release.wait(10)}))
+    )
     worker.start()
     end = time.monotonic() + 5
     while rebuilder.running is None and time.monotonic() < end:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 
-from agent import jobs
-from agent.capture import LatestFrameCapture
-from agent.config import load_config
-from agent.sources import VideoFileSource
+from agent.config.settings import load_config
+from agent.daemon import jobs
+from agent.sources.files import VideoFileSource
+from agent.sources.latest import LatestFrameCapture
 
 FAST_BENCH = ["bench.warmup_s=0.1", "bench.min_duration_s=0.3", "bench.min_iterations=20", "bench.max_duration_s=2"]
 
 
 def live_capture(demo_dir) -> LatestFrameCapture:
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=200), 2.0, (0.1, 1.0))
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=200), 2.0, (0.1, 1.0)
+    )
     capture.start()
     assert capture.take(5.0) is not None
     return capture

@@ -12,12 +12,19 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from agent.daemon import progress_listener
-from agent.livechecks import REFERENCE_SKIP, LiveChecks, disagreeing_classes, open_shadow_reference, serves_reference
-from agent.metrics import wilson_interval
-from agent.pipeline import Pipeline
-from agent.schema import Node
-from agent.sources import Frame, VideoFileSource
+from agent.accuracy.metrics import wilson_interval
+from agent.daemon.livechecks import (
+    REFERENCE_SKIP,
+    LiveChecks,
+    disagreeing_classes,
+    open_shadow_reference,
+    serves_reference,
+)
+from agent.daemon.supervisor import progress_listener
+from agent.model.pipeline import Pipeline
+from agent.sources.files import VideoFileSource
+from agent.sources.frames import Frame
+from agent.util.schema import Node
 
 
 def stream_frames(demo_dir: Path, count: int) -> List[Frame]:
@@ -64,7 +71,9 @@ def feed_shadow(live: LiveChecks, frames: List[Frame], answer: Any) -> None:
     for frame in frames:
         handled = live.shadow.worker.counts["handled"] + live.shadow.worker.counts["failed"]
         live.observe(frame, answer(frame))
-        wait_for(lambda: live.shadow.worker.counts["handled"] + live.shadow.worker.counts["failed"] > handled)
+        wait_for(
+            lambda handled=handled: live.shadow.worker.counts["handled"] + live.shadow.worker.counts["failed"] > handled
+        )
 
 
 def test_disagreeing_classes_need_significance():
@@ -82,7 +91,12 @@ def test_the_fp32_reference_engine_is_not_shadowed(demo_cfg, make_pipeline):
     live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: pytest.fail("the reference must not load"))
     live.engine_changed(report)
     snap = live.snapshot()
-    assert snap["shadow"] == {"enabled": False, "engine": report["cache_key"], "min_agreement": 0.9, "skipped": REFERENCE_SKIP}
+    assert snap["shadow"] == {
+        "enabled": False,
+        "engine": report["cache_key"],
+        "min_agreement": 0.9,
+        "skipped": REFERENCE_SKIP,
+    }
     live.stop()
 
 
@@ -153,7 +167,10 @@ def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipel
         answer = live.label({**first, "f99999999": "face", ids[3]: "cat"})
         assert answer["accepted"] == ids[:3]
         assert set(answer["refused"]) == {"f99999999", ids[3]}
-        assert "no frame 'f99999999'" in answer["refused"]["f99999999"] and "unknown class 'cat'" in answer["refused"][ids[3]]
+        assert (
+            "no frame 'f99999999'" in answer["refused"]["f99999999"]
+            and "unknown class 'cat'" in answer["refused"][ids[3]]
+        )
         recall = answer["live_recall"]
         assert sum(entry["n"] for entry in recall.values()) == 3
         drops = Path(cfg.paths.state_dir) / "live" / "labels"
@@ -165,7 +182,9 @@ def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipel
         assert (drops / "done" / "batch.csv").is_file()
         ring = live.snapshot()["live_labels"]
         assert ring["labeled"] == 4 and ring["kept"] == 5 and ring["awaiting_label"] == 1
-        assert all(entry["recall"] in (None, 1.0) for entry in ring["per_class"].values())  # FP32 is right on the stream
+        assert all(
+            entry["recall"] in (None, 1.0) for entry in ring["per_class"].values()
+        )  # FP32 is right on the stream
     finally:
         live.stop()
 
@@ -186,12 +205,16 @@ def test_progress_listener_forwards_the_first_and_every_tenth_update():
     listen = progress_listener(lambda fraction, message: sent.append((fraction, message)))
     for done in range(1, 101):
         listen("calibration frames", done, 100, "")
-    assert len(sent) == 11 and sent[0] == (0.01, "calibration frames: 1/100") and sent[-1] == (1.0, "calibration frames: 100/100")
+    assert (
+        len(sent) == 11
+        and sent[0] == (0.01, "calibration frames: 1/100")
+        and sent[-1] == (1.0, "calibration frames: 100/100")
+    )
 
 
 def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg, demo_dir, int8, caplog):
-    from agent.daemon import Daemon
-    from agent.publishing import LogPublisher
+    from agent.daemon.supervisor import Daemon
+    from agent.mqtt.publisher import LogPublisher
 
     cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
     pipeline, report = int8
@@ -202,10 +225,14 @@ def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg
     nonface = pipeline.model.labels.index("non_face")
     try:
         feed_shadow(daemon.live, stream_frames(demo_dir, 40), lambda frame: {"predicted": nonface})
-        caplog.set_level("INFO", logger="agent.publishing")
+        caplog.set_level("INFO", logger="agent.mqtt.publisher")
         daemon._report_live_drift({})
         daemon._report_live_drift({})
-        drift = [json.loads(r.getMessage().split(": ", 1)[1]) for r in caplog.records if r.getMessage().startswith("event drift")]
+        drift = [
+            json.loads(r.getMessage().split(": ", 1)[1])
+            for r in caplog.records
+            if r.getMessage().startswith("event drift")
+        ]
         assert len(drift) == 1 and drift[0]["severity"] == "warning"
         assert drift[0]["details"]["source"] == "shadow" and list(drift[0]["details"]["per_class"]) == ["face"]
         drops = Path(cfg.paths.state_dir) / "live" / "labels"
@@ -219,10 +246,12 @@ def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg
 
 
 def test_labeled_live_frames_are_compared_with_the_baseline(demo_cfg, demo_dir, make_pipeline):
-    from agent import jobs
+    from agent.daemon import jobs
 
     pipeline, report = make_pipeline(demo_cfg, "fp32")
-    jobs.record_baseline(demo_cfg, pipeline, report, lambda: None, "promotion")  # FP32 on the spot set: every answer right
+    jobs.record_baseline(
+        demo_cfg, pipeline, report, lambda: None, "promotion"
+    )  # FP32 on the spot set: every answer right
     live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: None)
     truth = (demo_dir / "truth.txt").read_text().split()
     face, nonface = pipeline.model.labels.index("face"), pipeline.model.labels.index("non_face")

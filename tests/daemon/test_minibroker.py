@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.minibroker import MiniBroker, topic_matches
+from agent.demo.minibroker import MiniBroker, topic_matches
 
 
 @pytest.fixture
@@ -21,7 +21,9 @@ def broker() -> Iterator[MiniBroker]:
     server.stop()
 
 
-def client(port: int, name: str, inbox: "queue.Queue[Tuple[str, bytes, bool]]", will: Tuple[str, bytes] = ("", b"")) -> paho.Client:
+def client(
+    port: int, name: str, inbox: "queue.Queue[Tuple[str, bytes, bool]]", will: Tuple[str, bytes] = ("", b"")
+) -> paho.Client:
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=paho.MQTTv311)
     c.on_message = lambda _c, _u, m: inbox.put((m.topic, m.payload, bool(m.retain)))
     if will[0]:
@@ -67,8 +69,16 @@ def test_last_will_on_a_lost_connection(broker):
     time.sleep(0.2)
     raw = socket.create_connection(("127.0.0.1", broker.port))
     will_topic, will_payload = b"edge-agent/dev2/status", b"offline"
-    body = (b"\x00\x04MQTT\x04" + bytes([0x02 | 0x04 | 0x08 | 0x20]) + b"\x00\x05" + b"\x00\x04dev2"
-            + len(will_topic).to_bytes(2, "big") + will_topic + len(will_payload).to_bytes(2, "big") + will_payload)
+    body = (
+        b"\x00\x04MQTT\x04"
+        + bytes([0x02 | 0x04 | 0x08 | 0x20])
+        + b"\x00\x05"
+        + b"\x00\x04dev2"
+        + len(will_topic).to_bytes(2, "big")
+        + will_topic
+        + len(will_payload).to_bytes(2, "big")
+        + will_payload
+    )
     raw.sendall(bytes([0x10, len(body)]) + body)
     assert raw.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
     raw.close()  # gone without DISCONNECT

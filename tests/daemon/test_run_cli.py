@@ -8,11 +8,23 @@ import sys
 
 
 def run_agent(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", "run", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "run", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_max_frames_prints_one_result_per_inference(demo_dir, tmp_path):
-    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.loop=true", "--max-frames", "25", "--json")
+    result = run_agent(
+        "-c",
+        str(demo_dir / "demo.yaml"),
+        "--set",
+        f"paths.state_dir={tmp_path}",
+        "--set",
+        "source.loop=true",
+        "--max-frames",
+        "25",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 25
@@ -22,7 +34,9 @@ def test_max_frames_prints_one_result_per_inference(demo_dir, tmp_path):
 
 
 def test_the_end_of_a_file_ends_the_run_with_every_frame_classified(demo_dir, tmp_path):
-    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.fps=100", "--json")
+    result = run_agent(
+        "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.fps=100", "--json"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     results = [json.loads(line) for line in result.stdout.splitlines()]
     truth = (demo_dir / "truth.txt").read_text().split()
@@ -33,7 +47,14 @@ def test_the_end_of_a_file_ends_the_run_with_every_frame_classified(demo_dir, tm
 
 
 def test_a_missing_video_is_a_clear_input_error(demo_dir, tmp_path):
-    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", f"source.uri={tmp_path / 'nope.avi'}")
+    result = run_agent(
+        "-c",
+        str(demo_dir / "demo.yaml"),
+        "--set",
+        f"paths.state_dir={tmp_path}",
+        "--set",
+        f"source.uri={tmp_path / 'nope.avi'}",
+    )
     assert result.returncode == 2
     assert "source.uri: video file not found" in result.stderr
 
@@ -42,11 +63,13 @@ def test_csi_without_gstreamer_says_so_in_one_sentence(demo_dir, tmp_path):
     import cv2
     import pytest
 
-    from agent.cameras import gstreamer_in_build
+    from agent.sources.cameras import gstreamer_in_build
 
     if gstreamer_in_build(cv2.getBuildInformation()):
         pytest.skip("this OpenCV has GStreamer")
-    result = run_agent("-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.kind=csi")
+    result = run_agent(
+        "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.kind=csi"
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "built without GStreamer" in errors[0] and "--system-site-packages" in errors[0]
@@ -56,7 +79,21 @@ def test_sigint_finishes_in_flight_work_and_exits_0(demo_dir, tmp_path):
     import signal
     import time
 
-    cmd = [sys.executable, "-m", "agent", "run", "-c", str(demo_dir / "demo.yaml"), "--set", f"paths.state_dir={tmp_path}", "--set", "source.loop=true", "--set", "source.fps=50", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "-c",
+        str(demo_dir / "demo.yaml"),
+        "--set",
+        f"paths.state_dir={tmp_path}",
+        "--set",
+        "source.loop=true",
+        "--set",
+        "source.fps=50",
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.scheduler import Scheduler
+from agent.daemon.scheduler import Scheduler
 
 
 def test_jobs_come_due_at_their_intervals():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from agent.sdnotify import Notifier, WatchdogPacer, socket_address, watchdog_interval_s
+from agent.daemon.sdnotify import Notifier, WatchdogPacer, socket_address, watchdog_interval_s
 
 
 def test_ready_status_and_watchdog_arrive_as_datagrams(notify_socket):

@@ -8,21 +8,23 @@ from typing import Any, Dict, List
 
 import pytest
 
-from agent import build as building
-from agent.capture import LatestFrameCapture
-from agent.config import load_config
-from agent.daemon import warm_up
-from agent.errors import GateFailed
-from agent.loop import InferenceLoop
-from agent.sources import VideoFileSource
-from agent.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
+from agent.build import engine as building
+from agent.config.settings import load_config
+from agent.daemon.loop import InferenceLoop
+from agent.daemon.supervisor import warm_up
+from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
+from agent.sources.files import VideoFileSource
+from agent.sources.latest import LatestFrameCapture
+from agent.util.errors import GateFailed
 
 
 @pytest.fixture
 def live(demo_cfg, demo_dir, make_pipeline):
     """A running inference loop on the sample stream (100 frames/s) with the FP32 engine."""
     pipeline, report = make_pipeline(demo_cfg)
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 2.0, (0.1, 1.0))
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 2.0, (0.1, 1.0)
+    )
     handoff = Handoff()
     results: List[Dict[str, Any]] = []
     swaps: List[Dict[str, Any]] = []
@@ -38,7 +40,13 @@ def live(demo_cfg, demo_dir, make_pipeline):
 
 
 def make_rebuilder(cfg, make_pipeline, handoff, build, done):
-    return Rebuilder(build, lambda report: make_pipeline(cfg, report.get("built_precision", "fp32"))[0], warm_up, handoff, done.append)
+    return Rebuilder(
+        build,
+        lambda report: make_pipeline(cfg, report.get("built_precision", "fp32"))[0],
+        warm_up,
+        handoff,
+        done.append,
+    )
 
 
 def wait_done(done: List[Dict[str, Any]], timeout: float = 30.0) -> Dict[str, Any]:
@@ -97,7 +105,9 @@ def test_a_build_error_keeps_the_serving_engine(live, demo_cfg, demo_dir, make_p
     serving = loop.pipeline
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not an onnx model")
-    bad_cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}", f"model.path={broken}"])
+    bad_cfg = load_config(
+        str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}", f"model.path={broken}"]
+    )
     make_rebuilder(demo_cfg, make_pipeline, handoff, lambda p: building.build(bad_cfg, p), done).start("fp32", "t")
     result = wait_done(done)
     assert result["status"] == "failed" and "model.onnx" in result["error"], result
@@ -110,7 +120,14 @@ def test_gate_verdict():
     assert "failed the accuracy gate" in gate_verdict({"built_precision": "int8", "gate": {"passed": False}})
     assert "no accuracy gate result" in gate_verdict({"built_precision": "int8"})
     assert "no accuracy gate result" in gate_verdict({"precision": "fp16"})
-    refused = gate_verdict({"precision": "int8", "built_precision": "int8", "promoted": False, "gate": {"passed": False, "reason": "recall of face -12 pp"}})
+    refused = gate_verdict(
+        {
+            "precision": "int8",
+            "built_precision": "int8",
+            "promoted": False,
+            "gate": {"passed": False, "reason": "recall of face -12 pp"},
+        }
+    )
     assert "not promoted: recall of face -12 pp" in refused
 
 

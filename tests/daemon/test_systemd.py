@@ -48,7 +48,9 @@ def test_unit_settings():
     unit, service = parser["Unit"], parser["Service"]
     assert service["Type"] == "notify" and int(service["WatchdogSec"]) > 0
     assert service["Restart"] == "on-failure" and int(service["RestartSec"]) >= 1
-    assert int(unit["StartLimitBurst"]) <= 10 and int(unit["StartLimitIntervalSec"]) >= int(unit["StartLimitBurst"]) * int(service["RestartSec"])
+    assert int(unit["StartLimitBurst"]) <= 10 and int(unit["StartLimitIntervalSec"]) >= int(
+        unit["StartLimitBurst"]
+    ) * int(service["RestartSec"])
     assert service["User"] == "edge-agent" and service["SupplementaryGroups"] == "video"
     for key in ("StateDirectory", "ConfigurationDirectory", "LogsDirectory"):
         assert service[key] == "edge-agent"

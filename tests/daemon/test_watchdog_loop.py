@@ -8,11 +8,11 @@ from typing import Mapping
 import numpy as np
 
 from agent.backends.base import Arrays, Engine
-from agent.capture import LatestFrameCapture
-from agent.loop import InferenceLoop
-from agent.sdnotify import Notifier, WatchdogPacer
-from agent.sources import VideoFileSource
-from agent.swap import Handoff
+from agent.daemon.loop import InferenceLoop
+from agent.daemon.sdnotify import Notifier, WatchdogPacer
+from agent.daemon.swap import Handoff
+from agent.sources.files import VideoFileSource
+from agent.sources.latest import LatestFrameCapture
 
 
 class HangingEngine(Engine):
@@ -34,7 +34,9 @@ def test_a_hung_inference_loop_stops_watchdog(demo_cfg, demo_dir, make_pipeline,
     pipeline.engine = HangingEngine(pipeline.engine, hang, release)
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
     pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
-    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0))
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0)
+    )
     loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress)
     capture.start()
     thread = threading.Thread(target=loop.run, daemon=True)

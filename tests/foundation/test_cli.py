@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agent", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -44,7 +46,10 @@ def test_config_check_names_every_bad_key_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stdout == ""
     for key in ("mqtt.port", "mqtt.hots", "schedules.check_s", "precision"):
         assert key in result.stderr
-    assert json.loads(cli("config", "check", "-c", str(ROOT / "config.yaml"), "--json", check=True).stdout)["valid"] is True
+    assert (
+        json.loads(cli("config", "check", "-c", str(ROOT / "config.yaml"), "--json", check=True).stdout)["valid"]
+        is True
+    )
 
 
 def test_missing_model_is_bad_input(tmp_path: Path) -> None:
@@ -53,7 +58,18 @@ def test_missing_model_is_bad_input(tmp_path: Path) -> None:
 
 
 def subcommand_names() -> List[List[str]]:
-    return [["run"], ["build"], ["calibrate"], ["bench"], ["check"], ["telemetry"], ["monitor"], ["send"], ["config", "check"], ["demo"]]
+    return [
+        ["run"],
+        ["build"],
+        ["calibrate"],
+        ["bench"],
+        ["check"],
+        ["telemetry"],
+        ["monitor"],
+        ["send"],
+        ["config", "check"],
+        ["demo"],
+    ]
 
 
 @pytest.mark.parametrize("words", subcommand_names(), ids=lambda w: " ".join(w))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import SCHEMA, load_config, read_secret, reference_markdown, render_yaml
-from agent.errors import ConfigError
+from agent.config.settings import SCHEMA, load_config, read_secret, reference_markdown, render_yaml
+from agent.util.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,15 +43,27 @@ def test_every_key_in_config_yaml_has_a_comment_above_it() -> None:
 def test_fixed_key_names_exist() -> None:
     cfg = load_config(None)
     for key in (
-        "device.id", "model.path", "paths.state_dir", "paths.engine_cache", "paths.calibration_dir",
-        "accuracy.spot_labels", "mqtt.host", "mqtt.port", "mqtt.prefix", "commands.key_file",
-        "schedules.telemetry_s", "schedules.benchmark_s", "schedules.check_s",
+        "device.id",
+        "model.path",
+        "paths.state_dir",
+        "paths.engine_cache",
+        "paths.calibration_dir",
+        "accuracy.spot_labels",
+        "mqtt.host",
+        "mqtt.port",
+        "mqtt.prefix",
+        "commands.key_file",
+        "schedules.telemetry_s",
+        "schedules.benchmark_s",
+        "schedules.check_s",
     ):
         cfg.get_path(key)  # raises KeyError when missing
 
 
 def test_all_errors_at_once_with_path_line_and_value(tmp_path: Path) -> None:
-    path = write(tmp_path, "mqtt:\n  port: abc\n  prot: 1\nprecision: int4\nbackend:\n  onnxruntime:\n    intra_op_threads: -1\n")
+    path = write(
+        tmp_path, "mqtt:\n  port: abc\n  prot: 1\nprecision: int4\nbackend:\n  onnxruntime:\n    intra_op_threads: -1\n"
+    )
     errors = errors_of(path)
     assert errors == [
         f'{path}:2: mqtt.port: expected an integer 1-65535, got "abc"',
@@ -68,9 +80,15 @@ def test_all_errors_at_once_with_path_line_and_value(tmp_path: Path) -> None:
         ("mqtt:\n  port: true\n", "mqtt.port: expected an integer 1-65535, got true"),
         ("mqtt:\n  port: 70000\n", "mqtt.port: expected an integer 1-65535, got 70000"),
         ("mqtt: 5\n", "mqtt: expected a mapping, got 5"),
-        ("model:\n  input:\n    size: [48]\n", "model.input.size: expected a list of 2 items, each an integer >= 1 or null, got [48]"),
+        (
+            "model:\n  input:\n    size: [48]\n",
+            "model.input.size: expected a list of 2 items, each an integer >= 1 or null, got [48]",
+        ),
         ("model:\n  input:\n    size: [48, 0]\n", "model.input.size[1]: expected an integer >= 1, got 0"),
-        ("device:\n  id: a/b\n", 'device.id: must not be empty or contain / + # (it is an MQTT topic segment), got "a/b"'),
+        (
+            "device:\n  id: a/b\n",
+            'device.id: must not be empty or contain / + # (it is an MQTT topic segment), got "a/b"',
+        ),
         ("[1, 2]\n", "(top level): expected a mapping, got [1, 2]"),
         ("model:\n  input:\n    mean: [1, 2]\n", "model.input.mean: expected 1 or 3 values, got [1.0, 2.0]"),
     ],

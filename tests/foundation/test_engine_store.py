@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.engines import EngineStore, cache_key
+from agent.engines.store import EngineStore, cache_key
 
 
 def builder(payload: bytes):
@@ -48,7 +48,10 @@ def test_hit_after_put(tmp_path: Path) -> None:
         (lambda e, s: e.unlink(), "missing"),
         (lambda e, s: s.write_text("{not json"), "unreadable"),
         (lambda e, s: s.write_text(json.dumps({**json.loads(s.read_text()), "format_version": 99})), "format 99"),
-        (lambda e, s: s.write_text(json.dumps({**json.loads(s.read_text()), "key_fields": {"model": "x"}})), "does not describe"),
+        (
+            lambda e, s: s.write_text(json.dumps({**json.loads(s.read_text()), "key_fields": {"model": "x"}})),
+            "does not describe",
+        ),
     ],
 )
 def test_damaged_entries_are_reported_and_removed(tmp_path: Path, damage, reason: str) -> None:

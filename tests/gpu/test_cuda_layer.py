@@ -16,9 +16,9 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from agent.backends.cuda import BINDINGS, CudaError, CudaLayer, open_cuda
-from agent.backends.trt_runtime import TensorRTEngine
-from agent.errors import MissingDependency
+from agent.backends.tensorrt.cuda import BINDINGS, CudaError, CudaLayer, open_cuda
+from agent.backends.tensorrt.runtime import TensorRTEngine
+from agent.util.errors import MissingDependency
 
 pytestmark = pytest.mark.gpu
 
@@ -68,7 +68,17 @@ def test_round_trip_through_device_copies(layer: CudaLayer) -> None:
             layer.free_pinned(array)
     # 4 MiB over PCIe/NVLink-C2C in pinned memory: well under 100 ms, and events advance.
     assert all(0.0 < t < 100.0 for t in times), times
-    _record("round_trip_4MiB", {"binding": layer.name, "device": layer.device_name(), "cc": layer.compute_capability(), "h2d_ms": times[0], "d2d_ms": times[1], "d2h_ms": times[2]})
+    _record(
+        "round_trip_4MiB",
+        {
+            "binding": layer.name,
+            "device": layer.device_name(),
+            "cc": layer.compute_capability(),
+            "h2d_ms": times[0],
+            "d2d_ms": times[1],
+            "d2h_ms": times[2],
+        },
+    )
 
 
 class StandInEngine:
@@ -112,6 +122,7 @@ class StandInEngine:
         import cupy
 
         with cupy.cuda.ExternalStream(stream):
+
             def view(ptr: int) -> Any:
                 memory = cupy.cuda.MemoryPointer(cupy.cuda.UnownedMemory(ptr, nbytes, self), 0)
                 return cupy.ndarray(self.shape, cupy.float32, memory)
@@ -145,4 +156,13 @@ def test_engine_runtime_data_flow_and_stage_times(layer: CudaLayer, kernel: bool
         # per shape: one plain enqueue, one captured; replays do not call execute_async_v3
         assert stand_in.enqueues == 4, stand_in.enqueues
     engine.close()
-    _record("engine_runtime", {"binding": layer.name, "kernel": kernel, "cuda_graph": graph, "stage_ms_last": runs[-1][0], "wall_ms_last": runs[-1][1]})
+    _record(
+        "engine_runtime",
+        {
+            "binding": layer.name,
+            "kernel": kernel,
+            "cuda_graph": graph,
+            "stage_ms_last": runs[-1][0],
+            "wall_ms_last": runs[-1][1],
+        },
+    )

@@ -64,12 +64,15 @@ class Broker:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> "Broker":
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             wait_port(self.port)
-        except TimeoutError:
+        except TimeoutError as exc:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start: {(self.dir / 'mosquitto.log').read_text() if (self.dir / 'mosquitto.log').exists() else ''}")
+            log = self.dir / "mosquitto.log"
+            raise RuntimeError(f"mosquitto did not start: {log.read_text() if log.exists() else ''}") from exc
         return self
 
     def stop(self) -> None:

@@ -12,11 +12,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from agent.commands import CommandServer
-from agent.messages import SequenceFile
-from agent.mqtt import DeviceLink, Settings
-from agent.outbox import Bounds, Outbox
-from agent.processes import stop_process
+from agent.mqtt.commands import CommandServer
+from agent.mqtt.link import DeviceLink, Settings
+from agent.mqtt.messages import SequenceFile
+from agent.mqtt.outbox import Bounds, Outbox
+from agent.util.processes import stop_process
 
 from .brokers import Broker
 
@@ -45,7 +45,9 @@ class Subscriber:
             topic, _, payload = line.rstrip("\n").partition(" ")
             self.lines.put((topic, payload))
 
-    def collect(self, count: int, timeout: float, where: Callable[[str, Dict[str, Any]], bool] = lambda t, p: True) -> List[Tuple[str, Dict[str, Any]]]:
+    def collect(
+        self, count: int, timeout: float, where: Callable[[str, Dict[str, Any]], bool] = lambda t, p: True
+    ) -> List[Tuple[str, Dict[str, Any]]]:
         """The next ``count`` matching messages (JSON payloads); fewer if ``timeout`` runs out."""
         found: List[Tuple[str, Dict[str, Any]]] = []
         deadline = time.monotonic() + timeout
@@ -92,11 +94,24 @@ def make_link(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., DeviceLi
     """DeviceLink factory: state under tmp_path/<device>, stopped at teardown."""
     links: List[DeviceLink] = []
 
-    def make(device: str = "dev1", handlers: Optional[Dict[str, Any]] = None, settings: Optional[Settings] = None, bounds: Optional[Bounds] = None, key: Optional[bytes] = KEY, **server: Any) -> DeviceLink:
+    def make(
+        device: str = "dev1",
+        handlers: Optional[Dict[str, Any]] = None,
+        settings: Optional[Settings] = None,
+        bounds: Optional[Bounds] = None,
+        key: Optional[bytes] = KEY,
+        **server: Any,
+    ) -> DeviceLink:
         state = tmp_path / device
         outbox = Outbox(state / "outbox.sqlite", bounds or Bounds(100000, 10**8, 1e6))
         commands = CommandServer(device, key, handlers or {}, **server)
-        link = DeviceLink(settings or Settings("127.0.0.1", broker.port, reconnect_min_s=0.1, reconnect_max_s=0.5), device, outbox, SequenceFile(state / "seq"), commands)
+        link = DeviceLink(
+            settings or Settings("127.0.0.1", broker.port, reconnect_min_s=0.1, reconnect_max_s=0.5),
+            device,
+            outbox,
+            SequenceFile(state / "seq"),
+            commands,
+        )
         links.append(link)
         return link
 
@@ -106,7 +121,9 @@ def make_link(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., DeviceLi
         link.outbox.close()
 
 
-def unique_seqs(sub: Subscriber, wanted: List[int], timeout: float, where: Callable[[str, Dict[str, Any]], bool] = lambda t, p: True) -> List[int]:
+def unique_seqs(
+    sub: Subscriber, wanted: List[int], timeout: float, where: Callable[[str, Dict[str, Any]], bool] = lambda t, p: True
+) -> List[int]:
     """Seqs in arrival order, duplicates dropped, until every wanted one came (or ``timeout``)."""
     seen: List[int] = []
     deadline = time.monotonic() + timeout

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from agent.messages import SequenceFile
-from agent.mqtt import DeviceLink, Settings
-from agent.outbox import Bounds, Outbox
+from agent.mqtt.link import DeviceLink, Settings
+from agent.mqtt.messages import SequenceFile
+from agent.mqtt.outbox import Bounds, Outbox
 
 
 def main() -> None:

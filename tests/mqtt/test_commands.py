@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from agent.commands import COMMANDS, CommandServer, make_request, sign, validate_args
+from agent.mqtt.commands import COMMANDS, CommandServer, make_request, sign, validate_args
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -27,7 +27,9 @@ class Answers:
 
     def wait_final(self, timeout: float = 5.0) -> Dict[str, Any]:
         with self.changed:
-            assert self.changed.wait_for(lambda: any(a["status"] in ("ok", "error", "busy") for a in self.items), timeout)
+            assert self.changed.wait_for(
+                lambda: any(a["status"] in ("ok", "error", "busy") for a in self.items), timeout
+            )
         return [a for a in self.items if a["status"] in ("ok", "error", "busy")][0]
 
 
@@ -36,7 +38,9 @@ def server(handlers=None, **options) -> CommandServer:
     return CommandServer("dev1", KEY, handlers or {}, **options)
 
 
-def request(command: str, args: Dict[str, Any], key: bytes = KEY, device: str = "dev1", epoch: float = NOW, rid=None) -> bytes:
+def request(
+    command: str, args: Dict[str, Any], key: bytes = KEY, device: str = "dev1", epoch: float = NOW, rid=None
+) -> bytes:
     return json.dumps(make_request(key, device, command, args, request_id=rid, epoch=epoch)).encode()
 
 
@@ -57,7 +61,10 @@ def test_long_command_answers_accepted_progress_then_result():
     srv.handle("rebuild", request("rebuild", {"precision": "int8", "calibrator": "entropy"}, rid="r1"), answers)
     final = answers.wait_final()
     assert [a["status"] for a in answers.items] == ["accepted", "progress", "progress", "ok"]
-    assert answers.items[0]["job"] == "r1" and answers.items[1]["progress"] == {"fraction": 0.25, "message": "calibrating"}
+    assert answers.items[0]["job"] == "r1" and answers.items[1]["progress"] == {
+        "fraction": 0.25,
+        "message": "calibrating",
+    }
     assert final["result"] == {"precision": "int8", "calibrator": "entropy"}
 
 
@@ -142,7 +149,9 @@ def test_one_build_at_a_time_the_other_gets_busy_with_the_running_job():
 
 def test_rate_limit_per_command():
     now = [NOW]
-    srv = server({"status": lambda a, p: {}, "check": lambda a, p: {"passed": True}}, rate_limit_per_min=2, clock=lambda: now[0])
+    srv = server(
+        {"status": lambda a, p: {}, "check": lambda a, p: {"passed": True}}, rate_limit_per_min=2, clock=lambda: now[0]
+    )
     codes = [ask(srv, "status", request("status", {}, epoch=now[0]))["status"] for _ in range(3)]
     assert codes == ["ok", "ok", "error"]
     assert ask(srv, "check", request("check", {}, epoch=now[0]))["status"] == "ok"  # per command
@@ -172,12 +181,17 @@ def test_signature_is_hmac_sha256_over_the_documented_canonical_text():
     import hmac
 
     text = b'{"args":{"precision":"int8"},"command":"rebuild","device_id":"dev1","id":"r1","ts":"2026-01-01T00:00:00Z"}'
-    assert sign(KEY, "dev1", "rebuild", "r1", "2026-01-01T00:00:00Z", {"precision": "int8"}) == hmac.new(KEY, text, hashlib.sha256).hexdigest()
+    assert (
+        sign(KEY, "dev1", "rebuild", "r1", "2026-01-01T00:00:00Z", {"precision": "int8"})
+        == hmac.new(KEY, text, hashlib.sha256).hexdigest()
+    )
 
 
 def test_every_command_has_a_schema_that_accepts_its_defaults():
     for name in COMMANDS:
-        required = {"set_interval": {"schedule": "telemetry", "seconds": 5}, "label": {"labels": {"s1": "face"}}}.get(name, {})
+        required = {"set_interval": {"schedule": "telemetry", "seconds": 5}, "label": {"labels": {"s1": "face"}}}.get(
+            name, {}
+        )
         assert validate_args(name, required) == [], name
 
 

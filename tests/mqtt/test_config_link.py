@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from agent.commands import make_request
-from agent.config import load_config
-from agent.mqtt import OUTBOX_FILE, SEQ_FILE, open_command_server, open_link
+from agent.config.settings import load_config
+from agent.mqtt.commands import make_request
+from agent.mqtt.link import OUTBOX_FILE, SEQ_FILE, open_command_server, open_link
 
 from .brokers import Broker
 from .conftest import KEY, Subscriber, wait_for
@@ -33,17 +33,20 @@ def secret(path, text):
 
 
 def config(tmp_path, port, password):
-    return load_config(None, [
-        "device.id=cam-9",
-        "mqtt.host=127.0.0.1",
-        f"mqtt.port={port}",
-        "mqtt.username=cam",
-        f"mqtt.password_file={secret(tmp_path / 'mqtt.pass', password)}",
-        "mqtt.reconnect_min_s=0.1",
-        "mqtt.reconnect_max_s=0.5",
-        f"commands.key_file={secret(tmp_path / 'command.key', KEY.decode())}",
-        f"paths.state_dir={tmp_path / 'state'}",
-    ])
+    return load_config(
+        None,
+        [
+            "device.id=cam-9",
+            "mqtt.host=127.0.0.1",
+            f"mqtt.port={port}",
+            "mqtt.username=cam",
+            f"mqtt.password_file={secret(tmp_path / 'mqtt.pass', password)}",
+            "mqtt.reconnect_min_s=0.1",
+            "mqtt.reconnect_max_s=0.5",
+            f"commands.key_file={secret(tmp_path / 'command.key', KEY.decode())}",
+            f"paths.state_dir={tmp_path / 'state'}",
+        ],
+    )
 
 
 def test_link_from_config_authenticates_and_serves_signed_commands(tmp_path, auth_broker):
@@ -55,7 +58,25 @@ def test_link_from_config_authenticates_and_serves_signed_commands(tmp_path, aut
         wait_for(lambda: link.connected, 10, "an authenticated connection")
         link.publish_report("build", {"passed": True})
         request = make_request(KEY, "cam-9", "status", {})
-        subprocess.run(["mosquitto_pub", "-p", str(auth_broker.port), "-u", "cam", "-P", "s3cret", "-t", "edge-agent/cam-9/cmd/status", "-m", json.dumps(request), "-q", "1"], check=True, timeout=10)
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-p",
+                str(auth_broker.port),
+                "-u",
+                "cam",
+                "-P",
+                "s3cret",
+                "-t",
+                "edge-agent/cam-9/cmd/status",
+                "-m",
+                json.dumps(request),
+                "-q",
+                "1",
+            ],
+            check=True,
+            timeout=10,
+        )
         got = sub.collect(1, timeout=10, where=lambda t, p: t.endswith("/response"))
         assert got and got[0][1]["status"] == "ok" and got[0][1]["result"] == {"serving": True}
         assert (tmp_path / "state" / OUTBOX_FILE).exists() and (tmp_path / "state" / SEQ_FILE).exists()

@@ -13,7 +13,7 @@ from typing import List
 
 import pytest
 
-from agent.outbox import Bounds, Outbox
+from agent.mqtt.outbox import Bounds, Outbox
 
 from .conftest import unique_seqs
 
@@ -26,7 +26,13 @@ SCRIPT = Path(__file__).with_name("publisher_proc.py")
 class Proc:
     def __init__(self, state: Path, port: int, count: int) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen([sys.executable, str(SCRIPT), str(state), str(port), str(count)], stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(state), str(port), str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(REPO),
+        )
         self.lines: "queue.Queue[str]" = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

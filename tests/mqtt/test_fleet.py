@@ -14,10 +14,10 @@ import pytest
 
 from agent.cli.fleet import parse_arguments
 from agent.cli.main import main
-from agent.errors import InputError
-from agent.fleet import FleetView, exit_code, render_table
-from agent.messages import envelope
-from agent.mqtt import Settings, parse_broker_url
+from agent.mqtt.fleet import FleetView, exit_code, render_table
+from agent.mqtt.link import Settings, parse_broker_url
+from agent.mqtt.messages import envelope
+from agent.util.errors import InputError
 
 from .conftest import KEY, wait_for
 
@@ -26,18 +26,82 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_fleet_view_collects_one_row_per_device():
     view = FleetView("edge-agent")
-    view.update("edge-agent/cam1/status", json.dumps(envelope("status", "cam1", 1, {"state": "online", "version": "0.1.0", "engine": {"backend": "tensorrt", "precision": "int8"}, "uptime_s": 5})).encode())
-    view.update("edge-agent/cam1/telemetry", json.dumps(envelope("telemetry", "cam1", 2, {"pipeline": {"fps": 29.5, "latency_ms_p50": 7.25, "latency_ms_p99": 11.0}, "system": {"total_mw": 6500.0, "total_rail": "VDD_IN"}})).encode())
+    view.update(
+        "edge-agent/cam1/status",
+        json.dumps(
+            envelope(
+                "status",
+                "cam1",
+                1,
+                {
+                    "state": "online",
+                    "version": "0.1.0",
+                    "engine": {"backend": "tensorrt", "precision": "int8"},
+                    "uptime_s": 5,
+                },
+            )
+        ).encode(),
+    )
+    view.update(
+        "edge-agent/cam1/telemetry",
+        json.dumps(
+            envelope(
+                "telemetry",
+                "cam1",
+                2,
+                {
+                    "pipeline": {"fps": 29.5, "latency_ms_p50": 7.25, "latency_ms_p99": 11.0},
+                    "system": {"total_mw": 6500.0, "total_rail": "VDD_IN"},
+                },
+            )
+        ).encode(),
+    )
     # the shapes agent.daemon publishes: telemetry's system snapshot in mW, a benchmark's power in W
-    view.update("edge-agent/cam3/report/benchmark", json.dumps(envelope("benchmark", "cam3", 1, {"precision": "fp16", "throughput_ips": 80.0, "latency_ms": {"p50": 3.0, "p99": 4.0}, "power": {"mean_w": 7.25}, "energy_mj_per_inference": 90.5, "accuracy": None})).encode())
-    view.update("edge-agent/cam1/report/accuracy", json.dumps(envelope("accuracy", "cam1", 3, {"drift": {"status": "alert"}})).encode())
+    view.update(
+        "edge-agent/cam3/report/benchmark",
+        json.dumps(
+            envelope(
+                "benchmark",
+                "cam3",
+                1,
+                {
+                    "precision": "fp16",
+                    "throughput_ips": 80.0,
+                    "latency_ms": {"p50": 3.0, "p99": 4.0},
+                    "power": {"mean_w": 7.25},
+                    "energy_mj_per_inference": 90.5,
+                    "accuracy": None,
+                },
+            )
+        ).encode(),
+    )
+    view.update(
+        "edge-agent/cam1/report/accuracy",
+        json.dumps(envelope("accuracy", "cam1", 3, {"drift": {"status": "alert"}})).encode(),
+    )
     record = view.update("edge-agent/cam2/status", b"not json")
     assert view.update("elsewhere/cam1/status", b"{}") is None
     assert record == {"topic": "edge-agent/cam2/status", "device": "cam2", "kind": "status", "payload": "not json"}
     row = view.devices["cam1"]
-    assert (row["state"], row["engine"], row["precision"], row["fps"], row["p50_ms"], row["p99_ms"], row["power_w"], row["mj_per_inference"], row["recall"]) == ("online", "tensorrt", "int8", 29.5, 7.25, 11.0, 6.5, None, "alert")
+    assert (
+        row["state"],
+        row["engine"],
+        row["precision"],
+        row["fps"],
+        row["p50_ms"],
+        row["p99_ms"],
+        row["power_w"],
+        row["mj_per_inference"],
+        row["recall"],
+    ) == ("online", "tensorrt", "int8", 29.5, 7.25, 11.0, 6.5, None, "alert")
     bench = view.devices["cam3"]
-    assert (bench["fps"], bench["p50_ms"], bench["power_w"], bench["mj_per_inference"], bench["precision"]) == (None, 3.0, 7.25, 90.5, "fp16")
+    assert (bench["fps"], bench["p50_ms"], bench["power_w"], bench["mj_per_inference"], bench["precision"]) == (
+        None,
+        3.0,
+        7.25,
+        90.5,
+        "fp16",
+    )
     table = render_table(view.rows()).splitlines()
     assert table[0].split()[:3] == ["device", "online", "engine"]
     assert table[1].split()[:4] == ["cam1", "online", "tensorrt", "int8"] and "alert" in table[1]
@@ -53,7 +117,12 @@ def test_exit_code_by_result():
 
 
 def test_parse_arguments_and_broker_urls():
-    assert parse_arguments(["precision=int8", "frames=100", "labels={a1: face}", "source=/dev/video0"]) == {"precision": "int8", "frames": 100, "labels": {"a1": "face"}, "source": "/dev/video0"}
+    assert parse_arguments(["precision=int8", "frames=100", "labels={a1: face}", "source=/dev/video0"]) == {
+        "precision": "int8",
+        "frames": 100,
+        "labels": {"a1": "face"},
+        "source": "/dev/video0",
+    }
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_arguments(["precision"])
     assert parse_broker_url("mqtt://10.0.0.2:1884") == ("10.0.0.2", 1884, False)
@@ -92,7 +161,20 @@ def _serving_link(make_link, broker, protocol="5"):
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_send_prints_accepted_progress_and_result(make_link, broker, key_file, capsys, protocol):
     _serving_link(make_link, broker, protocol)
-    argv = ["send", "dev1", "rebuild", "precision=int8", "--broker", f"mqtt://127.0.0.1:{broker.port}", "--key-file", key_file, "--wait", "10", "--set", f"mqtt.protocol={protocol}"]
+    argv = [
+        "send",
+        "dev1",
+        "rebuild",
+        "precision=int8",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--key-file",
+        key_file,
+        "--wait",
+        "10",
+        "--set",
+        f"mqtt.protocol={protocol}",
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("accepted  job=")
@@ -111,7 +193,22 @@ def test_send_exit_codes_for_gate_failure_wrong_key_and_silence(make_link, broke
     answer = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert answer["status"] == "error" and answer["error"]["code"] == "bad_signature"
     started = time.monotonic()
-    assert main(["send", "nobody", "status", "--key-file", key_file, "--broker", f"mqtt://127.0.0.1:{broker.port}", "--wait", "1"]) == 1
+    assert (
+        main(
+            [
+                "send",
+                "nobody",
+                "status",
+                "--key-file",
+                key_file,
+                "--broker",
+                f"mqtt://127.0.0.1:{broker.port}",
+                "--wait",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert time.monotonic() - started < 5
     assert "no final answer" in capsys.readouterr().err
 
@@ -120,8 +217,26 @@ def test_send_exit_codes_for_gate_failure_wrong_key_and_silence(make_link, broke
 def test_edge_agent_send_as_a_process(make_link, broker, key_file):
     _serving_link(make_link, broker)
     done = subprocess.run(
-        [sys.executable, "-m", "agent", "send", "dev1", "rebuild", "precision=int8", "--broker", f"mqtt://127.0.0.1:{broker.port}", "--key-file", key_file, "--wait", "20"],
-        capture_output=True, text=True, timeout=60, cwd=str(REPO), env=dict(os.environ, PYTHONPATH=str(REPO)),
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "send",
+            "dev1",
+            "rebuild",
+            "precision=int8",
+            "--broker",
+            f"mqtt://127.0.0.1:{broker.port}",
+            "--key-file",
+            key_file,
+            "--wait",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(REPO),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["accepted", "progress", "ok"]
@@ -152,4 +267,19 @@ def test_monitor_without_a_broker_says_so(capsys):
     from .brokers import free_port
 
     port = free_port()
-    assert main(["monitor", "--broker", f"mqtt://127.0.0.1:{port}", "--duration", "1", "--set", "mqtt.reconnect_max_s=0.2", "--set", "mqtt.reconnect_min_s=0.1"]) == 1
+    assert (
+        main(
+            [
+                "monitor",
+                "--broker",
+                f"mqtt://127.0.0.1:{port}",
+                "--duration",
+                "1",
+                "--set",
+                "mqtt.reconnect_max_s=0.2",
+                "--set",
+                "mqtt.reconnect_min_s=0.1",
+            ]
+        )
+        == 1
+    )

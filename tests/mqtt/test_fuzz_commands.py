@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.commands import COMMANDS, TERMINAL, CommandServer, make_request
-from agent.messages import envelope
+from agent.mqtt.commands import COMMANDS, TERMINAL, CommandServer, make_request
+from agent.mqtt.messages import envelope
 
 from .schemas import validator
 
@@ -20,8 +20,18 @@ KEY = b"fuzz-key"
 NOW = 1_800_000_000.0
 RESPONSE = validator("response")
 NAMES = st.sampled_from(sorted(COMMANDS) + ["", "reboot", "rebuild/x", "\u00e9t\u00e9", "cmd\x00"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=12)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
 ARG_NAMES = sorted({name for spec in COMMANDS.values() for name in spec.args} | {"bogus"})
 ARGS = st.dictionaries(st.sampled_from(ARG_NAMES), JSON, max_size=3)
 CALLS: List[str] = []
@@ -31,7 +41,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True, scope="module")
 def quiet_refusals():
     """Thousands of refusals are logged as warnings; keep the log capture from dominating the run."""
-    logger = logging.getLogger("agent.commands")
+    logger = logging.getLogger("agent.mqtt.commands")
     level = logger.level
     logger.setLevel(logging.ERROR)
     yield
@@ -47,7 +57,9 @@ def _handler(name: str):
     return run
 
 
-SERVER = CommandServer("dev1", KEY, {name: _handler(name) for name in COMMANDS}, rate_limit_per_min=10**9, clock=lambda: NOW)
+SERVER = CommandServer(
+    "dev1", KEY, {name: _handler(name) for name in COMMANDS}, rate_limit_per_min=10**9, clock=lambda: NOW
+)
 
 
 def answers_for(name: str, payload: bytes) -> List[Dict[str, Any]]:

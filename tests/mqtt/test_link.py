@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from agent.commands import make_request
-from agent.outbox import Bounds
+from agent.mqtt.commands import make_request
+from agent.mqtt.outbox import Bounds
 
 from .conftest import KEY, unique_seqs, wait_for
 
@@ -80,7 +80,23 @@ def test_exception_in_a_callback_is_counted_and_the_loop_goes_on(make_link, subs
         raise RuntimeError("handler bug")
 
     link.commands.handle = explode  # called from the on_message callback
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/dev1/cmd/status", "-m", "{}", "-q", "1"], check=True, timeout=10)
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-t",
+            "edge-agent/dev1/cmd/status",
+            "-m",
+            "{}",
+            "-q",
+            "1",
+        ],
+        check=True,
+        timeout=10,
+    )
     wait_for(lambda: link.stats["callback_errors"] == 1, 10, "the callback error to be counted")
     sub = subscribe("edge-agent/dev1/report/#")
     link.publish_report("accuracy", {"status": "ok"})
@@ -102,7 +118,23 @@ def test_signed_command_answers_accepted_progress_result_over_mosquitto(make_lin
     time.sleep(0.2)  # the command subscription
     sub = subscribe("edge-agent/dev1/cmd/rebuild/response")
     request = make_request(KEY, "dev1", "rebuild", {"precision": "int8"})
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/dev1/cmd/rebuild", "-m", json.dumps(request), "-q", "1"], check=True, timeout=10)
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-t",
+            "edge-agent/dev1/cmd/rebuild",
+            "-m",
+            json.dumps(request),
+            "-q",
+            "1",
+        ],
+        check=True,
+        timeout=10,
+    )
     got = [p for _, p in sub.collect(3, timeout=10)]
     assert [p["status"] for p in got] == ["accepted", "progress", "ok"]
     assert all(p["id"] == request["id"] for p in got)
@@ -118,7 +150,23 @@ def test_wrong_key_gets_an_error_and_no_handler_call(make_link, subscribe, broke
     time.sleep(0.2)
     sub = subscribe("edge-agent/dev1/cmd/rebuild/response")
     request = make_request(b"not-the-key", "dev1", "rebuild", {"precision": "int8"})
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/dev1/cmd/rebuild", "-m", json.dumps(request), "-q", "1"], check=True, timeout=10)
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-t",
+            "edge-agent/dev1/cmd/rebuild",
+            "-m",
+            json.dumps(request),
+            "-q",
+            "1",
+        ],
+        check=True,
+        timeout=10,
+    )
     got = sub.collect(1, timeout=10)
     assert got and got[0][1]["status"] == "error" and got[0][1]["error"]["code"] == "bad_signature"
     assert got[0][1]["id"] == request["id"]
@@ -139,7 +187,9 @@ def test_outbox_eviction_is_reported_in_telemetry_and_as_an_event(make_link, sub
     wait_for(lambda: link.connected, 15, "reconnection")
     assert link.wait_drained(10)
     total = link.outbox.dropped
-    events = sub.collect(1, timeout=10, where=lambda t, p: t.endswith("/event") and p["details"]["dropped_total"] == total)
+    events = sub.collect(
+        1, timeout=10, where=lambda t, p: t.endswith("/event") and p["details"]["dropped_total"] == total
+    )
     assert events and events[0][1]["event"] == "outbox_dropped" and events[0][1]["severity"] == "warning"
     link.publish_telemetry({"fps": 30.0})
     telemetry = sub.collect(1, timeout=10, where=lambda t, p: t.endswith("/telemetry"))
@@ -147,7 +197,7 @@ def test_outbox_eviction_is_reported_in_telemetry_and_as_an_event(make_link, sub
 
 
 def test_mqtt_311_works_too(make_link, subscribe, broker):
-    from agent.mqtt import Settings
+    from agent.mqtt.link import Settings
 
     sub = subscribe("edge-agent/dev311/report/#")
     link = make_link("dev311", settings=Settings("127.0.0.1", broker.port, protocol="3.1.1"))
@@ -179,7 +229,7 @@ def test_shared_subscription_spreads_reports_across_consumers_once_each(make_lin
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_two_devices_with_one_id_are_reported_and_do_not_spin(make_link, broker, caplog, protocol):
     """Each kicks the other off: logged as an error, counted, and reconnects slow to reconnect_max_s."""
-    from agent.mqtt import Settings
+    from agent.mqtt.link import Settings
 
     settings = Settings("127.0.0.1", broker.port, protocol=protocol, reconnect_min_s=0.05, reconnect_max_s=1.0)
     twins = [make_link("twin", settings=settings), make_link("twin", settings=settings)]
@@ -190,7 +240,9 @@ def test_two_devices_with_one_id_are_reported_and_do_not_spin(make_link, broker,
     connects = sum(link.stats["connects"] for link in twins)
     assert taken_over >= 1
     assert connects <= 8  # about one per reconnect_max_s each; 0.05 s would give dozens
-    assert any("two devices share one device.id 'twin'" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert any(
+        "two devices share one device.id 'twin'" in r.getMessage() for r in caplog.records if r.levelname == "ERROR"
+    )
 
 
 def test_a_report_larger_than_the_outbox_is_refused_without_raising(make_link):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from agent.messages import SequenceFile, Topics, envelope, parse_timestamp, split_topic, utc_timestamp
+from agent.mqtt.messages import SequenceFile, Topics, envelope, parse_timestamp, split_topic, utc_timestamp
 
 
 def test_envelope_fields_come_first_and_the_schema_names_kind_and_major():
     payload = envelope("build", "dev1", 7, {"precision": "int8"}, epoch=0.25)
     assert list(payload)[:4] == ["schema", "device_id", "seq", "ts"]
-    assert payload == {"schema": "edge-agent/build/1", "device_id": "dev1", "seq": 7, "ts": "1970-01-01T00:00:00.250Z", "precision": "int8"}
+    assert payload == {
+        "schema": "edge-agent/build/1",
+        "device_id": "dev1",
+        "seq": 7,
+        "ts": "1970-01-01T00:00:00.250Z",
+        "precision": "int8",
+    }
 
 
 def test_a_body_ts_becomes_the_envelope_ts_in_utc():
@@ -85,7 +91,7 @@ def test_a_corrupt_sequence_file_is_named(tmp_path):
 def test_encode_turns_non_finite_numbers_into_null():
     import json
 
-    from agent.messages import encode
+    from agent.mqtt.messages import encode
 
     body = {"fps": float("nan"), "nested": [{"w": float("inf")}, 1.5], "ok": 2}
     assert json.loads(encode(body)) == {"fps": None, "nested": [{"w": None}, 1.5], "ok": 2}

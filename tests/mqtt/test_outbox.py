@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from agent.outbox import Bounds, Outbox
+from agent.mqtt.outbox import Bounds, Outbox
 
 BIG = Bounds(1000, 10**6, 1e9)
 

@@ -10,7 +10,9 @@ from .conftest import SYSFS, TEGRASTATS
 
 
 def edge_agent(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_once_json_on_a_sysfs_tree() -> None:
@@ -31,7 +33,9 @@ def test_once_without_power_says_why(tmp_path) -> None:
 
 
 def test_stream_of_samples() -> None:
-    done = edge_agent("telemetry", "--json", "--count", "3", "--sysfs-root", str(SYSFS / "thor_jp7"), "--set", "telemetry.rate_hz=20")
+    done = edge_agent(
+        "telemetry", "--json", "--count", "3", "--sysfs-root", str(SYSFS / "thor_jp7"), "--set", "telemetry.rate_hz=20"
+    )
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == 3 and all(line["total_rail"] == "VIN" for line in lines)
     assert [line["t_monotonic"] for line in lines] == sorted(line["t_monotonic"] for line in lines)

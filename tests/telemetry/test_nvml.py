@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from agent.telemetry import Telemetry
+from agent.telemetry.monitor import Telemetry
 
 
 def fake_pynvml(powers):

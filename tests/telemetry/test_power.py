@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.telemetry import Telemetry
+from agent.telemetry.monitor import Telemetry
 from agent.telemetry.power import SUM_NOTE, discover_rails, total_power
 from agent.telemetry.sysfs import SysfsRoot
 
@@ -15,7 +15,14 @@ EXPECTED = {
     # iio: in_power is read directly (mW)
     "nano_l4t32": ({"POM_5V_IN": 3544.0, "POM_5V_GPU": 397.0, "POM_5V_CPU": 796.0}, "POM_5V_IN", "input", 3544.0),
     "tx2_l4t32": (
-        {"VDD_SYS_GPU": 152.0, "VDD_SYS_SOC": 609.0, "VDD_4V0_WIFI": 0.0, "VDD_IN": 2322.0, "VDD_SYS_CPU": 152.0, "VDD_SYS_DDR": 390.0},
+        {
+            "VDD_SYS_GPU": 152.0,
+            "VDD_SYS_SOC": 609.0,
+            "VDD_4V0_WIFI": 0.0,
+            "VDD_IN": 2322.0,
+            "VDD_SYS_CPU": 152.0,
+            "VDD_SYS_DDR": 390.0,
+        },
         "VDD_IN",
         "input",
         2322.0,
@@ -35,7 +42,12 @@ EXPECTED = {
     ),
     "orin_nx_jp6": ({"VDD_IN": 4587.3, "VDD_CPU_GPU_CV": 480.8, "VDD_SOC": 1402.2}, "VDD_IN", "input", 4587.3),
     # INA238 power1_input is in uW; it is Thor's module input
-    "thor_jp7": ({"VDD_GPU": 3000.0, "VDD_CPU_SOC_MSS": 6510.0, "VIN_SYS_5V0": 6520.0, "VIN": 34842.0}, "VIN", "input", 34842.0),
+    "thor_jp7": (
+        {"VDD_GPU": 3000.0, "VDD_CPU_SOC_MSS": 6510.0, "VIN_SYS_5V0": 6520.0, "VIN": 34842.0},
+        "VIN",
+        "input",
+        34842.0,
+    ),
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.telemetry import Telemetry
 from agent.telemetry.hostpower import RaplReader, rapl_delta_uj
+from agent.telemetry.monitor import Telemetry
 from agent.telemetry.sysfs import SysfsRoot
 
 

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from agent.telemetry import Sampler, Telemetry
 from agent.telemetry.energy import energy_over
+from agent.telemetry.monitor import Telemetry
+from agent.telemetry.sampler import Sampler
 
 
 def test_rate_history_and_monotonic_stamps(sysfs_copy) -> None:

@@ -118,7 +118,8 @@ def test_process_reader_runs_a_real_subprocess(tmp_path: Path) -> None:
 
 def test_telemetry_falls_back_to_tegrastats_on_the_live_system(tmp_path: Path, monkeypatch) -> None:
     """No INA rails readable under / here, so a tegrastats on PATH becomes the power source."""
-    from agent.telemetry import Sampler, Telemetry
+    from agent.telemetry.monitor import Telemetry
+    from agent.telemetry.sampler import Sampler
 
     script = tmp_path / "tegrastats"
     line = (TEGRASTATS / "thor_jp7.txt").read_text().splitlines()[0]
@@ -142,7 +143,7 @@ def test_telemetry_falls_back_to_tegrastats_on_the_live_system(tmp_path: Path, m
 
 
 def test_a_tegrastats_that_went_quiet_gives_no_stale_power(tmp_path: Path, monkeypatch) -> None:
-    from agent.telemetry import Telemetry
+    from agent.telemetry.monitor import Telemetry
 
     script = tmp_path / "tegrastats"
     line = (TEGRASTATS / "orin_nx_jp6.txt").read_text().splitlines()[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.telemetry import Telemetry
+from agent.telemetry.monitor import Telemetry
 
 from .conftest import SYSFS
 
@@ -25,7 +25,14 @@ def test_minus_256_and_unreadable_zones_are_null() -> None:
 
 @pytest.mark.parametrize(
     "tree, load, gpu_mhz",
-    [("nano_l4t32", 33.7, 921.6), ("tx2_l4t32", 0.0, 114.8), ("xavier_agx_l4t32", 1.2, 1377.0), ("orin_agx_jp5", 0.0, 306.0), ("orin_nx_jp6", 51.2, 918.0), ("thor_jp7", 0.0, 1575.0)],
+    [
+        ("nano_l4t32", 33.7, 921.6),
+        ("tx2_l4t32", 0.0, 114.8),
+        ("xavier_agx_l4t32", 1.2, 1377.0),
+        ("orin_agx_jp5", 0.0, 306.0),
+        ("orin_nx_jp6", 51.2, 918.0),
+        ("thor_jp7", 0.0, 1575.0),
+    ],
 )
 def test_gpu_load_in_tenths_of_a_percent_and_clock(tree: str, load: float, gpu_mhz: float) -> None:
     _, s = snapshot(tree)

@@ -6,7 +6,11 @@ from agent.telemetry.throttle import throttling
 
 
 def snap(gpu_mhz, load=90.0, cpu=(2201.6, 2201.6), alarms=()):
-    return {"gpu_load_pct": load, "clocks": {"gpu_mhz": gpu_mhz, "cpu_mhz": list(cpu)}, "over_current_alarms": list(alarms)}
+    return {
+        "gpu_load_pct": load,
+        "clocks": {"gpu_mhz": gpu_mhz, "cpu_mhz": list(cpu)},
+        "over_current_alarms": list(alarms),
+    }
 
 
 def test_steady_clocks_are_not_throttled() -> None:
@@ -34,5 +38,7 @@ def test_cpu_drop_and_alarms() -> None:
 
 
 def test_nothing_known() -> None:
-    verdict = throttling([{"gpu_load_pct": None, "clocks": {"gpu_mhz": None, "cpu_mhz": []}, "over_current_alarms": []}])
+    verdict = throttling(
+        [{"gpu_load_pct": None, "clocks": {"gpu_mhz": None, "cpu_mhz": []}, "over_current_alarms": []}]
+    )
     assert verdict["throttled"] is None

@@ -68,8 +68,11 @@ def qdq_path(tmp_path_factory: pytest.TempPathFactory) -> str:
         helper.make_node("Relu", ["a"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits,
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     path = tmp_path_factory.mktemp("qdq") / "tiny_qdq.onnx"

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from agent.backends.cuda import CudaLayer
+from agent.backends.tensorrt.cuda import CudaLayer
 
 
 class HostCudaLayer(CudaLayer):

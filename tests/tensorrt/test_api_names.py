@@ -2,7 +2,7 @@
 
 The AST check reads every ``trt.<Name>[.<member>]`` chain in the backend's modules and resolves
 it in each release's API list; a chain missing from some release must be one the code guards
-with ``hasattr`` (the feature probes in trt_compat). The runtime half of the guarantee is the
+with ``hasattr`` (the feature probes in agent.backends.tensorrt.compat). The runtime half of the guarantee is the
 double itself: the backend tests run each release's build and load paths against it.
 """
 
@@ -19,7 +19,9 @@ import pytest
 from .conftest import RELEASES, use_double
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKEND_MODULES = ["agent/backends/tensorrt.py", "agent/backends/trt_build.py", "agent/backends/trt_runtime.py", "agent/backends/trt_compat.py"]
+BACKEND_MODULES = sorted(
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "agent" / "backends" / "tensorrt").glob("*.py")
+)
 API_DIR = Path(__file__).parent / "api"
 
 
@@ -56,7 +58,11 @@ def _guarded() -> Set[str]:
     names = set()
     for module in BACKEND_MODULES:
         for node in ast.walk(ast.parse((ROOT / module).read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hasattr" and isinstance(node.args[1], ast.Constant):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "hasattr"
+                and isinstance(node.args[1], ast.Constant)
+            ):
                 names.add(node.args[1].value)
     return names
 
@@ -70,7 +76,12 @@ def _problems(chains: List[Tuple[str, ...]], guarded: Set[str]) -> List[str]:
             if chain[0] not in top:
                 if chain[0] not in guarded:
                     problems.append(f"{release}: trt.{chain[0]} is missing and unguarded")
-            elif len(chain) > 1 and (chain[0] in api["classes"] or chain[0] in api["enums"]) and chain[1] not in _members(api, chain[0]) and chain[1] not in guarded:
+            elif (
+                len(chain) > 1
+                and (chain[0] in api["classes"] or chain[0] in api["enums"])
+                and chain[1] not in _members(api, chain[0])
+                and chain[1] not in guarded
+            ):
                 problems.append(f"{release}: trt.{'.'.join(chain)} is missing and unguarded")
     return problems
 

@@ -17,9 +17,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from agent.backends.base import BuildOutput, BuildRequest, EngineIncompatible
-from agent.backends.trt_build import BuildFailed
-from agent.errors import InputError
+from agent.backends.base import BuildOutput, BuildRequest
+from agent.backends.tensorrt.build_child import BuildFailed
+from agent.util.errors import EngineIncompatible, InputError
 
 from .conftest import use_double
 from .host_cuda import HostCudaLayer
@@ -28,12 +28,14 @@ ONET_SHAPES = {"input_3": (4, 48, 48, 3)}
 
 
 def _backend() -> Any:
-    from agent.backends.tensorrt import TensorRTBackend
+    from agent.backends.tensorrt.backend import TensorRTBackend
 
     return TensorRTBackend(cuda_factory=HostCudaLayer)
 
 
-def _build(tmp: Path, model: str, precision: str, shapes: Dict[str, Tuple[int, ...]], cache: str = None, **options: Any) -> Tuple[BuildOutput, str]:
+def _build(
+    tmp: Path, model: str, precision: str, shapes: Dict[str, Tuple[int, ...]], cache: str = None, **options: Any
+) -> Tuple[BuildOutput, str]:
     engine = str(tmp / f"{precision}.engine")
     options.setdefault("build_timeout_s", 60)
     out = _backend().build(BuildRequest(model, precision, shapes, options, cache), engine)
@@ -80,7 +82,9 @@ def test_fp16_uses_the_flag_or_converts_the_model(trt: Any, tmp_path: Path, onet
     engine = _backend().load(engine_path, {})
     assert [t.dtype for t in engine.inputs] == ["float32"]  # I/O stays FP32
     x = np.random.default_rng(2).standard_normal((4, 48, 48, 3)).astype(np.float32)
-    np.testing.assert_allclose(engine.infer({"input_3": x})["softmax_2"], _reference(onet_path, {"input_3": x})["softmax_2"], atol=2e-3)
+    np.testing.assert_allclose(
+        engine.infer({"input_3": x})["softmax_2"], _reference(onet_path, {"input_3": x})["softmax_2"], atol=2e-3
+    )
 
 
 def test_int8_from_qdq_model(trt: Any, tmp_path: Path, qdq_path: str) -> None:
@@ -146,15 +150,22 @@ def test_optimization_level_where_the_release_has_it(trt: Any, tmp_path: Path, o
 
 
 @pytest.mark.parametrize("release", ["8.5.2", "10.13.3"])
-def test_platform_without_fast_int8_is_said_not_substituted(release: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str) -> None:
+def test_platform_without_fast_int8_is_said_not_substituted(
+    release: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str
+) -> None:
     use_double(monkeypatch, release, fast_int8=False, fast_fp16=False)
     out, _ = _build(tmp_path, qdq_path, "int8", {"x": (2, 16)})
     assert out.precision == "int8"
-    assert out.notes == ["this GPU has no fast INT8 (platform_has_fast_int8 is False): the engine is INT8 as asked, expect little or no speed-up"]
+    assert out.notes == [
+        "this GPU has no fast INT8 (platform_has_fast_int8 is False): the engine is INT8 as asked, "
+        "expect little or no speed-up"
+    ]
 
 
 @pytest.mark.parametrize("release", ["8.6.1", "11.1"])
-def test_dla_core_with_gpu_fallback(release: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str) -> None:
+def test_dla_core_with_gpu_fallback(
+    release: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str
+) -> None:
     use_double(monkeypatch, release, dla_cores=2)
     out, _ = _build(tmp_path, qdq_path, "int8", {"x": (2, 16)}, dla_core=1, gpu_fallback=True)
     assert out.details["dla_core"] == 1
@@ -163,7 +174,9 @@ def test_dla_core_with_gpu_fallback(release: str, monkeypatch: pytest.MonkeyPatc
         _build(tmp_path, qdq_path, "int8", {"x": (2, 16)}, dla_core=1)
 
 
-def test_engine_from_another_release_is_incompatible_not_a_crash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str) -> None:
+def test_engine_from_another_release_is_incompatible_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str
+) -> None:
     use_double(monkeypatch, "8.5.2")
     _, engine_path = _build(tmp_path, qdq_path, "int8", {"x": (2, 16)})
     use_double(monkeypatch, "10.3.0")
@@ -183,7 +196,9 @@ def test_engine_from_another_release_is_incompatible_not_a_crash(monkeypatch: py
         ("oom", {"build_memory_limit_mb": 600}, "over build_memory_limit_mb=600"),
     ],
 )
-def test_crashing_child_build_is_a_failed_build(crash: str, options: Dict[str, Any], reason: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str) -> None:
+def test_crashing_child_build_is_a_failed_build(
+    crash: str, options: Dict[str, Any], reason: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str
+) -> None:
     use_double(monkeypatch, "10.13.3", crash=crash)
     with pytest.raises(BuildFailed, match=reason):
         _build(tmp_path, qdq_path, "int8", {"x": (2, 16)}, **options)
@@ -195,14 +210,24 @@ def test_crashing_child_build_is_a_failed_build(crash: str, options: Dict[str, A
 
 def test_device_identity(trt: Any) -> None:
     identity = _backend().device_identity()
-    assert identity == {"tensorrt": trt.__version__, "gpu": "host stand-in", "compute_capability": "0.0", "l4t": identity["l4t"], "dla_cores": 0}
+    assert identity == {
+        "tensorrt": trt.__version__,
+        "gpu": "host stand-in",
+        "compute_capability": "0.0",
+        "l4t": identity["l4t"],
+        "dla_cores": 0,
+    }
 
 
 def test_cli_without_tensorrt_exits_2_with_one_sentence(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EDGE_TRT_DOUBLE_RELEASE")}
     proc = subprocess.run(
         [sys.executable, "-m", "agent", "build", "--backend", "tensorrt", "--set", f"paths.state_dir={tmp_path}"],
-        capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]), timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(Path(__file__).resolve().parents[2]),
+        timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
     message = proc.stderr.strip().splitlines()[-1]
@@ -219,7 +244,10 @@ def test_bad_model_and_missing_profile_are_input_errors(trt: Any, tmp_path: Path
     from onnx import TensorProto, helper
 
     dangling = helper.make_graph(  # valid protobuf, invalid graph: the parser (in the child) refuses it
-        [helper.make_node("Relu", ["nowhere"], ["y"])], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]
+        [helper.make_node("Relu", ["nowhere"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     onnx.save(helper.make_model(dangling), str(bad))
     with pytest.raises(InputError, match="TensorRT cannot parse .*bad.onnx"):

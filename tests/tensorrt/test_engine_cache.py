@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.backends.base import EngineIncompatible
-from agent.build import build_cached
-from agent.pipeline import prepare_model
-from agent.schema import Node
+from agent.build.engine import build_cached
+from agent.model.pipeline import prepare_model
+from agent.util.errors import EngineIncompatible
+from agent.util.schema import Node
 
 from .conftest import use_double
 from .host_cuda import HostCudaLayer
 
 
 def _backend() -> object:
-    from agent.backends.tensorrt import TensorRTBackend
+    from agent.backends.tensorrt.backend import TensorRTBackend
 
     return TensorRTBackend(cuda_factory=HostCudaLayer)
 
@@ -30,7 +30,10 @@ def test_cached_build_keyed_by_release_and_device(demo_cfg: Node, monkeypatch: p
     again = build_cached(demo_cfg, _backend(), model, "fp32", model.sha256)
     assert not first["cache_hit"] and again["cache_hit"] and again["engine_path"] == first["engine_path"]
     sidecar = json.loads(Path(first["engine_path"]).with_suffix(".json").read_text())
-    assert sidecar["key_fields"]["device"]["tensorrt"] == "10.3.0" and sidecar["key_fields"]["device"]["gpu"] == "host stand-in"
+    assert (
+        sidecar["key_fields"]["device"]["tensorrt"] == "10.3.0"
+        and sidecar["key_fields"]["device"]["gpu"] == "host stand-in"
+    )
     assert sidecar["build"]["details"]["network_flags"] == ["EXPLICIT_BATCH"]
     assert (Path(first["engine_path"]).parent / "timing-cache").is_dir()
 

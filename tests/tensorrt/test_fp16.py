@@ -9,8 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from agent.errors import InputError
-from agent.fp16 import convert_model, convert_to_fp16
+from agent.backends.tensorrt.fp16 import convert_model, convert_to_fp16
+from agent.util.errors import InputError
 
 
 def test_onet_in_fp16_keeps_fp32_io_and_its_answers(onet_path: str, tmp_path: Path) -> None:
@@ -19,7 +19,9 @@ def test_onet_in_fp16_keeps_fp32_io_and_its_answers(onet_path: str, tmp_path: Pa
     model = onnx.load(out)
     assert counts["converted_tensors"] > 0 and counts["clipped_values"] == 0 and counts["edge_casts"] == 4
     assert all(i.data_type != onnx.TensorProto.FLOAT for i in model.graph.initializer)
-    assert {v.type.tensor_type.elem_type for v in list(model.graph.input) + list(model.graph.output)} == {onnx.TensorProto.FLOAT}
+    assert {v.type.tensor_type.elem_type for v in list(model.graph.input) + list(model.graph.output)} == {
+        onnx.TensorProto.FLOAT
+    }
     x = np.random.default_rng(0).standard_normal((8, 48, 48, 3)).astype(np.float32)
     ref = ort.InferenceSession(onet_path, providers=["CPUExecutionProvider"]).run(None, {"input_3": x})
     got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"input_3": x})
@@ -34,8 +36,11 @@ def test_out_of_range_weights_are_clipped_and_counted() -> None:
 
     weights = numpy_helper.from_array(np.array([1.0, 1e6, -1e6], np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])], [weights],
+        [helper.make_node("Mul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [weights],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     assert convert_model(model)["clipped_values"] == 2
@@ -56,9 +61,11 @@ def test_operator_that_needs_fp32_is_refused_with_the_reason(tmp_path: Path) -> 
 
     scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
     graph = helper.make_graph(
-        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "g",
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])], [scales],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [scales],
     )
     src = tmp_path / "resize.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.backends.trt_compat import features, plan_build, platform_notes
-from agent.errors import InputError
+from agent.backends.tensorrt.compat import features, plan_build, platform_notes
+from agent.util.errors import InputError
 
 
 def test_features_follow_the_release(trt: Any) -> None:
@@ -34,7 +34,9 @@ def test_plans(trt: Any) -> None:
     assert typed16.builder_flags == [] and ("STRONGLY_TYPED" in typed16.network_flags) == (major >= 10)
     qdq = plan_build(feat, "int8", True, False, None)
     assert qdq.calibrator is False
-    assert (qdq.builder_flags, "STRONGLY_TYPED" in qdq.network_flags) == (([], True) if major >= 10 else (["INT8"], False))
+    assert (qdq.builder_flags, "STRONGLY_TYPED" in qdq.network_flags) == (
+        ([], True) if major >= 10 else (["INT8"], False)
+    )
     if major < 11:
         implicit = plan_build(feat, "int8", False, False, "calib.cache")
         assert implicit.builder_flags == ["INT8"] and implicit.calibrator
@@ -49,6 +51,10 @@ def test_refusals_and_notes(trt: Any) -> None:
         plan_build(feat, "fp16", True, False, None)
     with pytest.raises(InputError, match="builds fp32, fp16 or int8"):
         plan_build(feat, "best", False, False, None)
-    assert plan_build(feat, "fp32", False, False, None, dla_core=0).notes[0].startswith("DLA core 0 runs FP16 and INT8 only")
+    assert (
+        plan_build(feat, "fp32", False, False, None, dla_core=0)
+        .notes[0]
+        .startswith("DLA core 0 runs FP16 and INT8 only")
+    )
     assert platform_notes("fp16", False, True)[0].startswith("this GPU has no fast FP16")
     assert platform_notes("int8", True, None) == [] and platform_notes("fp32", False, False) == []

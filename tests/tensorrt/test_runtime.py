@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agent.backends.base import BuildRequest
-from agent.backends.cuda import open_cuda
-from agent.errors import InputError, MissingDependency
+from agent.backends.tensorrt.cuda import open_cuda
+from agent.util.errors import InputError, MissingDependency
 
 from .conftest import use_double
 from .host_cuda import HostCudaLayer
@@ -19,7 +19,7 @@ from .host_cuda import HostCudaLayer
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qdq_path: str) -> Any:
     use_double(monkeypatch, "8.6.1")
-    from agent.backends.tensorrt import TensorRTBackend
+    from agent.backends.tensorrt.backend import TensorRTBackend
 
     backend = TensorRTBackend(cuda_factory=HostCudaLayer)
     backend.build(BuildRequest(qdq_path, "int8", {"x": (8, 16)}, {"build_timeout_s": 60}), str(tmp_path / "e.engine"))

@@ -125,7 +125,9 @@ def _generate() -> None:
         namespace: Dict[str, Any] = {"__module__": __name__, "__setattr__": _strict_setattr}
         for method in spec["methods"]:
             qualified = f"{name}.{method}"
-            function = _BEHAVIOUR.get(qualified) or (None if method.startswith("__") and method != "__init__" else _not_modelled(qualified))
+            function = _BEHAVIOUR.get(qualified) or (
+                None if method.startswith("__") and method != "__init__" else _not_modelled(qualified)
+            )
             if function is None:
                 continue
             namespace[method] = _deprecating(qualified, function) if method in deprecated else function
@@ -178,7 +180,15 @@ def _log(logger: Any, severity: str, message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- behaviour
-_DTYPES = {"float32": "FLOAT", "float16": "HALF", "int8": "INT8", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "uint8": "UINT8"}
+_DTYPES = {
+    "float32": "FLOAT",
+    "float16": "HALF",
+    "int8": "INT8",
+    "int32": "INT32",
+    "int64": "INT64",
+    "bool": "BOOL",
+    "uint8": "UINT8",
+}
 
 
 def _flag_set(flags: int, enum: str, member: str) -> bool:
@@ -191,7 +201,10 @@ def _builder_init(self: Any, logger: Any) -> None:
 
 
 def _create_network(self: Any, flags: int = 0) -> Any:
-    known = sum(1 << int(getattr(_module.NetworkDefinitionCreationFlag, m)) for m in _API["enums"]["NetworkDefinitionCreationFlag"])
+    known = sum(
+        1 << int(getattr(_module.NetworkDefinitionCreationFlag, m))
+        for m in _API["enums"]["NetworkDefinitionCreationFlag"]
+    )
     if flags & ~known:
         raise TypeError(f"create_network: flags {flags:#x} hold bits this release does not define")
     return _new("INetworkDefinition", flags=int(flags), model=None, inputs=[], outputs=[], logger=self._logger)
@@ -304,7 +317,9 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
     if RELEASE.startswith("11.") and not strong:
         return fail("TensorRT 11 networks must be created STRONGLY_TYPED")
     if strong and flags & {"FP16", "INT8", "BF16"}:
-        return fail(f"Builder flags {sorted(flags & {'FP16', 'INT8', 'BF16'})} are not allowed with a strongly typed network")
+        return fail(
+            f"Builder flags {sorted(flags & {'FP16', 'INT8', 'BF16'})} are not allowed with a strongly typed network"
+        )
     if network._qdq and not strong and "INT8" not in flags:
         return fail("Network has Q/DQ layers: enable BuilderFlag.INT8 or create it STRONGLY_TYPED")
     calibrator = getattr(config, "int8_calibrator", None) if hasattr(type(config), "int8_calibrator") else None
@@ -322,11 +337,16 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
         if -1 in tensor._shape:
             shapes = [p.__dict__.get("_shapes", {}).get(tensor._name) for p in config._profiles]
             if not shapes or shapes[0] is None:
-                return fail(f"Network has dynamic or shape inputs, but no optimization profile has been defined for {tensor._name}")
+                return fail(
+                    "Network has dynamic or shape inputs, but no optimization profile has been defined for "
+                    f"{tensor._name}"
+                )
             low, opt, high = shapes[0]
-            if not all(len(s) == len(tensor._shape) for s in shapes[0]) or any(
-                d != -1 and not (lo == op == hi == d) for d, lo, op, hi in zip(tensor._shape, low, opt, high)
-            ) or any(not (lo <= op <= hi) for lo, op, hi in zip(low, opt, high)):
+            if (
+                not all(len(s) == len(tensor._shape) for s in shapes[0])
+                or any(d != -1 and not (lo == op == hi == d) for d, lo, op, hi in zip(tensor._shape, low, opt, high))
+                or any(not (lo <= op <= hi) for lo, op, hi in zip(low, opt, high))
+            ):
                 return fail(f"Invalid optimization profile for {tensor._name}: {shapes[0]}")
             profiles[tensor._name] = shapes[0]
         else:
@@ -368,12 +388,22 @@ def _runtime_init(self: Any, logger: Any) -> None:
 def _deserialize(self: Any, data: Any) -> Any:
     data = bytes(data)
     if not data.startswith(_MAGIC):
-        _log(self._logger, "ERROR", "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
+        _log(
+            self._logger,
+            "ERROR",
+            "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code 1: Serialization "
+            "(Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)",
+        )
         return None
     size = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 4], "little")
     header = json.loads(data[len(_MAGIC) + 4 : len(_MAGIC) + 4 + size])
     if header["release"] != RELEASE:
-        _log(self._logger, "ERROR", f"6: The engine plan file is not compatible with this version of TensorRT, expecting library version {RELEASE} got {header['release']}, please rebuild.")
+        _log(
+            self._logger,
+            "ERROR",
+            "6: The engine plan file is not compatible with this version of TensorRT, "
+            f"expecting library version {RELEASE} got {header['release']}, please rebuild.",
+        )
         return None
     return _new("ICudaEngine", header=header, model=data[len(_MAGIC) + 4 + size :])
 
@@ -486,7 +516,9 @@ _BEHAVIOUR: Dict[str, Any] = {
     "Runtime.num_DLA_cores": lambda self: int(_DEVICE["dla_cores"]),
     "ICudaEngine.num_io_tensors": lambda self: len(_io(self)),
     "ICudaEngine.get_tensor_name": lambda self, i: _io(self)[i][0],
-    "ICudaEngine.get_tensor_mode": lambda self, name: _module.TensorIOMode.INPUT if any(e[0] == name for e in self._header["inputs"]) else _module.TensorIOMode.OUTPUT,
+    "ICudaEngine.get_tensor_mode": lambda self, name: (
+        _module.TensorIOMode.INPUT if any(e[0] == name for e in self._header["inputs"]) else _module.TensorIOMode.OUTPUT
+    ),
     "ICudaEngine.get_tensor_shape": lambda self, name: _dims(_tensor(self, name)[1]),
     "ICudaEngine.get_tensor_dtype": lambda self, name: getattr(_module.DataType, _tensor(self, name)[2]),
     "ICudaEngine.create_execution_context": _create_context,

@@ -1,0 +1,312 @@
+"""The TensorRT engine build, run in a child process (``python -m agent.backends.tensorrt.build_child JOB RESULT``).
+
+The parent writes a JSON job, starts the child, and watches it: past ``build_timeout_s`` or
+``build_memory_limit_mb`` (resident memory of the child and its children, via psutil) it is
+killed. A crash (a signal), an out-of-memory kill or a timeout is a failed build with a reason;
+the parent, the daemon and the engine it is serving keep running. The child writes a JSON result
+(precision, notes, builder log, details) or the error it hit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any, Dict, List, Mapping, Optional
+
+from agent.backends.tensorrt.compat import features, plan_build, platform_notes
+from agent.util.errors import EdgeAgentError, InputError
+from agent.util.fileio import atomic_write_bytes, atomic_write_json
+
+MAX_LOG_LINES = 2000
+
+
+class BuildFailed(EdgeAgentError):
+    """The engine build failed; the message says why (builder errors, crash, timeout, memory)."""
+
+
+# ----------------------------------------------------------------------------- child side
+def make_logger(trt: Any, lines: List[str]) -> Any:
+    class CapturingLogger(trt.ILogger):
+        """Keeps the builder's messages (INFO and above) for the build report."""
+
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity.name != "VERBOSE":
+                lines.append(f"[{severity.name}] {msg}")
+                del lines[:-MAX_LOG_LINES]
+
+    return CapturingLogger()
+
+
+def _make_progress_monitor(trt: Any, lines: List[str]) -> Any:
+    class ProgressLog(trt.IProgressMonitor):
+        """Builder phases into the log (and the child's stderr, for a watcher)."""
+
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: Optional[str], num_steps: int) -> None:
+            lines.append(f"[PROGRESS] {phase_name}: start, {num_steps} steps")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True
+
+        def phase_finish(self, phase_name: str) -> None:
+            lines.append(f"[PROGRESS] {phase_name}: done")
+
+    return ProgressLog()
+
+
+def _make_calibrator(trt: Any, cache: bytes) -> Any:
+    class CacheReplay(trt.IInt8EntropyCalibrator2):
+        """Replays a calibration cache written by edge-agent calibrate; it has no data to calibrate with."""
+
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: Any) -> None:
+            return None
+
+        def read_calibration_cache(self) -> bytes:
+            return cache
+
+        def write_calibration_cache(self, data: Any) -> None:
+            return None
+
+    return CacheReplay()
+
+
+def _profile_shapes(declared: List[int], wanted: List[int]) -> List[List[int]]:
+    """min/opt/max: the configured shape, with a dynamic batch accepting 1 up to the configured batch."""
+    if len(declared) != len(wanted):
+        raise InputError(f"profile shape {wanted} does not match the model's rank {len(declared)}")
+    low = [1 if i == 0 and d == -1 else w for i, (d, w) in enumerate(zip(declared, wanted))]
+    return [low, list(wanted), list(wanted)]
+
+
+def _parse(trt: Any, builder: Any, logger: Any, flags: List[str], model_path: str, shown_path: str) -> Any:
+    bits = 0
+    for name in flags:
+        bits |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+    network = builder.create_network(bits)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(model_path):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise InputError(f"TensorRT cannot parse {shown_path}: {'; '.join(errors) or 'no reason given'}")
+    return network, parser
+
+
+def _add_profile(
+    builder: Any, network: Any, config: Any, input_shapes: Mapping[str, List[int]]
+) -> Dict[str, List[List[int]]]:
+    profile = builder.create_optimization_profile()
+    profiles = {}
+    for index in range(network.num_inputs):
+        tensor = network.get_input(index)
+        if tensor.name not in input_shapes:
+            raise InputError(f"the build profile has no shape for model input {tensor.name!r}")
+        profiles[tensor.name] = _profile_shapes([int(d) for d in tensor.shape], list(input_shapes[tensor.name]))
+        profile.set_shape(tensor.name, *profiles[tensor.name])
+    config.add_optimization_profile(profile)
+    return profiles
+
+
+def _use_dla(trt: Any, builder: Any, config: Any, core: int, gpu_fallback: bool) -> None:
+    if core >= builder.num_DLA_cores:
+        raise InputError(f"backend.tensorrt.dla_core {core}: this device has {builder.num_DLA_cores} DLA core(s)")
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    if gpu_fallback:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def _read_optional(path: Optional[str]) -> bytes:
+    if path and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+    return b""
+
+
+def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
+    """Build the engine the job describes; returns precision, notes, log and details."""
+    log: List[str] = []
+    options = job["options"]
+    feat = features(trt)
+    dla_core, level = options.get("dla_core"), options.get("builder_optimization_level")
+    workspace_mb = int(options.get("workspace_mb", 1024))
+    plan = plan_build(
+        feat, job["precision"], job["model_qdq"], job["model_fp16"], job.get("calibration_cache"), dla_core
+    )
+    logger = make_logger(trt, log)
+    builder = trt.Builder(logger)
+    notes = list(plan.notes)
+    if feat.platform_flags:
+        notes += platform_notes(job["precision"], builder.platform_has_fast_fp16, builder.platform_has_fast_int8)
+    model_path = job["model_path"]
+    if plan.convert_fp16:
+        from agent.backends.tensorrt.fp16 import convert_to_fp16
+
+        model_path = os.path.join(job["work_dir"], "model.fp16.onnx")
+        convert_to_fp16(job["model_path"], model_path)
+        notes.append(
+            "FP16 on this release comes from the model's types: converted the ONNX model to FP16 (inputs and outputs "
+            "FP32)"
+        )
+    network, _parser = _parse(
+        trt, builder, logger, plan.network_flags, model_path, job["model_path"]
+    )  # the parser must outlive the build
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if level is not None and feat.optimization_level:
+        config.builder_optimization_level = int(level)
+    elif level is not None:
+        notes.append(f"builder_optimization_level {level} ignored: TensorRT {feat.version} has no optimization levels")
+    profiles = _add_profile(builder, network, config, job["input_shapes"])
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan.calibrator:
+        calibrator = _make_calibrator(trt, _read_optional(job["calibration_cache"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.x, still the way below 11
+            config.int8_calibrator = calibrator
+    if dla_core is not None:
+        _use_dla(trt, builder, config, int(dla_core), bool(options.get("gpu_fallback", True)))
+    if feat.progress_monitor:
+        config.progress_monitor = _make_progress_monitor(trt, log)
+    cache_path = job.get("timing_cache_path")
+    loaded = _read_optional(cache_path)
+    if cache_path:
+        config.set_timing_cache(config.create_timing_cache(loaded), False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        errors = [line for line in log if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
+        raise BuildFailed(f"TensorRT could not build the engine: {' | '.join(errors[-3:]) or 'no error logged'}")
+    with open(job["engine_path"], "wb") as handle:
+        handle.write(serialized)
+    timing_cache = None
+    if cache_path:
+        data = bytes(config.get_timing_cache().serialize())
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        atomic_write_bytes(cache_path, data)
+        timing_cache = {"path": cache_path, "loaded_bytes": len(loaded), "saved_bytes": len(data)}
+    details = {
+        "tensorrt": feat.version,
+        "network_flags": plan.network_flags,
+        "builder_flags": plan.builder_flags,
+        "calibrator": "cache replay" if plan.calibrator else None,
+        "converted_fp16": plan.convert_fp16,
+        "workspace_mb": workspace_mb,
+        "builder_optimization_level": level if feat.optimization_level else None,
+        "profiles": profiles,
+        "dla_core": dla_core,
+        "timing_cache": timing_cache,
+    }
+    return {"precision": job["precision"], "notes": notes, "log": log, "details": details}
+
+
+def main(argv: List[str]) -> int:
+    job_path, result_path = argv
+    with open(job_path, encoding="utf-8") as handle:
+        job = json.load(handle)
+    try:
+        import tensorrt
+
+        result: Dict[str, Any] = {"ok": True, **build(tensorrt, job)}
+    except EdgeAgentError as exc:
+        result = {"ok": False, "error": str(exc), "input_error": isinstance(exc, InputError)}
+    except Exception as exc:  # the builder's own exceptions: report, do not lose the reason
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "input_error": False}
+    atomic_write_json(result_path, result)
+    return 0 if result["ok"] else 1
+
+
+# ----------------------------------------------------------------------------- parent side
+def _tree_rss_mb(process: Any) -> float:
+    import psutil
+
+    total = 0
+    for proc in [process] + process.children(recursive=True):
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / (1 << 20)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"the build process died of {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the build process died of signal {-code}"
+    return f"the build process exited with status {code} without a result"
+
+
+def _child_env() -> Dict[str, str]:
+    """The parent's environment, with the folder holding ``agent`` first on PYTHONPATH."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def run_isolated(
+    job: Mapping[str, Any], timeout_s: float, memory_limit_mb: Optional[float], poll_s: float = 0.1
+) -> Dict[str, Any]:
+    """Run ``build`` in a child process; return its result or raise BuildFailed/InputError with the reason."""
+    import psutil
+
+    with tempfile.TemporaryDirectory(prefix="edge-agent-trt-build-") as work:
+        job_path, result_path, err_path = (os.path.join(work, n) for n in ("job.json", "result.json", "stderr.txt"))
+        atomic_write_json(job_path, dict(job, work_dir=work))
+        with open(err_path, "wb") as stderr:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "agent.backends.tensorrt.build_child", job_path, result_path],
+                stdout=subprocess.DEVNULL,
+                env=_child_env(),
+                stderr=stderr,
+                start_new_session=True,
+            )
+        watched = psutil.Process(child.pid)
+        started, reason, peak = time.monotonic(), None, 0.0
+        while child.poll() is None:
+            try:
+                peak = max(peak, _tree_rss_mb(watched))
+            except psutil.Error:
+                pass
+            if memory_limit_mb and peak > memory_limit_mb:
+                reason = f"the build used {peak:.0f} MiB, over build_memory_limit_mb={memory_limit_mb:g}; stopped"
+            elif time.monotonic() - started > timeout_s:
+                reason = f"the build ran over build_timeout_s={timeout_s:g} s; stopped"
+            if reason:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                raise BuildFailed(f"TensorRT build failed: {reason}")
+            time.sleep(poll_s)
+        if os.path.isfile(result_path):
+            with open(result_path, encoding="utf-8") as handle:
+                result = json.load(handle)
+            if result["ok"]:
+                result.setdefault("details", {})["peak_rss_mb"] = round(peak, 1)
+                return result
+            raise (InputError if result.get("input_error") else BuildFailed)(result["error"])
+        with open(err_path, "rb") as handle:
+            tail = handle.read()[-600:].decode("utf-8", "replace").strip()
+        raise BuildFailed(
+            f"TensorRT build failed: {_describe_exit(child.returncode)}" + (f"; stderr: {tail}" if tail else "")
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

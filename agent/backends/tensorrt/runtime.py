@@ -1,0 +1,181 @@
+"""Running a deserialized TensorRT engine: one execution context and one CUDA stream per instance.
+
+Per call: feeds are copied into pinned host buffers, copied to device buffers asynchronously,
+``execute_async_v3`` runs (or a CUDA graph captured from it is replayed), outputs come back
+asynchronously, and CUDA events around each stage give ``h2d``, ``compute`` and ``d2h`` in ms,
+the split trtexec reports. Only names present in every release from 8.5 to 11 are used:
+``num_io_tensors``, ``get_tensor_name/mode/shape/dtype``, ``create_execution_context``,
+``set_input_shape``, context ``get_tensor_shape``, ``set_tensor_address``, ``execute_async_v3``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from agent.backends.base import Arrays, Engine, StageTimes, TensorInfo
+from agent.backends.tensorrt.cuda import CudaLayer
+from agent.util.errors import EdgeAgentError, InputError
+
+# TensorRT DataType member name -> numpy dtype name (types numpy cannot hold are refused on load).
+DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+}
+
+
+class _Buffer:
+    """A pinned host array and a device allocation of the same capacity (bytes)."""
+
+    def __init__(self, cuda: CudaLayer, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.host = cuda.alloc_pinned(nbytes)
+        self.device = cuda.alloc_device(nbytes)
+
+    def free(self, cuda: CudaLayer) -> None:
+        cuda.free_pinned(self.host)
+        cuda.free_device(self.device)
+
+
+def _dims(shape: Any) -> Tuple[int, ...]:
+    return tuple(int(d) for d in shape)
+
+
+class TensorRTEngine(Engine):
+    """A loaded engine bound to one CUDA layer (context), stream and set of buffers."""
+
+    def __init__(self, engine: Any, cuda: CudaLayer, info: Dict[str, Any], cuda_graph: bool = False) -> None:
+        self.cuda = cuda
+        self.info = info
+        self._engine = engine
+        self._use_graph = cuda_graph
+        self._graph: Any = None
+        self._bound: Optional[Tuple[Any, ...]] = None
+        self._buffers: Dict[str, _Buffer] = {}
+        self._dtypes: Dict[str, np.dtype] = {}
+        self.inputs: List[TensorInfo] = []
+        self.outputs: List[TensorInfo] = []
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            dtype_name = engine.get_tensor_dtype(name).name
+            if dtype_name not in DTYPES:
+                raise EdgeAgentError(f"engine tensor {name!r} has type {dtype_name}, which numpy cannot hold")
+            self._dtypes[name] = np.dtype(DTYPES[dtype_name])
+            shape = tuple(d if d >= 0 else None for d in _dims(engine.get_tensor_shape(name)))
+            tensor = TensorInfo(name, shape, DTYPES[dtype_name])
+            (self.inputs if engine.get_tensor_mode(name).name == "INPUT" else self.outputs).append(tensor)
+        with cuda.active():
+            self._context = engine.create_execution_context()
+            if self._context is None:
+                raise EdgeAgentError("TensorRT could not create an execution context (out of device memory?)")
+            self._stream = cuda.create_stream()
+            self._events = [cuda.create_event() for _ in range(4)]
+
+    def _buffer(self, name: str, nbytes: int) -> _Buffer:
+        current = self._buffers.get(name)
+        if current is None or current.nbytes < nbytes:
+            if current is not None:
+                current.free(self.cuda)
+            current = self._buffers[name] = _Buffer(self.cuda, nbytes)
+        return current
+
+    def _bind(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, ...]]:
+        """Stage the feeds in pinned memory, set shapes and addresses; returns the output shapes."""
+        missing = [t.name for t in self.inputs if t.name not in feeds]
+        if missing:
+            raise InputError(f"engine inputs {missing} were not fed (it takes {[t.name for t in self.inputs]})")
+        for tensor in self.inputs:
+            array = np.asarray(feeds[tensor.name])
+            want = self._dtypes[tensor.name]
+            if array.dtype != want and not (array.dtype.kind == "f" and want.kind == "f"):
+                raise InputError(f"input {tensor.name!r}: engine takes {want}, got {array.dtype}")
+            array = np.ascontiguousarray(array, dtype=want)
+            if len(array.shape) != len(tensor.shape) or any(
+                d is not None and d != s for d, s in zip(tensor.shape, array.shape)
+            ):
+                raise InputError(f"input {tensor.name!r}: engine takes {list(tensor.shape)}, got {list(array.shape)}")
+            if not self._context.set_input_shape(tensor.name, array.shape):
+                raise InputError(
+                    f"input {tensor.name!r}: shape {list(array.shape)} is outside the engine's optimization profile"
+                )
+            buffer = self._buffer(tensor.name, array.nbytes)
+            buffer.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
+        shapes = {t.name: tuple(np.asarray(feeds[t.name]).shape) for t in self.inputs}
+        for tensor in self.outputs:
+            shapes[tensor.name] = _dims(self._context.get_tensor_shape(tensor.name))
+            self._buffer(tensor.name, int(np.prod(shapes[tensor.name])) * self._dtypes[tensor.name].itemsize)
+        binding = tuple((name, shapes[name], self._buffers[name].device) for name in sorted(shapes))
+        if binding != self._bound:
+            for name, _, ptr in binding:
+                self._context.set_tensor_address(name, ptr)
+            self._bound, self._graph = binding, None
+        return shapes
+
+    def _enqueue(self) -> None:
+        stream = self._stream
+        if self._graph is not None:
+            self.cuda.launch_graph(self._graph, stream)
+            return
+        if not self._context.execute_async_v3(self.cuda.stream_handle(stream)):
+            raise EdgeAgentError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+        if self._use_graph:
+            # Captured after one plain run, as TensorRT asks: the first enqueue may allocate.
+            self.cuda.synchronize(stream)
+            self.cuda.begin_capture(stream)
+            try:
+                ok = self._context.execute_async_v3(self.cuda.stream_handle(stream))
+            finally:
+                graph = self.cuda.end_capture(stream)
+            if not ok:
+                raise EdgeAgentError("TensorRT execute_async_v3 failed during CUDA graph capture")
+            self._graph = graph
+
+    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
+        cuda, stream, events = self.cuda, self._stream, self._events
+        with cuda.active():
+            shapes = self._bind(feeds)
+            cuda.record(events[0], stream)
+            for tensor in self.inputs:
+                buffer = self._buffers[tensor.name]
+                nbytes = int(np.prod(shapes[tensor.name])) * self._dtypes[tensor.name].itemsize
+                cuda.copy_htod_async(buffer.device, buffer.host[:nbytes], stream)
+            cuda.record(events[1], stream)
+            self._enqueue()
+            cuda.record(events[2], stream)
+            for tensor in self.outputs:
+                buffer = self._buffers[tensor.name]
+                nbytes = int(np.prod(shapes[tensor.name])) * self._dtypes[tensor.name].itemsize
+                cuda.copy_dtoh_async(buffer.host[:nbytes], buffer.device, stream)
+            cuda.record(events[3], stream)
+            cuda.synchronize(stream)
+            times = {
+                "h2d": cuda.elapsed_ms(events[0], events[1]),
+                "compute": cuda.elapsed_ms(events[1], events[2]),
+                "d2h": cuda.elapsed_ms(events[2], events[3]),
+            }
+        outputs = {}
+        for tensor in self.outputs:
+            dtype, shape = self._dtypes[tensor.name], shapes[tensor.name]
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            outputs[tensor.name] = self._buffers[tensor.name].host[:nbytes].view(dtype).reshape(shape).copy()
+        return outputs, times
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        return self.infer_timed(feeds)[0]
+
+    def close(self) -> None:
+        if self._engine is None:
+            return
+        with self.cuda.active():
+            self.cuda.synchronize(self._stream)
+            for buffer in self._buffers.values():
+                buffer.free(self.cuda)
+        self._buffers.clear()
+        self._context = self._engine = self._graph = None
+        self.cuda.close()

@@ -1,0 +1,713 @@
+"""The configuration: its schema (the single source of truth for config.yaml and its docs),
+loading with ``--set`` overrides, validation that reports every error with its key path and line,
+and secrets read from files the configuration names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import stat
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from agent.util.errors import ConfigError
+from agent.util.schema import Field, Node, Schema, iter_fields, show, validate
+
+PACKAGE_PREFIX = "pkg:"
+ROOT_DOC = (
+    "edge-agent configuration. Every key is optional: a missing key takes the value shown here.\n"
+    "Relative paths are taken from this file's folder; 'pkg:PACKAGE/FILE' names a file shipped\n"
+    "inside an installed Python package. Check a file with: edge-agent config check -c FILE"
+)
+
+_NUM = "float"
+SCHEMA: Dict[str, Any] = {
+    "device": {
+        "__doc__": "This device.",
+        "id": Field("str", None, "Device id: MQTT client id and topic segment. null = the hostname."),
+    },
+    "model": {
+        "__doc__": "The model to deploy and how to feed it.",
+        "path": Field("str", "/etc/edge-agent/model.onnx", "ONNX model file (or pkg:PACKAGE/FILE)."),
+        "task": Field("str", "classification", "What the model does.", choices=["classification", "detection"]),
+        "labels": Field(
+            "list",
+            None,
+            "Class names in output order. null = labels_file, else class_0, class_1, ...",
+            item=Field("str", ""),
+        ),
+        "labels_file": Field("str", None, "Text file with one class name per line (used when labels is null)."),
+        "output": Field("str", None, "Output tensor holding the class scores. null = the first output."),
+        "input": {
+            "__doc__": "Input tensor and preprocessing. null = what the model declares, where that is unambiguous.",
+            "name": Field("str", None, "Input tensor name. null = the model's first input."),
+            "size": Field(
+                "list",
+                None,
+                "[width, height] the frame is resized to. null = the model's declared size.",
+                item=Field("int", 1, minimum=1),
+                length=2,
+            ),
+            "layout": Field(
+                "str", None, "Tensor layout. null = inferred from the model's shape.", choices=["NCHW", "NHWC"]
+            ),
+            "batch": Field(
+                "int", None, "Batch size. null = the model's fixed batch, or 1 if dynamic.", minimum=1, maximum=256
+            ),
+            "color": Field("str", "RGB", "Channel order the model expects.", choices=["RGB", "BGR", "GRAY"]),
+            "resize": Field(
+                "str",
+                "stretch",
+                "stretch: plain resize; letterbox: keep aspect ratio and pad.",
+                choices=["stretch", "letterbox"],
+            ),
+            "scale": Field(_NUM, 1.0, "Pixel values are multiplied by this first (1/255 maps 0-255 to 0-1)."),
+            "mean": Field(
+                "list",
+                [0.0, 0.0, 0.0],
+                "Subtracted per channel after scaling (one value or one per channel).",
+                item=Field(_NUM, 0.0),
+            ),
+            "std": Field(
+                "list",
+                [1.0, 1.0, 1.0],
+                "Divided per channel after the mean (one value or one per channel).",
+                item=Field(_NUM, 1.0, minimum=1e-12),
+            ),
+            "transpose_hw": Field(
+                "bool", False, "Swap image height and width before batching (models trained on transposed images)."
+            ),
+        },
+        "classification": {
+            "__doc__": "Decoding of classification outputs.",
+            "activation": Field(
+                "str",
+                "softmax",
+                "Applied to the raw outputs. none = they are probabilities already.",
+                choices=["softmax", "sigmoid", "none"],
+            ),
+            "top_k": Field("int", 1, "How many classes each result lists.", minimum=1),
+            "threshold": Field(_NUM, 0.0, "Minimum score for a class to be reported.", minimum=0.0, maximum=1.0),
+            "class_thresholds": Field(
+                "map",
+                {},
+                "Per-class minimum scores, by class name; override threshold.",
+                item=Field(_NUM, 0.0, minimum=0.0, maximum=1.0),
+            ),
+            "positive_class": Field("str", None, "Binary tasks: the class that counts as positive."),
+        },
+        "detection": {
+            "__doc__": "Decoding of detection outputs.",
+            "format": Field(
+                "str",
+                "yolov8",
+                "Output layout: yolov5 [N, A, 5+C] or yolov8 (and 11) [N, 4+C, A].",
+                choices=["yolov5", "yolov8"],
+            ),
+            "conf_threshold": Field(_NUM, 0.25, "Minimum confidence of a detection.", minimum=0.0, maximum=1.0),
+            "iou_threshold": Field(
+                _NUM, 0.45, "IoU above which non-maximum suppression drops the weaker box.", minimum=0.0, maximum=1.0
+            ),
+            "match_iou": Field(_NUM, 0.5, "IoU at which a detection matches a labeled box.", minimum=0.0, maximum=1.0),
+            "max_detections": Field("int", 300, "At most this many detections per image.", minimum=1),
+        },
+    },
+    "backend": {
+        "__doc__": "Inference backend.",
+        "name": Field(
+            "str",
+            "auto",
+            "auto: tensorrt where it is installed, else onnxruntime.",
+            choices=["auto", "tensorrt", "onnxruntime"],
+        ),
+        "onnxruntime": {
+            "__doc__": "ONNX Runtime options.",
+            "intra_op_threads": Field(
+                "int", 0, "Threads inside one operator. 0 = ONNX Runtime's default (one per core).", minimum=0
+            ),
+            "inter_op_threads": Field("int", 0, "Threads across operators. 0 = ONNX Runtime's default.", minimum=0),
+            "graph_optimization": Field(
+                "str", "all", "Graph optimization level.", choices=["disable", "basic", "extended", "all"]
+            ),
+            "providers": Field(
+                "list", ["CPUExecutionProvider"], "Execution providers in order of preference.", item=Field("str", "")
+            ),
+        },
+        "tensorrt": {
+            "__doc__": "TensorRT options (Jetson).",
+            "workspace_mb": Field(
+                "int",
+                1024,
+                "Builder memory pool limit (workspace), MiB. Jetson builds run out of memory with larger defaults.",
+                minimum=16,
+            ),
+            "builder_optimization_level": Field(
+                "int", None, "0-5 where the release has it (8.6+). null = TensorRT's default.", minimum=0, maximum=5
+            ),
+            "dla_core": Field(
+                "int", None, "DLA core to build for, with GPU fallback. null = GPU only.", minimum=0, maximum=1
+            ),
+            "gpu_fallback": Field("bool", True, "Let layers the DLA cannot run fall back to the GPU."),
+            "timing_cache": Field("bool", True, "Persist and reuse the builder's timing cache."),
+            "build_timeout_s": Field(
+                "int", 3600, "A build running longer than this is stopped and reported as failed.", minimum=10
+            ),
+            "build_memory_limit_mb": Field(
+                "int", None, "Stop the build process above this resident memory. null = no limit.", minimum=64
+            ),
+            "cuda_binding": Field(
+                "str",
+                "auto",
+                "CUDA binding for buffers: auto picks cuda-python, then pycuda.",
+                choices=["auto", "pycuda", "cuda-python"],
+            ),
+            "cuda_graph": Field("bool", False, "Capture inference in a CUDA graph and replay it."),
+        },
+    },
+    "precision": Field(
+        "str",
+        "fp32",
+        "Engine precision. best: INT8 where it passes the accuracy gate, else FP16, else FP32.",
+        choices=["fp32", "fp16", "int8", "best"],
+    ),
+    "calibration": {
+        "__doc__": "INT8 calibration.",
+        "method": Field(
+            "str", "entropy", "How activation ranges are chosen.", choices=["minmax", "entropy", "percentile"]
+        ),
+        "percentile": Field(_NUM, 99.999, "Percentile for the percentile method.", minimum=90.0, maximum=100.0),
+        "frames": Field("int", 200, "Calibration frames to collect.", minimum=1),
+        "min_spacing_s": Field(_NUM, 2.0, "Minimum time between frames captured from a camera.", minimum=0.0),
+        "dedup_distance": Field(
+            "int",
+            4,
+            "Frames whose perceptual hashes differ in fewer bits are near-duplicates and skipped.",
+            minimum=0,
+            maximum=64,
+        ),
+        "holdout_fraction": Field(
+            _NUM, 0.2, "Fraction of calibration frames held out for the accuracy gate.", minimum=0.0, maximum=0.9
+        ),
+        "per_channel": Field("bool", True, "Per-channel weight scales (recommended)."),
+        "max_memory_mb": Field(
+            "int",
+            2048,
+            "Memory for the activations entropy and percentile calibration hold at once; beyond it they use fewer, "
+            "evenly spaced frames (the report says so).",
+            minimum=64,
+        ),
+    },
+    "gate": {
+        "__doc__": "Accuracy gate an INT8 or FP16 engine must pass before it is promoted.",
+        "max_recall_drop_pp": Field(
+            _NUM,
+            1.0,
+            "No class's recall may drop by more than this many percentage points.",
+            minimum=0.0,
+            maximum=100.0,
+        ),
+        "min_top1_agreement": Field(
+            _NUM, 0.99, "Minimum top-1 agreement with the FP32 reference on held-out frames.", minimum=0.0, maximum=1.0
+        ),
+        "min_cosine": Field(
+            _NUM,
+            0.99,
+            "Minimum cosine similarity of the held-out outputs (all frames as one vector) with the FP32 reference.",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        "mixed_precision": Field("bool", True, "On failure, keep the most sensitive layers in higher precision."),
+        "max_excluded_nodes": Field(
+            "int", 16, "Most layers kept in higher precision before giving up on INT8.", minimum=0
+        ),
+        "max_excluded_fraction": Field(
+            _NUM,
+            0.25,
+            "... and at most this share of the quantizable layers (beyond it the engine is not INT8 in any useful "
+            "sense).",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        "fallback": Field(
+            "str", "fp16", "Precision to fall back to when no INT8 engine passes (best only).", choices=["fp16", "fp32"]
+        ),
+    },
+    "source": {
+        "__doc__": "Where frames come from.",
+        "kind": Field("str", "v4l2", "Source type.", choices=["v4l2", "csi", "rtsp", "file", "images"]),
+        "uri": Field("str", "/dev/video0", "Device (index or /dev/videoN), rtsp:// URL, video file or image folder."),
+        "loop": Field("bool", True, "file and images: start again at the end."),
+        "width": Field("int", None, "Capture width. null = the source's default.", minimum=1),
+        "height": Field("int", None, "Capture height. null = the source's default.", minimum=1),
+        "fps": Field(
+            _NUM, None, "Capture rate; file and images are paced to it. null = as fast as inference.", minimum=0.1
+        ),
+        "fourcc": Field("str", None, "V4L2 pixel format, e.g. MJPG or YUYV. null = the driver's default."),
+        "sensor_id": Field("int", 0, "CSI camera sensor id (nvarguscamerasrc).", minimum=0),
+        "rtsp_latency_ms": Field("int", 200, "RTSP jitter buffer (rtspsrc latency).", minimum=0),
+        "read_timeout_s": Field(_NUM, 5.0, "A read taking longer re-opens the source.", minimum=0.1),
+        "reopen_backoff_s": Field(
+            "list",
+            [1.0, 30.0],
+            "[first, longest] wait between re-open attempts.",
+            item=Field(_NUM, 1.0, minimum=0.0),
+            length=2,
+        ),
+    },
+    "schedules": {
+        "__doc__": "How often the daemon measures. 0 disables.",
+        "telemetry_s": Field(
+            _NUM,
+            10.0,
+            "Seconds between telemetry reports (each reports the latest sample; sampling itself runs at "
+            "telemetry.rate_hz).",
+            minimum=0.0,
+        ),
+        "benchmark_s": Field(
+            _NUM,
+            3600.0,
+            "Seconds between benchmarks (each pauses live inference for its warm-up and measurement).",
+            minimum=0.0,
+        ),
+        "check_s": Field(_NUM, 3600.0, "Seconds between accuracy checks on the spot-labeled set.", minimum=0.0),
+    },
+    "bench": {
+        "__doc__": "Benchmark method.",
+        "mode": Field(
+            "str",
+            "engine",
+            "engine: pre-made tensors (comparable with trtexec); pipeline: frames through pre- and postprocessing.",
+            choices=["engine", "pipeline"],
+        ),
+        "warmup_s": Field(_NUM, 2.0, "Warm-up time before measuring.", minimum=0.0),
+        "min_duration_s": Field(_NUM, 5.0, "Measure at least this long ...", minimum=0.0),
+        "min_iterations": Field("int", 50, "... and at least this many iterations.", minimum=1),
+        "max_duration_s": Field(
+            _NUM,
+            60.0,
+            "Give up waiting for stable windows after this long; the result then says stable: false.",
+            minimum=0.0,
+        ),
+        "batch_sizes": Field(
+            "list",
+            [],
+            "Batch sizes to measure (the engine must accept them). Empty = the model's batch (model.input.batch).",
+            item=Field("int", 1, minimum=1),
+        ),
+        "stability_pct": Field(
+            _NUM, 10.0, "Stable when the last windows' throughput and p50 are within this percentage.", minimum=0.0
+        ),
+        "windows": Field(
+            "int", 3, "Number of windows compared for stability; figures are taken over these last windows.", minimum=2
+        ),
+    },
+    "telemetry": {
+        "__doc__": "Power, thermal and clock sampling.",
+        "rate_hz": Field(
+            _NUM,
+            1.0,
+            "Sampling rate of the telemetry thread (power for energy per inference comes from these samples).",
+            minimum=0.1,
+            maximum=20.0,
+        ),
+        "history_s": Field(_NUM, 600.0, "Seconds of samples kept in memory.", minimum=10.0),
+        "sysfs_root": Field("str", "/", "Root of /sys and /proc (a copy taken from a device, for tests)."),
+        "tegrastats": Field("str", "auto", "Use tegrastats: auto = when present.", choices=["auto", "on", "off"]),
+        "nvml": Field("str", "auto", "Use NVML (x86 NVIDIA GPUs).", choices=["auto", "on", "off"]),
+        "rapl": Field("str", "auto", "Use RAPL powercap (x86 CPUs).", choices=["auto", "on", "off"]),
+    },
+    "accuracy": {
+        "__doc__": "Spot-labeled accuracy and drift.",
+        "spot_labels": Field(
+            "str", None, "Spot-labeled set: a folder per class, a CSV/JSONL manifest, YOLO txt or COCO JSON."
+        ),
+        "format": Field(
+            "str",
+            "auto",
+            "Format of the spot-labeled set.",
+            choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"],
+        ),
+        "warn_drop_pp": Field(_NUM, 3.0, "Recall drop (percentage points) that warns ...", minimum=0.0, maximum=100.0),
+        "alert_drop_pp": Field(_NUM, 10.0, "... and that alerts, when also significant.", minimum=0.0, maximum=100.0),
+        "alpha": Field(_NUM, 0.05, "Significance level for drift tests.", minimum=0.0, maximum=1.0),
+        "shadow_fraction": Field(
+            _NUM, 0.02, "Fraction of live frames also run through the FP32 reference.", minimum=0.0, maximum=1.0
+        ),
+        "shadow_max_per_s": Field(_NUM, 1.0, "Most shadow evaluations per second.", minimum=0.0),
+        "shadow_window": Field("int", 500, "Rolling window of shadow results.", minimum=1),
+        "shadow_min_agreement": Field(
+            _NUM,
+            0.9,
+            "Per-class agreement with the FP32 reference below which (upper end of its Wilson 95% interval) a drift "
+            "event is raised.",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        "live_ring": Field("int", 256, "Sampled live frames kept for labels that arrive later.", minimum=0),
+        "live_sample_fraction": Field(
+            _NUM, 0.01, "Fraction of live frames kept in that ring.", minimum=0.0, maximum=1.0
+        ),
+        "label_drop_interval_s": Field(
+            _NUM, 30.0, "How often label files dropped in <state_dir>/live/labels/ are applied. 0 = never.", minimum=0.0
+        ),
+    },
+    "mqtt": {
+        "__doc__": "MQTT broker and reporting.",
+        "enabled": Field("bool", True, "Publish reports and take commands over MQTT."),
+        "host": Field("str", "localhost", "Broker host."),
+        "port": Field("int", 1883, "Broker port.", minimum=1, maximum=65535),
+        "prefix": Field("str", "edge-agent", "Topic prefix: topics are <prefix>/<device_id>/...", minimum=1),
+        "protocol": Field("str", "5", "MQTT protocol version.", choices=["5", "3.1.1"]),
+        "keepalive_s": Field("int", 30, "Keepalive interval.", minimum=5, maximum=65535),
+        "username": Field("str", None, "Username. null = none."),
+        "password_file": Field("str", None, "File holding the password (never logged)."),
+        "qos": Field("int", 1, "QoS of reports and events.", minimum=0, maximum=1),
+        "telemetry_qos": Field("int", 0, "QoS of telemetry.", minimum=0, maximum=1),
+        "store_telemetry": Field("bool", False, "Keep telemetry in the outbox during outages too."),
+        "reconnect_min_s": Field(_NUM, 1.0, "First reconnect delay.", minimum=0.1),
+        "reconnect_max_s": Field(_NUM, 60.0, "Longest reconnect delay.", minimum=0.1),
+        "tls": {
+            "__doc__": "TLS. Verification is on whenever TLS is.",
+            "enabled": Field("bool", False, "Connect with TLS."),
+            "ca_file": Field("str", None, "CA certificate file. null = the system's."),
+            "cert_file": Field("str", None, "Client certificate file."),
+            "key_file": Field("str", None, "Client key file."),
+        },
+        "outbox": {
+            "__doc__": "Durable outbox (SQLite) bounds; the oldest messages go first, and that is reported.",
+            "max_messages": Field("int", 10000, "Most messages kept.", minimum=1),
+            "max_bytes": Field("int", 50000000, "Most bytes kept.", minimum=1024),
+            "max_age_s": Field(_NUM, 604800.0, "Oldest message kept.", minimum=1.0),
+        },
+    },
+    "commands": {
+        "__doc__": "Remote commands.",
+        "enabled": Field("bool", True, "Take signed commands over MQTT."),
+        "key_file": Field(
+            "str", None, "File holding the HMAC-SHA256 signing key (never logged). null = commands are refused."
+        ),
+        "max_age_s": Field(_NUM, 300.0, "Requests older than this (by their ts) are refused.", minimum=1.0),
+        "rate_limit_per_min": Field("int", 10, "Most requests per command per minute.", minimum=1),
+    },
+    "paths": {
+        "__doc__": "Where state lives.",
+        "state_dir": Field(
+            "str", "/var/lib/edge-agent", "Baselines, sequence numbers, outbox, current and previous engine."
+        ),
+        "engine_cache": Field("str", None, "Engine cache. null = <state_dir>/engines."),
+        "engine_cache_max_mb": Field("int", 4096, "Cache size cap; least recently used engines go first.", minimum=1),
+        "calibration_dir": Field("str", None, "Calibration frames and manifests. null = <state_dir>/calibration."),
+    },
+    "daemon": {
+        "__doc__": "The long-running service.",
+        "shutdown_timeout_s": Field(_NUM, 10.0, "Longest clean shutdown before exiting anyway.", minimum=0.5),
+        "watchdog": Field(
+            "bool",
+            True,
+            "Send systemd WATCHDOG=1 from inference progress when systemd asks for it (WatchdogSec); a loop stuck in "
+            "an inference is then restarted.",
+        ),
+        "max_swap_gap_ms": Field(
+            _NUM,
+            500.0,
+            "Longest inference gap expected across an engine swap; a longer one is reported (event engine_swapped, "
+            "within_bound false).",
+            minimum=1.0,
+        ),
+    },
+    "logging": {
+        "__doc__": "Logs go to stderr (the journal under systemd).",
+        "level": Field("str", "info", "Log level.", choices=["debug", "info", "warning", "error"]),
+    },
+}
+
+PATH_KEYS = (
+    "model.path",
+    "model.labels_file",
+    "source.uri",
+    "accuracy.spot_labels",
+    "mqtt.password_file",
+    "mqtt.tls.ca_file",
+    "mqtt.tls.cert_file",
+    "mqtt.tls.key_file",
+    "commands.key_file",
+    "paths.state_dir",
+    "paths.engine_cache",
+    "paths.calibration_dir",
+    "telemetry.sysfs_root",
+)
+SECRET_KEYS = ("mqtt.password_file", "commands.key_file", "mqtt.tls.key_file")
+_TOPIC_UNSAFE = set("/+#\x00")
+
+
+def schema_tree() -> Schema:
+    """SCHEMA without the documentation entries."""
+
+    def strip(section: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: (v if isinstance(v, Field) else strip(v)) for k, v in section.items() if k != "__doc__"}
+
+    return strip(SCHEMA)
+
+
+def field_at(dotted: str) -> Optional[Field]:
+    node: Any = SCHEMA
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, Field) else None
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """'mqtt.port=1884' -> ('mqtt.port', 1884). Values are read as YAML scalars or lists."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text}: expected KEY.PATH=VALUE"], "--set")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    field = field_at(key)
+    if field is not None and field.kind == "str" and value is not None and not isinstance(value, str):
+        value = raw  # 'device.id=42' means the string "42"
+    return key, value
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> List[str]:
+    """Apply KEY.PATH=VALUE overrides to raw config data; return the key paths set."""
+    keys = []
+    for text in overrides:
+        key, value = parse_override(text)
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+        keys.append(key)
+    return keys
+
+
+def _line_numbers(text: str) -> Dict[str, int]:
+    """Map each key path in a YAML document to its 1-based line."""
+    lines: Dict[str, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[path] = key_node.start_mark.line + 1
+                walk(value_node, path)
+
+    walk(root, "")
+    return lines
+
+
+def _with_line(error: str, lines: Dict[str, int], source: str, overridden: Sequence[str]) -> str:
+    path = error.split(":", 1)[0].split("[", 1)[0]
+    if any(path == key or path.startswith(key + ".") or key.startswith(path + ".") for key in overridden):
+        return f"--set {error}"
+    while path:
+        if path in lines:
+            return f"{source}:{lines[path]}: {error}"
+        path = path.rpartition(".")[0]
+    return error
+
+
+def _line_of(error: str) -> int:
+    """Sort key: the line number an error carries, errors without one last."""
+    match = re.match(r"[^:]*:(\d+): ", error)
+    return int(match.group(1)) if match else 1 << 30
+
+
+def _resolve_path(value: Optional[str], base: Path) -> Optional[str]:
+    if value is None or value.startswith(PACKAGE_PREFIX) or "://" in value:
+        return value
+    if value.isdigit():  # a V4L2 device index
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _semantic_errors(cfg: Node) -> List[str]:
+    errors = []
+    for key in ("device.id", "mqtt.prefix"):
+        value = cfg.get_path(key)
+        if value is not None and (set(value) & _TOPIC_UNSAFE or not value.strip()):
+            errors.append(f"{key}: must not be empty or contain / + # (it is an MQTT topic segment), got {show(value)}")
+    lo, hi = cfg.source.reopen_backoff_s
+    if lo > hi:
+        errors.append(f"source.reopen_backoff_s: first wait must not exceed the longest, got {show([lo, hi])}")
+    if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
+        errors.append(
+            f"mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s, got {show(cfg.mqtt.reconnect_min_s)}"
+        )
+    if cfg.accuracy.warn_drop_pp > cfg.accuracy.alert_drop_pp:
+        errors.append(
+            f"accuracy.warn_drop_pp: must not exceed accuracy.alert_drop_pp, got {show(cfg.accuracy.warn_drop_pp)}"
+        )
+    for key in ("mean", "std"):
+        values = cfg.model.input[key]
+        if len(values) not in (1, 3):
+            errors.append(f"model.input.{key}: expected 1 or 3 values, got {show(values)}")
+    tls = cfg.mqtt.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        errors.append("mqtt.tls.cert_file: a client certificate needs both cert_file and key_file")
+    return errors
+
+
+def _secret_file_errors(cfg: Node) -> List[str]:
+    errors = []
+    for key in SECRET_KEYS:
+        path = cfg.get_path(key)
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            errors.append(f"{key}: file not found: {path}")
+        elif not os.access(path, os.R_OK):
+            errors.append(f"{key}: file not readable: {path}")
+    return errors
+
+
+def validate_data(
+    data: Any,
+    source: str = "configuration",
+    base: Optional[Path] = None,
+    text: str = "",
+    overridden: Sequence[str] = (),
+) -> Node:
+    """Validate raw config data; raise ConfigError listing every problem at once."""
+    cfg, errors = validate(schema_tree(), data)
+    if not errors:
+        errors = _semantic_errors(cfg)
+    if errors:
+        lines = _line_numbers(text) if text else {}
+        located = [_with_line(e, lines, source, overridden) for e in errors]
+        raise ConfigError(sorted(located, key=_line_of), source)
+    base = base or Path.cwd()
+    for key in PATH_KEYS:
+        section, _, leaf = key.rpartition(".")
+        node = cfg.get_path(section)
+        node[leaf] = _resolve_path(node[leaf], base)
+    paths = cfg.paths
+    paths["engine_cache"] = paths.engine_cache or str(Path(paths.state_dir) / "engines")
+    paths["calibration_dir"] = paths.calibration_dir or str(Path(paths.state_dir) / "calibration")
+    cfg.device["id"] = cfg.device.id or socket.gethostname().split(".")[0] or "edge-agent"
+    secret_errors = _secret_file_errors(cfg)
+    if secret_errors:
+        raise ConfigError(secret_errors, source)
+    return cfg
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Node:
+    """Load a YAML config file (or the built-in defaults when ``path`` is None) plus overrides."""
+    if path is None:
+        data: Any = {}
+        text, source, base = "", "defaults", Path.cwd()
+    else:
+        file = Path(path)
+        source = str(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"cannot read the file: {exc.strerror}"], source) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"], source) from None
+        base = file.resolve().parent
+    if data is None:
+        data = {}
+    overridden = apply_overrides(data, overrides) if isinstance(data, dict) else []
+    return validate_data(data, source, base, text, overridden)
+
+
+def read_secret(cfg: Node, key: str) -> Optional[str]:
+    """The content of the secret file named by ``key`` (stripped), or None when unset.
+
+    The value is never logged. A file that others can read is refused loudly in the log.
+    """
+    path = cfg.get_path(key)
+    if path is None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "r", encoding="utf-8") as handle:
+            secret = handle.read().strip()
+    except OSError as exc:
+        raise ConfigError([f"{key}: cannot read {path}: {exc.strerror}"]) from None
+    if mode & (stat.S_IRWXO):
+        import logging
+
+        logging.getLogger(__name__).warning("%s: %s is readable by other users; chmod 600 it", key, path)
+    if not secret:
+        raise ConfigError([f"{key}: {path} is empty"])
+    return secret
+
+
+def render_yaml(section: Dict[str, Any] = SCHEMA, indent: int = 0) -> str:
+    """The documented default configuration (what config.yaml holds), generated from SCHEMA."""
+    pad = "  " * indent
+    out: List[str] = []
+    if indent == 0:
+        out += [f"# {line}" if line else "#" for line in ROOT_DOC.splitlines()]
+    for key, spec in section.items():
+        if key == "__doc__":
+            continue
+        if isinstance(spec, Field):
+            out.append(f"{pad}# {spec.doc}")
+            out.append(f"{pad}{key}: {_yaml_value(spec.default)}")
+        else:
+            out.append("")
+            out.append(f"{pad}# {spec.get('__doc__', '')}".rstrip())
+            out.append(f"{pad}{key}:")
+            out.append(render_yaml(spec, indent + 1).strip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def _yaml_value(value: Any) -> str:
+    import json
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and not value:
+        return "{}"
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_./-]+", value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value)
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every key with its type, default and meaning."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for path, field in iter_fields(schema_tree()):
+        rows.append(f"| `{path}` | {field.expectation()} | `{_yaml_value(field.default)}` | {field.doc} |")
+    return (
+        "# Configuration reference\n\n"
+        "Generated from `agent/config.py` (`python -m agent.config --markdown`); `config.yaml` is\n"
+        "generated from the same schema (`python -m agent.config --yaml`). Unknown keys are refused.\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(reference_markdown() if "--markdown" in sys.argv else render_yaml())

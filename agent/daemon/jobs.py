@@ -1,0 +1,141 @@
+"""The daemon's measurements on the serving engine: benchmark, accuracy check, baseline, telemetry.
+
+Benchmark, check and baseline run on the inference thread between two inferences (the engine is
+not shared across threads), through a ``ProgressEngine`` so each of their inferences feeds the
+systemd watchdog like live inference does. Live inference pauses meanwhile: the benchmark's
+report says so under ``device_sharing``, with the frames the capture thread dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, Optional
+
+from agent.daemon.loop import ProgressEngine
+from agent.model.pipeline import Pipeline
+from agent.sources.frames import Frame, Source
+from agent.sources.latest import LatestFrameCapture
+from agent.util.errors import InputError
+from agent.util.schema import Node
+
+log = logging.getLogger(__name__)
+SHARING = (
+    "exclusive: the benchmark ran on the inference thread between two live inferences; live "
+    "inference paused for its duration while the capture thread kept only the newest frame"
+)
+
+NO_SAMPLER = "the telemetry sampler is not running (its start-up failure is in the daemon log)"
+
+
+class CaptureAsSource(Source):
+    """The live capture as a Source (pipeline-mode benchmarks read the camera's newest frames)."""
+
+    def __init__(self, capture: LatestFrameCapture, timeout_s: float) -> None:
+        self.capture = capture
+        self.timeout_s = timeout_s
+        self.uri = "live capture"
+
+    def read(self) -> Optional[Frame]:
+        return self.capture.take(self.timeout_s)
+
+
+def with_progress(pipeline: Pipeline, on_progress: Callable[[], None]) -> Pipeline:
+    """The same pipeline, its engine reporting each inference as progress."""
+    return Pipeline(ProgressEngine(pipeline.engine, on_progress), pipeline.model, pipeline.decoder)
+
+
+def engine_identity(report: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "id": report.get("cache_key"),
+        "backend": report.get("backend"),
+        "precision": report.get("built_precision", report.get("precision")),
+        "model_sha256": report.get("model_sha256"),
+    }
+
+
+def benchmark(
+    cfg: Node,
+    pipeline: Pipeline,
+    report: Dict[str, Any],
+    capture: LatestFrameCapture,
+    on_progress: Callable[[], None],
+    sampler: Any = None,
+) -> Dict[str, Any]:
+    """bench.* on the serving engine (engine or pipeline mode), with how it shared the device."""
+    from agent.measure.benchmark import BenchSettings, run_benchmark
+    from agent.measure.context import result_context
+
+    timed = with_progress(pipeline, on_progress)
+    source = CaptureAsSource(capture, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
+    dropped, started = capture.dropped, time.monotonic()
+    start = sampler.sample_now().snapshot if sampler is not None else None
+    result = run_benchmark(
+        timed.engine,
+        pipeline.model,
+        BenchSettings.from_config(cfg.bench),
+        cfg.bench.batch_sizes,
+        cfg.bench.mode,
+        timed,
+        source,
+        sampler,
+        NO_SAMPLER,
+    )
+    end = sampler.sample_now().snapshot if sampler is not None else None
+    described = sampler.telemetry.describe() if sampler is not None else None
+    result["context"] = result_context(
+        report, pipeline.engine.info, result["batch"], described, start, end, cfg.telemetry.sysfs_root
+    )
+    result["engine"] = engine_identity(report)
+    result["device_sharing"] = {
+        "mode": "exclusive",
+        "how": SHARING,
+        "live_paused_s": round(time.monotonic() - started, 3),
+        "frames_dropped_meanwhile": capture.dropped - dropped,
+    }
+    return result
+
+
+def accuracy_check(
+    cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None]
+) -> Dict[str, Any]:
+    """The spot-labeled check (agent.accuracy) on the serving engine, with drift against the baseline."""
+    from agent.accuracy.check import EngineRun, run_check
+
+    if not cfg.accuracy.spot_labels:
+        raise InputError("accuracy.spot_labels: not set; there is no spot-labeled set to check")
+    return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), engine_identity(report)))
+
+
+def record_baseline(
+    cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str
+) -> Dict[str, Any]:
+    """Store the promoted engine's results (and the FP32 reference's) on the spot-labeled set as the baseline."""
+    from agent.accuracy import check as accuracy
+
+    run = accuracy.EngineRun(with_progress(pipeline, on_progress), engine_identity(report))
+    return accuracy.record_baseline(cfg, run, reason=reason)
+
+
+def open_sampler(cfg: Node) -> Any:
+    """The telemetry sampler thread (agent.telemetry), started; None (logged) when it cannot run."""
+    try:
+        from agent.telemetry.monitor import telemetry_from_config
+        from agent.telemetry.sampler import Sampler
+
+        return Sampler(telemetry_from_config(cfg), cfg.telemetry.rate_hz, cfg.telemetry.history_s).start()
+    except Exception as exc:  # telemetry is optional: the daemon serves without it
+        log.warning("telemetry: not available (%s: %s); reports carry no power figures", type(exc).__name__, exc)
+        return None
+
+
+def system_telemetry(sampler: Any) -> Dict[str, Any]:
+    """The newest telemetry snapshot (power, temperatures, clocks, load); power null with the reason."""
+    if sampler is None:
+        return {"total_mw": None, "power_unavailable_reason": NO_SAMPLER}
+    sample = sampler.latest() or sampler.sample_now()
+    snapshot = dict(sample.snapshot)
+    snapshot.pop("t", None)
+    if snapshot.get("total_mw") is None:
+        snapshot["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
+    return snapshot

@@ -1,0 +1,221 @@
+"""The inference loop: newest frame in, result out, one engine at a time, on its own thread.
+
+Frames arrive preprocessed by the capture thread (``prepare_for``) when their input spec is the
+serving engine's, so capture, decoding and preprocessing overlap with inference.
+
+Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
+need the serving engine (benchmark, accuracy check), then (3) takes the newest frame. Every
+inference, and every wait for a frame while the capture thread is alive (a camera outage is
+handled there, by re-opening), calls ``on_progress``: the systemd watchdog is fed from there, so
+a loop stuck in an inference (or a dead capture thread) stops the keep-alives. Engines are not
+thread-safe; only this thread touches the serving one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from agent.backends.base import Arrays, Engine, StageTimes
+from agent.daemon.swap import Handoff
+from agent.model.info import InputSpec
+from agent.model.pipeline import Pipeline
+from agent.model.preprocess import make_batch
+from agent.sources.frames import Frame
+from agent.sources.latest import LatestFrameCapture
+from agent.util.stats import latency_stats
+
+log = logging.getLogger(__name__)
+Job = Callable[[Pipeline], None]
+FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
+
+
+class ProgressEngine(Engine):
+    """An engine that reports each inference as progress (benchmarks and checks run on the loop's thread)."""
+
+    def __init__(self, engine: Engine, on_progress: Callable[[], None]) -> None:
+        self.engine = engine
+        self.on_progress = on_progress
+        self.inputs = engine.inputs
+        self.outputs = engine.outputs
+        self.info = engine.info
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        outputs = self.engine.infer(feeds)
+        self.on_progress()
+        return outputs
+
+    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
+        """The wrapped engine's own stage times (TensorRT's h2d / compute / d2h split)."""
+        timed = self.engine.infer_timed(feeds)
+        self.on_progress()
+        return timed
+
+
+def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame], Optional[Tuple[InputSpec, Any]]]:
+    """A capture ``prepare`` hook: preprocess each frame on the capture thread for the serving engine's input."""
+
+    def prepare(frame: Frame) -> Optional[Tuple[InputSpec, Any]]:
+        serving = pipeline()
+        if serving is None:
+            return None
+        spec = serving.model.spec
+        return spec, make_batch([frame.image], spec)
+
+    return prepare
+
+
+def engine_label(report: Mapping[str, Any]) -> str:
+    return f"{report.get('backend', '?')} {report.get('built_precision', report.get('precision', '?'))}"
+
+
+class InferenceLoop:
+    def __init__(
+        self,
+        capture: LatestFrameCapture,
+        pipeline: Pipeline,
+        report: Dict[str, Any],
+        handoff: Handoff,
+        on_progress: Callable[[], None],
+        on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+        on_swap: Optional[Callable[[Dict[str, Any]], None]] = None,
+        max_frames: Optional[int] = None,
+        observe: Optional[Callable[[Frame, Dict[str, Any]], None]] = None,
+    ) -> None:
+        self.capture = capture
+        self.observe = observe  # live checks (agent.livechecks): must never wait or raise
+        self.pipeline = pipeline
+        self.report = report
+        self.handoff = handoff
+        self.on_progress = on_progress
+        self.on_result = on_result
+        self.on_swap = on_swap
+        self.max_frames = max_frames
+        self.jobs: "queue.Queue[Job]" = queue.Queue()
+        self.stop_event = threading.Event()
+        self.first_inference = threading.Event()
+        self.finished = threading.Event()
+        self.inferences = 0
+        self.last_end: Optional[float] = None
+        self.max_gap_ms = 0.0  # longest time between two inferences since reset_max_gap()
+        self.started = time.monotonic()
+        self.error = ""
+        self.stop_reason = ""
+        self._latencies: Deque[float] = collections.deque(maxlen=512)
+        self._ends: Deque[float] = collections.deque(maxlen=512)
+        self._swap_from: Optional[Tuple[float, Dict[str, Any]]] = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self._maybe_swap()
+                self._run_jobs()
+                taken = self.capture.take_prepared(timeout=0.25)
+                if taken is None:
+                    if self.capture.ended.is_set():
+                        log.info("inference: the source ended; stopping")
+                        self.stop_reason = "the source ended"
+                        break
+                    if self.capture.alive():
+                        self.on_progress()  # idle, not stuck: the capture thread is re-opening the source
+                    continue
+                self._infer(*taken)
+                if self.max_frames and self.inferences >= self.max_frames:
+                    log.info("inference: %d frames done (--max-frames); stopping", self.inferences)
+                    self.stop_reason = "max frames reached"
+                    break
+        except Exception as exc:  # reported; the daemon stops and systemd restarts it
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("inference loop failed")
+        finally:
+            self.finished.set()
+
+    def _infer(self, frame: Frame, prepared: Optional[Tuple[InputSpec, Any]]) -> None:
+        """One frame: preprocess (unless the capture thread did, for this input spec), infer, decode."""
+        started = time.monotonic()
+        spec = self.pipeline.model.spec
+        batch, boxes = prepared[1] if prepared is not None and prepared[0] == spec else make_batch([frame.image], spec)
+        outputs = self.pipeline.engine.infer({spec.name: batch})
+        decoded = self.pipeline.decode(outputs, 1, boxes)[0]
+        result = {"frame": frame.index, "origin": frame.origin, **decoded.as_dict()}
+        end = time.monotonic()
+        self.inferences += 1
+        self._latencies.append((end - started) * 1000.0)
+        self._ends.append(end)
+        if self._swap_from is not None:
+            self._finish_swap(end)
+        if self.last_end is not None:
+            self.max_gap_ms = max(self.max_gap_ms, (end - self.last_end) * 1000.0)
+        self.last_end = end
+        self.first_inference.set()
+        self.on_progress()
+        if self.observe is not None:
+            self.observe(frame, result)
+        if self.on_result is not None:
+            result["engine"] = engine_label(self.report)
+            result["frame_age_ms"] = round((started - frame.timestamp) * 1000.0, 2)
+            self.on_result(result)
+
+    def reset_max_gap(self) -> None:
+        """Start measuring the longest inference gap afresh (a rebuild starts)."""
+        self.max_gap_ms = 0.0
+
+    def _maybe_swap(self) -> None:
+        candidate = self.handoff.take()
+        if candidate is None:
+            return
+        pipeline, report = candidate
+        old_pipeline, old_report = self.pipeline, self.report
+        self.pipeline, self.report = pipeline, report
+        self._swap_from = (
+            self.last_end if self.last_end is not None else time.monotonic(),
+            {"from": engine_label(old_report), "to": engine_label(report)},
+        )
+        old_pipeline.engine.close()
+        log.info("inference: swapped %s -> %s", engine_label(old_report), engine_label(report))
+
+    def _finish_swap(self, end: float) -> None:
+        assert self._swap_from is not None
+        last_old, info = self._swap_from
+        self._swap_from = None
+        gap_ms = (end - last_old) * 1000.0
+        info = dict(
+            info,
+            gap_ms=round(gap_ms, 2),
+            max_gap_before_ms=round(self.max_gap_ms, 2),
+            inferences_before=self.inferences - 1,
+        )
+        self.handoff.done(info)
+        if self.on_swap is not None:
+            self.on_swap(info)
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job(self.pipeline)
+            except Exception:  # a failed benchmark or check must not stop inference
+                log.exception("inference: a job on the serving engine failed")
+
+    def stats(self) -> Dict[str, Any]:
+        latency = latency_stats(self._latencies) if self._latencies else {}
+        now = time.monotonic()
+        recent = [t for t in list(self._ends) if now - t <= FPS_WINDOW_S]
+        span = min(FPS_WINDOW_S, now - self.started)
+        return {
+            "engine": engine_label(self.report),
+            "inferences": self.inferences,
+            "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
+            "latency_ms_p50": latency.get("p50"),
+            "latency_ms_p99": latency.get("p99"),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        }

@@ -1,0 +1,775 @@
+"""The supervisor behind ``edge-agent run``: capture, inference, schedules, commands, reports, signals.
+
+Threads: the capture supervisor and its reader (agent.capture), the inference loop (agent.loop),
+a background rebuild when one runs (agent.swap), the telemetry sampler, the MQTT link's threads
+(agent.mqtt; commands run on its worker threads) and this main thread, which owns signals, the
+scheduler and configuration reloads.
+
+- READY=1 goes to systemd once the engine is loaded and a first frame inferred; WATCHDOG=1 comes
+  from inference progress only; STATUS= lines summarise the serving state.
+- SIGTERM / SIGINT: stop capture, let the in-flight inference finish, flush what the outbox
+  can, publish ``stopped``, exit 0, all within daemon.shutdown_timeout_s.
+- SIGHUP: reload the configuration (validated first; on error the old one stays, reported).
+- Benchmarks and accuracy checks run on the inference thread between two inferences (agent.jobs).
+- Live checks (agent.livechecks): every inference is offered to shadow evaluation against the
+  FP32 reference and to the live ring; their state goes out with telemetry, a class whose
+  agreement falls below accuracy.shadow_min_agreement raises a ``drift`` event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from agent import __version__
+from agent.build import engine as building
+from agent.config.settings import load_config
+from agent.daemon import jobs
+from agent.daemon.livechecks import LiveChecks, open_shadow_reference
+from agent.daemon.loop import InferenceLoop, engine_label, prepare_for
+from agent.daemon.scheduler import Scheduler
+from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
+from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
+from agent.model.pipeline import Pipeline, make_decoder, prepare_model
+from agent.mqtt.publisher import open_publisher
+from agent.sources.frames import Frame
+from agent.sources.latest import LatestFrameCapture
+from agent.sources.open import open_source
+from agent.util.errors import ConfigError, EdgeAgentError, GateFailed, InputError
+from agent.util.schema import Node
+
+log = logging.getLogger(__name__)
+SCHEDULED = ("telemetry", "benchmark", "check")
+# Config sections whose change needs a new engine, and those applied only by a restart.
+REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
+RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
+COMMAND_TIMEOUT_S = 3600.0
+HELD_CAMERAS = ("v4l2", "csi")  # sources one process holds: calibrate cannot open them again
+CAPTURE_TIMEOUT_S = 60.0  # capture_samples waits this long for its frames
+Progress = Callable[[Optional[float], str], None]
+
+
+def changed_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
+    """Top-level config sections whose values differ."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """One inference on a blank frame, so the first live frame on a new engine pays no set-up cost."""
+    spec = pipeline.model.spec
+    blank = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
+    pipeline.infer_frames([Frame(blank, -1, time.monotonic(), "warm-up")])
+
+
+def with_calibrator(cfg: Node, method: Optional[str]) -> Node:
+    """The configuration with calibration.method replaced (a rebuild command's ``calibrator``)."""
+    if not method:
+        return cfg
+    return Node(cfg, calibration=Node(cfg.calibration, method=method))
+
+
+class Daemon:
+    def __init__(
+        self,
+        cfg: Node,
+        config_path: Optional[str],
+        overrides: Sequence[str] = (),
+        max_frames: Optional[int] = None,
+        on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+        environ: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.overrides = list(overrides)
+        self.max_frames = max_frames
+        self.on_result = on_result
+        env = os.environ if environ is None else environ
+        self.notifier = Notifier(env)
+        interval = watchdog_interval_s(env) if cfg.daemon.watchdog else None
+        self.pacer = WatchdogPacer(self.notifier.watchdog, interval)
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.state = EngineState(cfg.paths.state_dir)
+        self.handoff = Handoff()
+        self.publisher: Any = None
+        self.sampler: Any = None
+        self.capture: Optional[LatestFrameCapture] = None
+        self.loop: Optional[InferenceLoop] = None
+        self.scheduler = Scheduler({}, time.monotonic())
+        self.rebuilder = Rebuilder(self._build, self._load, warm_up, self.handoff, self._rebuild_done)
+        self._lock = threading.Lock()  # configuration reloads and schedule changes
+        self._reopens_seen = 0
+        self.last_check: Optional[Dict[str, Any]] = None
+        self.live: Optional[LiveChecks] = None
+
+    # ----- start-up --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until a signal, --max-frames or the end of a finite source; returns the exit code."""
+        self._install_signals()
+        self.sampler = jobs.open_sampler(self.cfg)
+        self.publisher = open_publisher(self.cfg, self.handlers(), self.status_fields)
+        self.publisher.start()
+        self.notifier.status("loading the engine")
+        pipeline, report = self._initial_engine()
+        self.live = LiveChecks(self.cfg, pipeline.model.labels, lambda: open_shadow_reference(self.cfg))
+        self.live.engine_changed(report)
+        self.capture = self._make_capture(self.cfg)
+        self.capture.start()
+        self.loop = InferenceLoop(
+            self.capture,
+            pipeline,
+            report,
+            self.handoff,
+            self.pacer.progress,
+            self.on_result,
+            self._swapped,
+            self.max_frames,
+            self.live.observe,
+        )
+        thread = threading.Thread(target=self.loop.run, name="inference", daemon=True)
+        thread.start()
+        self.notifier.status("waiting for the first frame")
+        while not self.stop_requested.is_set() and not self.loop.finished.is_set():
+            if self.loop.first_inference.wait(0.2):
+                break
+        if self.loop.first_inference.is_set():
+            self.notifier.ready(self._status_line())
+            self.publisher.update_status()
+            log.info("ready: %s", self._status_line())
+        self._baseline_if_missing()
+        self._apply_schedules(self.cfg)
+        self._supervise()
+        return self._shutdown(thread)
+
+    def _initial_engine(self) -> Tuple[Pipeline, Dict[str, Any]]:
+        """The engine of the last run when it still fits the model and the configured precision, else a build."""
+        saved = self.state.resumable(self.cfg.precision)
+        if saved and self._still_valid(saved):
+            try:
+                pipeline = self._load(saved)
+                log.info("engine: resuming the %s engine of the last run", engine_label(saved))
+                return pipeline, saved
+            except EdgeAgentError as exc:
+                log.warning("engine: the saved engine cannot be loaded (%s); building", exc)
+        report: Optional[Dict[str, Any]] = None
+        failure: Optional[str]
+        try:
+            report = self._build(self.cfg.precision)
+        except EdgeAgentError as exc:
+            if self.cfg.precision == "fp32":
+                raise
+            failure = str(exc)
+        else:
+            failure = gate_verdict(report)
+        if failure:
+            self.publisher.publish_event(
+                "build_failed",
+                "error",
+                f"{self.cfg.precision} engine not promoted: {failure}; serving FP32",
+                {"precision": self.cfg.precision},
+            )
+            log.warning("engine: %s engine not promoted (%s); serving FP32", self.cfg.precision, failure)
+            report = self._build("fp32")
+        assert report is not None
+        self.state.promote(report, self.cfg.precision)
+        return self._load(report), report
+
+    def _still_valid(self, report: Mapping[str, Any]) -> bool:
+        if not Path(str(report.get("engine_path", ""))).is_file():
+            return False
+        if report.get("backend") != building.get_backend(self.cfg.backend.name).name:
+            return False
+        return report.get("model_sha256") == prepare_model(self.cfg).sha256
+
+    def _build(self, precision: str, cfg: Optional[Node] = None) -> Dict[str, Any]:
+        return building.build(cfg or self.cfg, precision=precision, keep=self._engines_in_use())
+
+    def _engines_in_use(self) -> List[str]:
+        """Cache keys a build must not evict: the serving, current and previous engines."""
+        engines = self.state.read()
+        reports = [engines.get("current"), engines.get("previous"), self.loop.report if self.loop is not None else None]
+        return [str(r["cache_key"]) for r in reports if isinstance(r, dict) and r.get("cache_key")]
+
+    def _load(self, report: Dict[str, Any]) -> Pipeline:
+        engine, model = building.load_built(self.cfg, report)
+        return Pipeline(engine, model, make_decoder(self.cfg, model))
+
+    def _make_capture(self, cfg: Node) -> LatestFrameCapture:
+        source = cfg.source
+        finite = source.kind in ("file", "images") and not source.loop
+        serving = prepare_for(lambda: self.loop.pipeline if self.loop is not None else None)
+        return LatestFrameCapture(
+            lambda: open_source(source), source.read_timeout_s, tuple(source.reopen_backoff_s), finite, prepare=serving
+        )
+
+    # ----- signals and the main loop ---------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda _s, _f: self.reload_requested.set())
+
+    def _supervise(self) -> None:
+        assert self.loop is not None
+        while not self.stop_requested.is_set() and not self.loop.finished.is_set():
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            with self._lock:
+                due = self.scheduler.due(time.monotonic())
+                wait = self.scheduler.seconds_to_next(time.monotonic())
+            for name in due:
+                self.run_scheduled(name)
+            self.stop_requested.wait(min(0.2, wait) if wait is not None else 0.2)
+
+    def _shutdown(self, thread: threading.Thread) -> int:
+        assert self.loop is not None and self.capture is not None
+        deadline = time.monotonic() + self.cfg.daemon.shutdown_timeout_s
+        self.notifier.stopping("stopping")
+        self.capture.stop(timeout=min(2.0, self.cfg.daemon.shutdown_timeout_s / 4))
+        self.loop.stop_event.set()
+        thread.join(max(0.0, deadline - time.monotonic() - 1.0))
+        if thread.is_alive():
+            log.warning("shutdown: the in-flight inference did not finish in time; exiting anyway")
+        pending = self.handoff.withdraw()
+        if pending is not None:
+            pending[0].engine.close()
+        if self.rebuilder.running:
+            log.warning("shutdown: rebuild %s abandoned (the serving engine stays current)", self.rebuilder.running)
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.live is not None:
+            self.live.stop()
+        left = max(0.1, deadline - time.monotonic())
+        if not self.publisher.wait_drained(left / 2):
+            log.warning("shutdown: the outbox is not empty; what is left is sent after the next start")
+        self.publisher.stop(max(0.1, deadline - time.monotonic() - 0.5))
+        self.notifier.close()
+        log.info(
+            "stopped after %d inferences (%s)",
+            self.loop.inferences,
+            self.loop.error or self.loop.stop_reason or "signal",
+        )
+        return 1 if self.loop.error else 0
+
+    # ----- scheduled and requested work ------------------------------------------------------
+
+    def _apply_schedules(self, cfg: Node) -> None:
+        now = time.monotonic()
+        intervals = {name: float(cfg.schedules[f"{name}_s"]) for name in SCHEDULED}
+        intervals["labels"] = float(cfg.accuracy.label_drop_interval_s)
+        if intervals["check"] and not cfg.accuracy.spot_labels:
+            log.info("schedules.check_s: no accuracy.spot_labels configured; scheduled checks are off")
+            intervals["check"] = 0.0
+        with self._lock:
+            for name, seconds in intervals.items():
+                self.scheduler.set_interval(name, seconds, now)
+
+    def run_scheduled(self, name: str) -> None:
+        """Publish telemetry now, or queue a benchmark or check on the inference thread."""
+        assert self.loop is not None
+        if name == "telemetry":
+            telemetry = self.telemetry()
+            self.publisher.publish_telemetry(telemetry)
+            self._report_capture_trouble()
+            self._report_live_drift((telemetry["live_checks"] or {}).get("live_labels") or {})
+            self.notifier.status(self._status_line())
+        elif name == "labels":
+            self.ingest_label_drops()
+        else:
+            self.loop.jobs.put(lambda pipeline: self._measure_quietly(name, pipeline))
+
+    def _measure_quietly(self, name: str, pipeline: Pipeline) -> None:
+        """A scheduled measurement: its failure is already published as an event; inference goes on."""
+        try:
+            self._measure(name, pipeline)
+        except (EdgeAgentError, ImportError) as exc:
+            log.warning("%s failed: %s", name, exc)
+
+    def _measure(self, name: str, pipeline: Pipeline) -> Dict[str, Any]:
+        """Benchmark or check the serving engine (on the inference thread); publish and return the report."""
+        assert self.loop is not None and self.capture is not None
+        try:
+            if name == "benchmark":
+                result = jobs.benchmark(
+                    self.cfg, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler
+                )
+                result.update(self._accuracy_for_speed(pipeline))
+            else:
+                result = jobs.accuracy_check(self.cfg, pipeline, self.loop.report, self.pacer.progress)
+                self.last_check = result
+                self._report_drift(result)
+        except (EdgeAgentError, ImportError) as exc:
+            self.publisher.publish_event(f"{name}_failed", "warning", f"{name}: {exc}", {})
+            raise
+        kind = "benchmark" if name == "benchmark" else "accuracy"
+        self.publisher.publish_report(kind, result)
+        return result
+
+    def _accuracy_for_speed(self, pipeline: Pipeline) -> Dict[str, Any]:
+        """The accuracy that goes with a benchmark: the last check on the serving engine, or a check
+        run now (and published) when there is none; null with the reason only without a spot-labeled set.
+        The build's gate result rides along, so an INT8 figure always shows what INT8 cost."""
+        assert self.loop is not None
+        engine_id = self.loop.report.get("cache_key")
+        check = self.last_check
+        if (not check or check.get("engine", {}).get("id") != engine_id) and self.cfg.accuracy.spot_labels:
+            check = self._measure("check", pipeline)
+        gate = self.loop.report.get("gate")
+        out: Dict[str, Any] = {"gate": gate} if gate else {}
+        if not check or check.get("engine", {}).get("id") != engine_id:
+            out.update(
+                accuracy=None,
+                accuracy_reason=(
+                    "accuracy.spot_labels is not set: there is no spot-labeled set to measure this engine on"
+                ),
+            )
+            return out
+        per_class = check.get("per_class") or {}
+        out["accuracy"] = {
+            "accuracy": check.get("accuracy"),
+            "recall": {name: stats.get("recall") for name, stats in per_class.items()},
+            "drift_status": (check.get("drift") or {}).get("status"),
+            "samples": check.get("samples"),
+            "ts": check.get("ts"),
+        }
+        return out
+
+    def _report_drift(self, check: Mapping[str, Any]) -> None:
+        drift = check.get("drift") or {}
+        status = drift.get("status")
+        if status in ("warn", "alert"):
+            severity = "warning" if status == "warn" else "error"
+            self.publisher.publish_event("drift", severity, f"per-class recall drift: {status}", {"drift": drift})
+
+    def _report_live_drift(self, live_labels: Mapping[str, Any]) -> None:
+        """``drift`` events from the live checks: classes whose agreement with the FP32 reference fell
+        below the threshold, and a new warn / alert of the labeled live frames against the baseline."""
+        if self.live is None:
+            return
+        labeled = self.live.new_label_drift(live_labels.get("drift"))
+        if labeled is not None:
+            severity = "warning" if labeled["status"] == "warn" else "error"
+            message = (
+                f"labeled live frames: per-class recall drift {labeled['status']} ({'; '.join(labeled['rules_fired'])})"
+            )
+            self.publisher.publish_event("drift", severity, message, {"source": "live_labels", "drift": dict(labeled)})
+        low = self.live.new_disagreements()
+        if low:
+            names = ", ".join(sorted(low))
+            details = {
+                "source": "shadow",
+                "engine": self.live.engine,
+                "min_agreement": self.live.threshold,
+                "per_class": low,
+            }
+            self.publisher.publish_event(
+                "drift",
+                "warning",
+                f"live frames: agreement with the FP32 reference below {self.live.threshold:g} for {names}",
+                details,
+            )
+
+    def ingest_label_drops(self) -> Optional[Dict[str, Any]]:
+        """Apply label files dropped in the live ring's labels/ folder; their errors become an event."""
+        if self.live is None:
+            return None
+        try:
+            outcome = self.live.ingest_drops()
+        except OSError as exc:
+            log.warning("live labels: the drop folder cannot be read: %s", exc)
+            return None
+        if outcome and outcome["errors"]:
+            self.publisher.publish_event(
+                "labels_rejected", "warning", f"{len(outcome['errors'])} dropped label line(s) refused", outcome
+            )
+        if outcome and outcome["applied"]:
+            log.info("live labels: %d dropped label(s) applied", outcome["applied"])
+        return outcome
+
+    def _report_capture_trouble(self) -> None:
+        assert self.capture is not None
+        stats = self.capture.stats()
+        if stats["reopens"] > self._reopens_seen:
+            self._reopens_seen = stats["reopens"]
+            self.publisher.publish_event(
+                "camera_lost", "warning", f"the source was re-opened: {stats['last_error']}", stats
+            )
+
+    def run_on_loop(self, name: str, timeout: float = COMMAND_TIMEOUT_S) -> Dict[str, Any]:
+        """Run a benchmark or check on the inference thread and wait for its report (a command)."""
+        if self.loop is None or self.loop.finished.is_set():
+            raise EdgeAgentError("the inference loop is not running")
+        done = threading.Event()
+        outcome: Dict[str, Any] = {}
+
+        def job(pipeline: Pipeline) -> None:
+            try:
+                outcome["result"] = self._measure(name, pipeline)
+            except BaseException as exc:
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        self.loop.jobs.put(job)
+        if not done.wait(timeout):
+            raise EdgeAgentError(f"{name} did not finish within {timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    def telemetry(self) -> Dict[str, Any]:
+        assert self.loop is not None and self.capture is not None
+        import psutil
+
+        process = psutil.Process()
+        return {
+            "pipeline": self.loop.stats(),
+            "capture": self.capture.stats(),
+            "process": {
+                "rss_mb": round(process.memory_info().rss / 1e6, 1),
+                "open_fds": process.num_fds(),
+                "threads": process.num_threads(),
+            },
+            "watchdog_pings": self.pacer.sent,
+            "system": jobs.system_telemetry(self.sampler),
+            "live_checks": self.live.snapshot() if self.live is not None else None,
+        }
+
+    # ----- commands (MQTT worker threads) ----------------------------------------------------
+
+    def handlers(self) -> Dict[str, Callable[[Dict[str, Any], Callable[[Optional[float], str], None]], Any]]:
+        return {
+            "rebuild": self._cmd_rebuild,
+            "benchmark": lambda args, progress: self.run_on_loop("benchmark"),
+            "check": lambda args, progress: self.run_on_loop("check"),
+            "reload_config": lambda args, progress: self.reload(),
+            "status": lambda args, progress: self.status(),
+            "set_interval": self._cmd_set_interval,
+            "capture_samples": self._cmd_capture_samples,
+            "label": lambda args, progress: self._live_checks("label").label(args["labels"]),
+            "calibrate": self._cmd_calibrate,
+            "rollback": self._cmd_rollback,
+        }
+
+    def _serving_label(self) -> str:
+        return engine_label(self.loop.report) if self.loop is not None else "the current engine"
+
+    def _cmd_rebuild(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        precision = args.get("precision") or self.cfg.precision
+        cfg = with_calibrator(self.cfg, args.get("calibrator"))
+        started = self.rebuild(precision, "command", lambda: self._build(precision, cfg))
+        progress(
+            None, f"building the {precision} engine in the background; inference continues on {self._serving_label()}"
+        )
+        return self._await_swap(started, "rebuild")
+
+    def _cmd_rollback(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        """Swap the previous engine back in, through the same between-inference hand-over as a rebuild."""
+        previous = self.state.read().get("previous")
+        if not previous:
+            raise InputError(
+                "rollback: there is no previous engine (none has been replaced since the state directory was created)"
+            )
+        if not Path(str(previous.get("engine_path"))).is_file():
+            raise EdgeAgentError(f"rollback: the previous engine's file is gone ({previous.get('engine_path')})")
+        precision = str(previous.get("built_precision", previous.get("precision")))
+        started = self.rebuild(precision, "rollback", lambda: dict(previous))
+        progress(
+            None,
+            f"loading the previous {engine_label(previous)} engine; inference continues on {self._serving_label()}",
+        )
+        return self._await_swap(started, "rollback")
+
+    def _await_swap(self, started: Mapping[str, Any], what: str) -> Dict[str, Any]:
+        """Wait for a started rebuild (or rollback) to swap; its summary, or the reason it did not."""
+        if started["status"] == "busy":
+            raise EdgeAgentError(f"busy: job {started['job']} is running")
+        result = self.rebuilder.wait(started["job"], COMMAND_TIMEOUT_S)
+        if result is None:
+            raise EdgeAgentError(f"{what} {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
+        if result["status"] == "rejected":
+            raise GateFailed(f"not promoted: {result['error']}; still serving {self._serving_label()}")
+        if result["status"] != "swapped":
+            raise EdgeAgentError(f"{what} failed: {result['error']}")
+        return dict(command_summary(result), serving=self.status_fields()["engine"])
+
+    def _cmd_calibrate(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        """Collect a calibration set and calibrate on it, in the rebuild slot; publish report/calibration."""
+        from calibration.workflow import calibrate
+
+        kind = self.cfg.source.kind
+        if args.get("source") is None and kind in HELD_CAMERAS:
+            raise InputError(
+                f"calibrate: the daemon holds the {kind} camera (a second open fails); pass source=<folder or video "
+                "file> on this device"
+            )
+        listener = progress_listener(progress)
+        try:
+            result = self.rebuilder.run_exclusive(
+                "calibrate", lambda: calibrate(self.cfg, args.get("source"), args.get("frames"), listener=listener)
+            )
+        except Busy as exc:
+            raise EdgeAgentError(f"busy: job {exc.job_id} is running") from None
+        self.publisher.publish_report("calibration", result)
+        paths = {
+            k: v for k, v in result.items() if isinstance(v, str) and k not in ("calibration_hash", "method", "source")
+        }
+        return {
+            "calibration_hash": result["calibration_hash"],
+            "frames": result["frames"],
+            "method": result["method"],
+            "notes": result["notes"],
+            "paths": paths,
+        }
+
+    def _live_checks(self, command: str) -> LiveChecks:
+        if self.live is None:
+            raise EdgeAgentError(f"{command}: the inference loop is not running yet")
+        return self.live
+
+    def _cmd_capture_samples(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
+        live = self._live_checks("capture_samples")
+        progress(None, f"keeping the next {args['count']} live frame(s)")
+        return live.capture_samples(int(args["count"]), CAPTURE_TIMEOUT_S)
+
+    def _cmd_set_interval(
+        self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]
+    ) -> Dict[str, Any]:
+        with self._lock:
+            self.scheduler.set_interval(args["schedule"], float(args["seconds"]), time.monotonic())
+            next_in = self.scheduler.seconds_to_next(time.monotonic())
+        return {"schedule": args["schedule"], "seconds": args["seconds"], "next_job_in_s": next_in}
+
+    # ----- rebuilds --------------------------------------------------------------------------
+
+    def rebuild(
+        self,
+        precision: Optional[str] = None,
+        reason: str = "requested",
+        produce: Optional[Callable[[], Dict[str, Any]]] = None,
+    ) -> Dict[str, Any]:
+        """Start a background rebuild; its result arrives as report 'build' (and event 'engine_swapped')."""
+        precision = precision or self.cfg.precision
+        try:
+            job = self.rebuilder.start(precision, reason, produce)
+        except Busy as exc:
+            return {"status": "busy", "job": exc.job_id}
+        if self.loop is not None:
+            self.loop.reset_max_gap()  # the swap event reports the longest gap while it built
+        log.info("rebuild %s: %s engine (%s); inference continues", job, precision, reason)
+        return {"status": "accepted", "job": job, "precision": precision}
+
+    def _swapped(self, info: Dict[str, Any]) -> None:
+        """Called on the inference thread once a new engine served its first frame."""
+        if self.live is not None and self.loop is not None:
+            self.live.engine_changed(self.loop.report)
+        bound = self.cfg.daemon.max_swap_gap_ms
+        within = info["gap_ms"] <= bound
+        details = dict(info, max_swap_gap_ms=bound, within_bound=within)
+        self.publisher.publish_event(
+            "engine_swapped",
+            "info" if within else "warning",
+            f"now serving {info['to']} (gap {info['gap_ms']} ms)",
+            details,
+        )
+
+    def _rebuild_done(self, result: Dict[str, Any]) -> None:
+        if result.get("status") == "swapped":
+            self.state.promote(result["build"], self.cfg.precision)
+            self.publisher.update_status()
+            if self.cfg.accuracy.spot_labels and self.loop is not None:
+                self.loop.jobs.put(self._baseline_job)
+        else:
+            details = {k: result.get(k) for k in ("job", "requested_precision", "status", "reason")}
+            self.publisher.publish_event(
+                "build_failed",
+                "error",
+                f"{result.get('requested_precision')} engine not promoted: {result.get('error')}",
+                details,
+            )
+        self.publisher.publish_report("build", result)
+        self.notifier.status(self._status_line())
+
+    def _baseline_if_missing(self) -> None:
+        """The engine serving at start counts as promoted: record its baseline when there is none yet."""
+        if not self.cfg.accuracy.spot_labels or self.loop is None:
+            return
+        try:
+            from agent.accuracy import baselines
+
+            missing = baselines.latest(self.cfg.paths.state_dir) is None
+        except (ImportError, EdgeAgentError):
+            missing = True
+        if missing:
+            self.loop.jobs.put(self._baseline_job)
+
+    def _baseline_job(self, pipeline: Pipeline) -> None:
+        assert self.loop is not None
+        try:
+            saved = jobs.record_baseline(self.cfg, pipeline, self.loop.report, self.pacer.progress, "promotion")
+        except (EdgeAgentError, ImportError) as exc:
+            self.publisher.publish_event(
+                "baseline_failed", "warning", f"no baseline for the promoted engine: {exc}", {}
+            )
+            return
+        log.info("baseline recorded for %s: %s", engine_label(self.loop.report), json.dumps(saved, default=str)[:200])
+
+    # ----- configuration ---------------------------------------------------------------------
+
+    def reload(self) -> Dict[str, Any]:
+        """Re-read the configuration; on any error the running one stays and the error is reported."""
+        with self._lock:
+            try:
+                new = load_config(self.config_path, self.overrides)
+            except ConfigError as exc:
+                log.error(
+                    "reload: the new configuration is invalid; keeping the running one:\n  %s", "\n  ".join(exc.errors)
+                )
+                self.publisher.publish_event(
+                    "config_rejected",
+                    "error",
+                    "the new configuration is invalid; the running one stays",
+                    {"errors": exc.errors},
+                )
+                return {"status": "rejected", "errors": exc.errors}
+            old, self.cfg = self.cfg, new
+        changed = changed_sections(old, new)
+        applied = self._apply_config(new, changed)
+        result = {
+            "status": "reloaded",
+            "changed": changed,
+            "applied": applied,
+            "needs_restart": [k for k in changed if k in RESTART_KEYS],
+        }
+        self.publisher.publish_event(
+            "config_reloaded", "info", f"configuration reloaded; changed: {', '.join(changed) or 'nothing'}", result
+        )
+        log.info("reload: %s", json.dumps(result))
+        return result
+
+    def _apply_config(self, new: Node, changed: List[str]) -> List[str]:
+        applied = []
+        if "schedules" in changed:
+            self._apply_schedules(new)
+            applied.append("schedules")
+        if "logging" in changed:
+            logging.getLogger().setLevel(getattr(logging, new.logging.level.upper()))
+            applied.append("logging")
+        if ("source" in changed) and self.loop is not None:
+            replacement = self._make_capture(new)
+            replacement.start()
+            previous, self.loop.capture = self.loop.capture, replacement
+            self.capture = replacement
+            previous.stop()
+            applied.append("source")
+        if any(k in changed for k in REBUILD_KEYS):
+            outcome = self.rebuild(new.precision, "configuration changed")
+            applied.append(f"rebuild ({outcome['status']})")
+        applied += [k for k in ("daemon", "bench", "accuracy") if k in changed]
+        return applied
+
+    # ----- status ----------------------------------------------------------------------------
+
+    def status_fields(self) -> Dict[str, Any]:
+        """What the retained status message carries besides state, version and uptime."""
+        if self.loop is None:
+            return {"engine": None, "serving": False}
+        report = self.loop.report
+        stats = self.loop.stats()
+        return {
+            "engine": {
+                "backend": report.get("backend"),
+                "precision": report.get("built_precision", report.get("precision")),
+                "id": report.get("cache_key"),
+            },
+            "serving": self.loop.first_inference.is_set() and not self.loop.finished.is_set(),
+            "fps": stats["fps"],
+            "inferences": stats["inferences"],
+        }
+
+    def _status_line(self) -> str:
+        assert self.loop is not None and self.capture is not None
+        s, c = self.loop.stats(), self.capture.stats()
+        line = (
+            f"serving {s['engine']}: {s['fps']} fps, p50 {s['latency_ms_p50']} ms, "
+            f"{c['dropped']} dropped, {c['reopens']} re-opens"
+        )
+        return line + (f"; rebuild {self.rebuilder.running} running" if self.rebuilder.running else "")
+
+    def status(self) -> Dict[str, Any]:
+        """The 'status' command's answer."""
+        answer = dict(
+            self.status_fields(), telemetry=self.telemetry(), rebuild=self.rebuilder.running, engines=self.state.read()
+        )
+        answer["version"] = __version__
+        return answer
+
+
+def command_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
+    """A swapped rebuild in a few fields (the full build report goes out as report/build)."""
+    build, swap = result.get("build") or {}, result.get("swap") or {}
+    gate = build.get("gate") or {}
+    return {
+        "status": result["status"],
+        "job": result.get("job"),
+        "from": swap.get("from"),
+        "to": swap.get("to"),
+        "swap_gap_ms": swap.get("gap_ms"),
+        "max_gap_during_rebuild_ms": swap.get("max_gap_before_ms"),
+        "built_precision": build.get("built_precision"),
+        "gate_passed": gate.get("passed") if gate else None,
+        "per_class_recall_delta": gate.get("per_class_recall_delta"),
+        "top1_agreement": gate.get("top1_agreement"),
+        "duration_s": result.get("duration_s"),
+        "report_path": build.get("report_path"),
+    }
+
+
+def progress_listener(progress: Progress, steps: int = 10) -> Callable[[str, int, int, str], None]:
+    """An agent.progress listener that forwards about ``steps`` updates to a command's progress."""
+    sent = {"step": -1}
+
+    def listen(label: str, done: int, total: int, detail: str) -> None:
+        step = done * steps // total if total > 0 else done
+        if step > sent["step"]:
+            sent["step"] = step
+            progress(done / total if total > 0 else None, f"{label}: {done}/{total} {detail}".rstrip())
+
+    return listen
+
+
+def print_result(result: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def check_source_at_start(cfg: Node) -> None:
+    """Fail early (exit code 2) on a source that can never work; say when cv2 lacks the GStreamer it needs."""
+    import cv2
+
+    from agent.sources.cameras import gstreamer_missing_sentence
+
+    sentence = gstreamer_missing_sentence(cfg.source.kind, cv2.getBuildInformation())
+    if sentence and cfg.source.kind == "csi":
+        raise InputError(sentence)  # no retry can help: this OpenCV cannot open a CSI camera
+    if sentence:
+        log.warning(sentence)
+    if cfg.source.kind == "file" and not Path(cfg.source.uri).is_file():
+        raise InputError(f"source.uri: video file not found: {cfg.source.uri}")
+    if cfg.source.kind == "images" and not Path(cfg.source.uri).is_dir():
+        raise InputError(f"source.uri: image folder not found: {cfg.source.uri}")

@@ -1,0 +1,236 @@
+"""Engine rebuilds without downtime: build in the background, gate, hand over between two inferences.
+
+``Rebuilder`` runs ``build(precision)`` (agent.build.build: calibration, build and accuracy gate)
+on its own thread while the inference loop keeps serving. A candidate is promoted only with a
+passed gate (FP32 is the reference and needs none); it is loaded and warmed up off the inference
+thread, then offered through ``Handoff``: the inference loop swaps it in between two inferences
+(so no inference ever sees a half-swapped engine) and reports the gap. A failed build, gate, load
+or warm-up leaves the serving engine alone and is reported with the reason. ``EngineState``
+keeps the current and previous engine reports under the state directory for restarts and
+rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from agent.util.errors import EdgeAgentError, GateFailed
+from agent.util.fileio import atomic_write_json
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = 1
+GATED_PRECISIONS = ("int8", "fp16")
+
+
+class Busy(EdgeAgentError):
+    """Another rebuild is running."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"a build or calibration is already running (job {job_id})")
+
+
+def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
+    """Why a build report must not be promoted, or None when it may be."""
+    built = report.get("built_precision", report.get("precision"))
+    gate = report.get("gate")
+    if report.get("promoted") is False:
+        reason = gate.get("reason") or gate.get("decision") if isinstance(gate, dict) else None
+        return f"the {report.get('precision', built)} build was not promoted" + (
+            f": {reason}" if reason else " (see its gate)"
+        )
+    if gate is not None and not gate.get("passed", False):
+        return f"the {built} engine failed the accuracy gate"
+    if built in GATED_PRECISIONS and gate is None:
+        return f"the {built} build report carries no accuracy gate result; an ungated engine is never promoted"
+    return None
+
+
+class EngineState:
+    """current and previous engine build reports, in <state_dir>/daemon/engines.json."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = Path(state_dir) / "daemon" / "engines.json"
+
+    def read(self) -> Dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("format") == STATE_FORMAT else {}
+
+    def promote(self, report: Mapping[str, Any], config_precision: str) -> None:
+        """``report`` becomes current; the old current becomes previous (unless it is the same engine).
+
+        ``config_precision`` is the configured precision at the time: a restart resumes this
+        engine only while the configuration still asks for the same precision.
+        """
+        old = self.read()
+        current = old.get("current")
+        if current and current.get("engine_path") == report.get("engine_path"):
+            current = old.get("previous")
+        state = {
+            "format": STATE_FORMAT,
+            "current": dict(report),
+            "previous": current,
+            "config_precision": config_precision,
+            "updated": time.time(),
+        }
+        atomic_write_json(self.path, state)
+
+    def resumable(self, config_precision: str) -> Optional[Dict[str, Any]]:
+        """The current engine's report, if the configured precision is still the one it was promoted under."""
+        data = self.read()
+        return data.get("current") if data.get("config_precision") == config_precision else None
+
+
+class Handoff:
+    """One pending engine, offered by a rebuild and taken by the inference loop between inferences."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Optional[Any] = None
+        self.swapped = threading.Event()
+        self.swap_info: Dict[str, Any] = {}
+
+    def offer(self, candidate: Any) -> None:
+        with self._lock:
+            self._pending = candidate
+            self.swapped.clear()
+
+    def take(self) -> Optional[Any]:
+        with self._lock:
+            candidate, self._pending = self._pending, None
+            return candidate
+
+    def withdraw(self) -> Optional[Any]:
+        """Take back a candidate the loop never took (shutdown); the caller closes it."""
+        return self.take()
+
+    def done(self, info: Mapping[str, Any]) -> None:
+        """Called by the inference loop once the candidate serves."""
+        self.swap_info = dict(info)
+        self.swapped.set()
+
+
+class Rebuilder:
+    """At most one background rebuild at a time."""
+
+    def __init__(
+        self,
+        build: Callable[[str], Dict[str, Any]],
+        load: Callable[[Dict[str, Any]], Any],
+        warm_up: Callable[[Any], None],
+        handoff: Handoff,
+        on_done: Callable[[Dict[str, Any]], None],
+        swap_timeout_s: float = 30.0,
+    ) -> None:
+        self.build = build
+        self.load = load
+        self.warm_up = warm_up
+        self.handoff = handoff
+        self.on_done = on_done
+        self.swap_timeout_s = swap_timeout_s
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self._job: Optional[str] = None
+
+    @property
+    def running(self) -> Optional[str]:
+        return self._job
+
+    def start(self, precision: str, reason: str, produce: Optional[Callable[[], Dict[str, Any]]] = None) -> str:
+        """Start a rebuild; returns its job id, or raises Busy.
+
+        ``produce`` replaces ``build(precision)`` for this job (e.g. a rollback returns the
+        previous engine's report, or a build with other calibration settings).
+        """
+        with self._lock:
+            if self._job is not None:
+                raise Busy(self._job)
+            self._job = uuid.uuid4().hex[:12]
+            job = self._job
+        work = produce or (lambda: self.build(precision))
+        threading.Thread(
+            target=self._run, args=(job, precision, reason, work), name=f"rebuild-{job}", daemon=True
+        ).start()
+        return job
+
+    def run_exclusive(self, name: str, work: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        """Run ``work`` here while holding the rebuild slot (a calibration); raises Busy."""
+        with self._lock:
+            if self._job is not None:
+                raise Busy(self._job)
+            self._job = f"{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            return work()
+        finally:
+            with self._done:
+                self._job = None
+                self._done.notify_all()
+
+    def wait(self, job: str, timeout: float) -> Optional[Dict[str, Any]]:
+        """The result of ``job`` once it is done, or None on timeout."""
+        with self._done:
+            self._done.wait_for(lambda: job in self.results, timeout)
+            return self.results.get(job)
+
+    def _run(self, job: str, precision: str, reason: str, work: Callable[[], Dict[str, Any]]) -> None:
+        started = time.monotonic()
+        result: Dict[str, Any] = {"job": job, "requested_precision": precision, "reason": reason}
+        try:
+            result.update(self._build_and_swap(work()))
+        except GateFailed as exc:
+            result.update(
+                status="rejected", error=str(exc), gate=getattr(exc, "gate", None) or getattr(exc, "report", None)
+            )
+        except Exception as exc:  # any failure leaves the serving engine in place and is reported
+            if not isinstance(exc, EdgeAgentError):
+                log.exception("rebuild %s failed with an unexpected error", job)
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        try:
+            self.on_done(result)
+        finally:
+            with self._done:
+                self.results[job] = result
+                while len(self.results) > 100:
+                    self.results.pop(next(iter(self.results)))
+                self._job = None
+                self._done.notify_all()
+
+    def _build_and_swap(self, report: Dict[str, Any]) -> Dict[str, Any]:
+        refusal = gate_verdict(report)
+        if refusal:
+            return {"status": "rejected", "error": refusal, "build": report}
+        candidate = self.load(report)
+        try:
+            self.warm_up(candidate)
+        except Exception:
+            _close(candidate)
+            raise
+        self.handoff.offer((candidate, report))
+        if not self.handoff.swapped.wait(self.swap_timeout_s):
+            taken_back = self.handoff.withdraw()
+            if taken_back is not None:
+                _close(taken_back[0])
+                return {
+                    "status": "failed",
+                    "error": f"the inference loop did not take the new engine within {self.swap_timeout_s:g} s",
+                    "build": report,
+                }
+            self.handoff.swapped.wait(self.swap_timeout_s)
+        return {"status": "swapped", "build": report, "swap": self.handoff.swap_info}
+
+
+def _close(candidate: Any) -> None:
+    engine = getattr(candidate, "engine", None)
+    if engine is not None:
+        engine.close()

@@ -1,0 +1,203 @@
+"""MQTT payload envelope, topic names and the per-device sequence number.
+
+Every payload is a JSON object with ``schema`` (``edge-agent/<kind>/<major>``), ``device_id``,
+``seq`` (monotonic per device, surviving restarts) and ``ts`` (UTC, RFC 3339), followed by the
+kind's own fields at the top level. Pure logic apart from :class:`SequenceFile`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from agent.util.fileio import PathLike, atomic_write_text
+
+SCHEMA_MAJOR: Dict[str, int] = {
+    "status": 1,
+    "telemetry": 1,
+    "benchmark": 1,
+    "accuracy": 1,
+    "build": 1,
+    "calibration": 1,
+    "event": 1,
+    "response": 1,
+}
+REPORT_KINDS = ("benchmark", "accuracy", "build", "calibration")
+ENVELOPE_KEYS = ("schema", "device_id", "seq", "ts")
+
+
+def schema_name(kind: str) -> str:
+    """'benchmark' -> 'edge-agent/benchmark/1'."""
+    if kind not in SCHEMA_MAJOR:
+        raise ValueError(f"unknown payload kind {kind!r}; known: {', '.join(SCHEMA_MAJOR)}")
+    return f"edge-agent/{kind}/{SCHEMA_MAJOR[kind]}"
+
+
+def utc_timestamp(epoch: Optional[float] = None) -> str:
+    """RFC 3339 UTC with milliseconds: '2026-11-29T18:30:00.123Z'."""
+    moment = _dt.datetime.fromtimestamp(epoch if epoch is not None else _now(), tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def parse_timestamp(text: Any) -> float:
+    """Seconds since the epoch from an RFC 3339 time with a zone ('Z' or +hh:mm); ValueError otherwise."""
+    if not isinstance(text, str) or len(text) > 40:
+        raise ValueError(f"expected an RFC 3339 time string, got {text!r}")
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    if "T" not in value.upper():
+        raise ValueError(f"expected an RFC 3339 time like 2026-01-31T12:00:00Z, got {text!r}")
+    # Python 3.8's fromisoformat takes at most 6 fraction digits and no lowercase 't'.
+    head, sep, rest = value.replace("t", "T").partition(".")
+    if sep:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[:digits][:6].ljust(6, "0") + rest[digits:]
+        value = head + "." + rest
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"expected an RFC 3339 time like 2026-01-31T12:00:00Z, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"the time {text!r} has no zone; add Z for UTC")
+    return moment.timestamp()
+
+
+def envelope(
+    kind: str, device_id: str, seq: int, body: Mapping[str, Any], epoch: Optional[float] = None
+) -> Dict[str, Any]:
+    """The payload: envelope fields first, then the body's fields.
+
+    A body may carry its own ``ts`` (when it was measured; RFC 3339 with a zone): it becomes the
+    envelope's ``ts``, in UTC. The other envelope names are refused in a body.
+    """
+    clash = [key for key in ENVELOPE_KEYS if key in body and key != "ts"]
+    if clash:
+        raise ValueError(f"{kind} payload must not set the envelope field(s) {', '.join(clash)}")
+    if "ts" in body:
+        try:
+            epoch = parse_timestamp(body["ts"])
+        except ValueError as exc:
+            raise ValueError(f"{kind} payload: ts: {exc}") from None
+    out: Dict[str, Any] = {"schema": schema_name(kind), "device_id": device_id, "seq": seq, "ts": utc_timestamp(epoch)}
+    out.update((key, value) for key, value in body.items() if key != "ts")
+    return out
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON. NaN and infinities are not JSON: they go out as null (not measured)."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
+    except ValueError:
+        text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False, default=str)
+    return text.encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(inner) for inner in value]
+    return value
+
+
+class Topics:
+    """Topic names of one device under ``<prefix>/<device_id>/``."""
+
+    def __init__(self, prefix: str, device_id: str) -> None:
+        self.prefix = prefix
+        self.device_id = device_id
+        self.base = f"{prefix}/{device_id}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def telemetry(self) -> str:
+        return f"{self.base}/telemetry"
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    def report(self, kind: str) -> str:
+        if kind not in REPORT_KINDS:
+            raise ValueError(f"unknown report kind {kind!r}; known: {', '.join(REPORT_KINDS)}")
+        return f"{self.base}/report/{kind}"
+
+    def command(self, name: str) -> str:
+        return f"{self.base}/cmd/{name}"
+
+    def response(self, name: str) -> str:
+        return f"{self.base}/cmd/{name}/response"
+
+    @property
+    def command_filter(self) -> str:
+        """What the device subscribes to: every command, not the responses."""
+        return f"{self.base}/cmd/+"
+
+
+def split_topic(prefix: str, topic: str) -> Optional[Tuple[str, str]]:
+    """'edge-agent/dev1/report/build' -> ('dev1', 'report/build'); None for other topics."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    device, sep, rest = topic[len(head) :].partition("/")
+    return (device, rest) if device and sep and rest else None
+
+
+class SequenceFile:
+    """A monotonic counter that survives restarts, persisted in blocks.
+
+    The file holds the first number not yet handed out by any run; each run reserves ``block``
+    numbers at a time with an atomic write, so a crash skips at most one block (gaps are allowed,
+    repeats never happen) and a busy publisher writes the file once per ``block`` messages.
+    """
+
+    def __init__(self, path: PathLike, block: int = 1000) -> None:
+        self.path = Path(path)
+        self.block = block
+        self._lock = threading.Lock()
+        self._next = self._read()
+        self._reserved = self._next
+        self._reserve()
+
+    def _read(self) -> int:
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return 1
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{self.path}: expected one integer (the next sequence number), got {text[:40]!r}"
+            ) from None
+        if value < 1:
+            raise ValueError(f"{self.path}: the next sequence number must be >= 1, got {value}")
+        return value
+
+    def _reserve(self) -> None:
+        self._reserved += self.block
+        atomic_write_text(self.path, f"{self._reserved}\n")
+
+    def next(self) -> int:
+        with self._lock:
+            if self._next >= self._reserved:
+                self._reserve()
+            value = self._next
+            self._next += 1
+            return value

@@ -1,0 +1,3 @@
+"""Where frames come from: video files and image folders, cameras (V4L2, CSI, RTSP), and the
+latest-frame capture thread over any of them.
+"""

@@ -1,0 +1,96 @@
+"""File-backed sources: a video file and an image folder, paced to a frame rate like a camera."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+from agent.sources.frames import IMAGE_SUFFIXES, Frame, Source, list_images, read_image
+from agent.util.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class _Pacer:
+    """Holds a file-backed source to a frame rate, like a camera would be."""
+
+    def __init__(self, fps: Optional[float]) -> None:
+        self.period = 1.0 / fps if fps else 0.0
+        self.next_time = time.monotonic()
+
+    def wait(self) -> None:
+        if self.period:
+            delay = self.next_time - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.next_time = max(self.next_time + self.period, time.monotonic() - self.period)
+
+
+class ImageFolderSource(Source):
+    def __init__(self, folder: str, loop: bool = False, fps: Optional[float] = None) -> None:
+        self.uri = folder
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise InputError(f"source.uri: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        self.loop = loop
+        self.position = 0
+        self.count = 0
+        self.pacer = _Pacer(fps)
+
+    def read(self) -> Optional[Frame]:
+        misses = 0
+        while misses < len(self.paths):
+            if self.position >= len(self.paths):
+                if not self.loop:
+                    return None
+                self.position = 0
+            path = self.paths[self.position]
+            self.position += 1
+            image = read_image(path)
+            if image is None:
+                misses += 1
+                self.skipped += 1
+                log.warning("source: %s is not a readable image; skipped", path)
+                continue
+            self.pacer.wait()
+            frame = Frame(image, self.count, time.monotonic(), str(path))
+            self.count += 1
+            return frame
+        raise InputError(f"source.uri: none of the {len(self.paths)} images in {self.uri} is readable")
+
+
+class VideoFileSource(Source):
+    def __init__(self, path: str, loop: bool = False, fps: Optional[float] = None) -> None:
+        import cv2
+
+        if not Path(path).is_file():
+            raise InputError(f"source.uri: video file not found: {path}")
+        self.uri = path
+        self.loop = loop
+        self.capture = cv2.VideoCapture(path)
+        if not self.capture.isOpened():
+            raise InputError(f"source.uri: OpenCV cannot open the video {path}")
+        self.count = 0
+        self.frames_in_pass = 0
+        self.pacer = _Pacer(fps)
+
+    def read(self) -> Optional[Frame]:
+        import cv2
+
+        ok, image = self.capture.read()
+        if not ok and self.loop and self.frames_in_pass:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self.frames_in_pass = 0
+            ok, image = self.capture.read()
+        if not ok:
+            return None
+        self.frames_in_pass += 1
+        self.pacer.wait()
+        frame = Frame(image, self.count, time.monotonic(), self.uri)
+        self.count += 1
+        return frame
+
+    def close(self) -> None:
+        self.capture.release()
