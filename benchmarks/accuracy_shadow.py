@@ -33,7 +33,8 @@ if str(ROOT) not in sys.path:
 from agent.accuracy import check as accuracy  # noqa: E402
 from agent.accuracy.shadow import ShadowEvaluator  # noqa: E402
 from agent.build import engine as building  # noqa: E402
-from agent.config.settings import load_config  # noqa: E402
+from agent.config.load import load_config  # noqa: E402
+from agent.config.sections import Config  # noqa: E402
 from agent.demo import sample as demo  # noqa: E402
 from agent.sources.frames import Frame  # noqa: E402
 from benchmarks.report import output_options, publish  # noqa: E402
@@ -53,18 +54,28 @@ def loop_rate(run: accuracy.EngineRun, frames: List[Frame], shadow: Optional[Sha
 
 def measure(rounds: int, round_s: float) -> Dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
-    cfg = load_config(str(demo.prepare(workdir)), ["backend.onnxruntime.intra_op_threads=1"])
+    cfg = Config.from_node(load_config(str(demo.prepare(workdir)), ["backend.onnxruntime.intra_op_threads=1"]))
     run = building.open_engine(cfg)
-    checks = [accuracy.run_check(cfg, run)["duration_s"] for _ in range(3)]
+    checks = [accuracy.run_check(cfg, run).duration_s for _ in range(3)]
     images, _ = demo.lfw_crops()
     frames = [Frame(np.repeat(im[:, :, None], 3, axis=2), i, 0.0, "lfw") for i, im in enumerate(images)]
     shadows = {
         "none": None,
         "default (2%, <= 1/s)": ShadowEvaluator(
-            accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 0.02, 1.0, 500
+            accuracy.open_reference(cfg.model, cfg.backend, threads=1).pipeline,
+            run.labels,
+            "classification",
+            0.02,
+            1.0,
+            500,
         ),
         "saturating (100%, no limit)": ShadowEvaluator(
-            accuracy.open_reference(cfg, threads=1).pipeline, run.labels, "classification", 1.0, 1e9, 500
+            accuracy.open_reference(cfg.model, cfg.backend, threads=1).pipeline,
+            run.labels,
+            "classification",
+            1.0,
+            1e9,
+            500,
         ),
     }
     for shadow in shadows.values():

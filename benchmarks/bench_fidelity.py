@@ -78,19 +78,20 @@ def compare(cfg_data: Dict[str, Any], workdir: Path, rounds: int, round_s: float
     import onnxruntime as ort
 
     from agent.build import engine as building
-    from agent.config.settings import load_config
+    from agent.config.load import load_config
+    from agent.config.sections import Config
     from agent.measure.benchmark import BenchSettings, run_benchmark
 
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg_data))
-    cfg = load_config(str(path))
+    cfg = Config.from_node(load_config(str(path)))
     report = building.build(cfg)
     engine, model = building.load_built(cfg, report)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(report["engine_path"], sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(report.engine_path), sess_options=options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     feeds = {name: np.random.default_rng(1).standard_normal(model.spec.tensor_shape(1)).astype(np.float32)}
     settings = BenchSettings(
@@ -104,7 +105,7 @@ def compare(cfg_data: Dict[str, Any], workdir: Path, rounds: int, round_s: float
         sides = ["agent", "minimal"] if index % 2 == 0 else ["minimal", "agent"]
         for side in sides:
             if side == "agent":
-                result = run_benchmark(engine, model, settings, [1])
+                result = run_benchmark(engine, model, settings, [1]).to_json()
                 agent_p50.append(result["latency_ms"]["p50"])
                 agent_ips.append(result["throughput_ips"])
             else:
@@ -150,7 +151,7 @@ def main() -> None:
 
     text = (
         "## Benchmark fidelity: `edge-agent bench` vs a minimal session.run loop\n\n"
-        f"Method: per model, the agent's engine (built and loaded by agent.build) and an independent "
+        f"Method: per model, the agent's engine (built and loaded by agent.build.engine) and an independent "
         f"onnxruntime {onnxruntime.__version__} InferenceSession on the same engine file, "
         f"{args.threads} intra-op thread(s) each, same input shape. {args.rounds} rounds alternate the order of "
         "the two sides; in each, the agent runs "

@@ -136,7 +136,7 @@ def _demo_confusion(cfg: Any, report: Dict[str, Any]) -> List[List[int]]:
     from agent.sources.frames import Frame, read_image
 
     engine, model = load_built(cfg, report)
-    pipeline = Pipeline(engine, model, make_decoder(cfg, model))
+    pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
     labeled = load_folders(cfg.accuracy.spot_labels, model.labels)
     frames = [Frame(read_image(Path(p)), i, 0.0, p) for i, (p, _) in enumerate(labeled.items)]
     predicted = [r["predicted"] for r in pipeline.infer_frames(frames)]
@@ -150,14 +150,15 @@ def _demo_confusion(cfg: Any, report: Dict[str, Any]) -> List[List[int]]:
 
 def bench_onet(workdir: Path, rounds: int) -> Dict[str, Any]:
     from agent.build.engine import build
-    from agent.config.settings import load_config
+    from agent.config.load import load_config
+    from agent.config.sections import Config
     from agent.demo import sample as demo
     from calibration.workflow import calibrate
 
     config = demo.prepare(workdir / "demo")
-    cfg = load_config(str(config), [f"paths.state_dir={workdir / 'demo-state'}"])
+    cfg = Config.from_node(load_config(str(config), [f"paths.state_dir={workdir / 'demo-state'}"]))
     calibrated = calibrate(cfg)
-    int8 = build(cfg, "int8")
+    int8 = build(cfg, "int8").to_json()
     fp32 = build(cfg, "fp32")
     tp_fn_fp_tn = {}
     for name, report in (("fp32", fp32), ("int8", int8)):
@@ -197,7 +198,8 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
     import yaml
 
     from agent.build.engine import build, load_built
-    from agent.config.settings import load_config
+    from agent.config.load import load_config
+    from agent.config.sections import Config
     from calibration.datasets import current_set
     from calibration.evaluate import run_outputs
     from calibration.workflow import calibrate
@@ -208,9 +210,9 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
         cv2.imwrite(str(frames_dir / f"{i:03d}.png"), image)
     config = workdir / "ppocr.yaml"
     config.write_text(yaml.safe_dump(ppocr_config(workdir, frames_dir, size)), encoding="utf-8")
-    cfg = load_config(str(config))
+    cfg = Config.from_node(load_config(str(config)))
     calibrated = calibrate(cfg)
-    int8 = build(cfg, "int8")
+    int8 = build(cfg, "int8").to_json()
     fp32 = build(cfg, "fp32")
     result: Dict[str, Any] = {
         "size": size,

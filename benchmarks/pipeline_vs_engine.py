@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from agent.build import engine as building
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.daemon.loop import InferenceLoop, prepare_for
 from agent.daemon.swap import Handoff
 from agent.demo import sample as demo
@@ -36,10 +37,11 @@ CAMERA_FACTOR = 1.25
 
 
 def open_pipeline(config: Path, state: Path, threads: int) -> Pipeline:
-    cfg = load_config(str(config), [f"paths.state_dir={state}", f"backend.onnxruntime.intra_op_threads={threads}"])
+    node = load_config(str(config), [f"paths.state_dir={state}", f"backend.onnxruntime.intra_op_threads={threads}"])
+    cfg = Config.from_node(node)
     report = building.build(cfg, precision="fp32")
     engine, model = building.load_built(cfg, report)
-    return Pipeline(engine, model, make_decoder(cfg, model))
+    return Pipeline(engine, model, make_decoder(cfg.model, model))
 
 
 def engine_only(pipeline: Pipeline, video: Path, seconds: float) -> float:

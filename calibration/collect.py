@@ -7,27 +7,27 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from agent.config.sections import CalibrationConfig, SourceConfig
 from agent.sources.files import ImageFolderSource, VideoFileSource
 from agent.sources.frames import Source
 from agent.sources.open import open_source
 from agent.util.errors import InputError
 from agent.util.progress import Progress
-from agent.util.schema import Node
 from calibration.datasets import CalibrationSet, select_frames, write_set
 
 CAMERA = "camera"
 
 
-def open_calibration_source(cfg: Node, source: Optional[str]) -> Source:
+def open_calibration_source(source_cfg: SourceConfig, source: Optional[str]) -> Source:
     """``source``: a folder, a video file, 'camera' (the configured source), or None (configured)."""
     if source is None or source == CAMERA:
-        if source == CAMERA and cfg.source.kind in ("images", "file"):
-            raise InputError(f"--source camera: source.kind is {cfg.source.kind!r}, not a camera (v4l2, csi, rtsp)")
+        if source == CAMERA and source_cfg.kind in ("images", "file"):
+            raise InputError(f"--source camera: source.kind is {source_cfg.kind!r}, not a camera (v4l2, csi, rtsp)")
         try:
-            return open_source(cfg.source, loop=False)
+            return open_source(source_cfg, loop=False)
         except ImportError as exc:
             raise InputError(
-                f"source.kind {cfg.source.kind}: camera support is not installed in this version ({exc})"
+                f"source.kind {source_cfg.kind}: camera support is not installed in this version ({exc})"
             ) from None
     source = os.path.abspath(source)
     if os.path.isdir(source):
@@ -42,12 +42,17 @@ def is_camera(source: Source) -> bool:
 
 
 def collect(
-    cfg: Node, source: Optional[str] = None, frames: Optional[int] = None, progress: Optional[Progress] = None
+    settings: CalibrationConfig,
+    source_cfg: SourceConfig,
+    calibration_dir: str,
+    source: Optional[str] = None,
+    frames: Optional[int] = None,
+    progress: Optional[Progress] = None,
 ) -> CalibrationSet:
-    """Capture, select and store a calibration set under paths.calibration_dir; it becomes current."""
-    settings = cfg.calibration
+    """Capture, select and store a calibration set under ``calibration_dir`` (paths.calibration_dir);
+    it becomes current. ``source``: see open_calibration_source; None is the configured one."""
     count = frames or settings.frames
-    with open_calibration_source(cfg, source) as stream:
+    with open_calibration_source(source_cfg, source) as stream:
         camera = is_camera(stream)
         spacing = float(settings.min_spacing_s) if camera else 0.0
         own_progress = progress or Progress("calibration frames", count)
@@ -65,4 +70,4 @@ def collect(
         "dedup_distance": int(settings.dedup_distance),
         "camera": camera,
     }
-    return write_set(cfg.paths.calibration_dir, chosen, origin, recorded)
+    return write_set(calibration_dir, chosen, origin, recorded)

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from agent.accuracy.metrics import confusion_matrix, per_class
+from agent.config.sections import GateConfig
 
 NO_CLASS = -1  # a prediction where no class passed its threshold
 
@@ -25,7 +26,7 @@ class Thresholds:
     min_cosine: float = 0.99
 
     @classmethod
-    def from_config(cls, gate: Any) -> "Thresholds":
+    def from_config(cls, gate: GateConfig) -> "Thresholds":
         return cls(float(gate.max_recall_drop_pp), float(gate.min_top1_agreement), float(gate.min_cosine))
 
 

@@ -5,21 +5,24 @@ built, and why; every attempt is in it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from agent.backends.base import Backend
+from agent.config.sections import CalibrationConfig, Config, GateConfig, ModelConfig
+from agent.engines.report import BuildReport
 from agent.engines.store import cache_key
 from agent.model.pipeline import PreparedModel, make_decoder, prepare_model
 from agent.util.fileio import atomic_move, sha256_file
 from agent.util.progress import Listener, Progress
-from agent.util.schema import Node
 from calibration.artefacts import settings_folder, write_artefacts
 from calibration.calibrators import quantizable_nodes
 from calibration.collect import collect
@@ -63,17 +66,20 @@ CACHED_FIELDS = (
 )
 
 
-def quantization_key(cfg: Node) -> Dict[str, Any]:
+def quantization_key(c: CalibrationConfig, gate: GateConfig, spot_labels: Optional[str]) -> Dict[str, Any]:
     """Settings that change what the search promotes; they extend the engine cache key."""
     return {
-        "calibration": {k: cfg.calibration[k] for k in ("method", "percentile", "per_channel", "holdout_fraction")},
-        "gate": dict(cfg.gate),
-        "spot_labels": cfg.accuracy.spot_labels,
+        "calibration": {k: getattr(c, k) for k in ("method", "percentile", "per_channel", "holdout_fraction")},
+        "gate": dataclasses.asdict(gate),
+        "spot_labels": spot_labels,
     }
 
 
-def gather_evidence(cfg: Node, model: PreparedModel, holdout: List[np.ndarray]) -> Evidence:
-    classify = cfg.model.task == "classification"
+def gather_evidence(
+    model_cfg: ModelConfig, spot_labels: Optional[str], model: PreparedModel, holdout: List[np.ndarray]
+) -> Evidence:
+    """What the gate judges on: the held-out frames, and for classification the spot-labeled set."""
+    classify = model_cfg.task == "classification"
     evidence = Evidence(model.spec, model.output, holdout, labels=list(model.labels), classify=classify)
     if not holdout:
         evidence.notes.append(
@@ -81,19 +87,19 @@ def gather_evidence(cfg: Node, model: PreparedModel, holdout: List[np.ndarray]) 
             "the gate"
         )
     if classify:
-        found = load_labeled(cfg.accuracy.spot_labels, model.labels)
+        found = load_labeled(spot_labels, model.labels)
         evidence.labeled, evidence.truth = found["images"], found["truth"]
         evidence.notes += found["notes"]
     else:
         evidence.notes.append(
-            f"task {cfg.model.task}: the gate compares raw outputs only (per-class recall needs classification labels)"
+            f"task {model_cfg.task}: the gate compares raw outputs only (per-class recall needs classification labels)"
         )
     return evidence
 
 
-def class_decoder(cfg: Node, model: PreparedModel) -> Decode:
+def class_decoder(model_cfg: ModelConfig, model: PreparedModel) -> Decode:
     """Raw outputs -> predicted class index (None where no class passed its threshold)."""
-    decoder = make_decoder(cfg, model)
+    decoder = make_decoder(model_cfg, model)
     return lambda outputs: [c.predicted for c in decoder.decode(outputs)]
 
 
@@ -156,127 +162,119 @@ def _store_entry(
     fields: Dict[str, Any],
     backend: Backend,
     source: str,
-    report: Dict[str, Any],
+    report: BuildReport,
     keep: Sequence[str] = (),
 ) -> Any:
     """Move (or, for the FP32 reference, copy) a built engine into the cache under ``key``."""
 
     def place(tmp_path: str) -> Dict[str, Any]:
-        if report["built_precision"] == "fp32":
+        if report.built_precision == "fp32":
             shutil.copyfile(source, tmp_path)
         else:
             atomic_move(source, tmp_path)
-        return {"precision": report["built_precision"], "report": {k: report[k] for k in CACHED_FIELDS if k in report}}
+        cached = {k: v for k, v in report.to_json().items() if k in CACHED_FIELDS}
+        return {"precision": report.built_precision, "report": cached}
 
     return store.put(key, fields, backend.engine_suffix, place, keep=keep)
 
 
 def build_quantized(
-    cfg: Node,
+    config: Config,
     backend: Backend,
     precision: str,
     force: bool,
-    build_reference: Callable[[PreparedModel], Dict[str, Any]],
+    build_reference: Callable[[PreparedModel], BuildReport],
     store: Any,
     base_fields: Callable[[PreparedModel, Optional[str]], Dict[str, Any]],
     listener: Optional[Listener] = None,
     keep: Sequence[str] = (),
-) -> Dict[str, Any]:
+) -> BuildReport:
     """The gated build for ``precision`` int8 or best; returns the build report (``promoted``).
-    ``keep``: cache keys that storing the promoted engine must not evict."""
-    model = prepare_model(cfg)
-    cal_set, collected = _calibration_set(cfg, listener)
+    ``keep``: cache keys that storing the promoted engine must not evict. Takes the whole
+    configuration: model, calibration, source, paths, gate, accuracy and backend all play a part."""
+    model = prepare_model(config.model)
+    cal_set, collected = _calibration_set(config, listener)
     fields = base_fields(model, cal_set.calibration_hash)
-    fields["quantization"] = quantization_key(cfg)
+    fields["quantization"] = quantization_key(config.calibration, config.gate, config.accuracy.spot_labels)
     key = cache_key(fields)
-    report: Dict[str, Any] = {
-        "backend": backend.name,
-        "backend_version": fields["backend_version"],
-        "precision": precision,
-        "model_sha256": model.sha256,
-        "calibration_hash": cal_set.calibration_hash,
-        "calibration_set": str(cal_set.folder),
-        "calibration_collected_now": collected,
-        "cache_key": key,
-        "input_shapes": fields["input_shapes"],
-    }
+    report = BuildReport(
+        backend=backend.name,
+        backend_version=fields["backend_version"],
+        precision=precision,
+        model_sha256=model.sha256,
+        calibration_hash=cal_set.calibration_hash,
+        calibration_set=str(cal_set.folder),
+        calibration_collected_now=collected,
+        cache_key=key,
+        input_shapes=fields["input_shapes"],
+    )
     found = store.lookup(key)
     if found.hit and not force:
-        report.update(found.entry.meta.get("build", {}).get("report", {}))
-        report.update(engine_path=found.entry.engine_path, cache_hit=True, rebuild_reason=None, build_time_s=0.0)
+        cached = found.entry.meta.get("build", {}).get("report", {})
+        report = replace(report, **{k: v for k, v in cached.items() if k in CACHED_FIELDS})
+        report.engine_path, report.cache_hit = found.entry.engine_path, True
         return report
     started = time.monotonic()
     reference = build_reference(model)
     workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=str(cal_set.folder)))
     try:
-        bench, batches = _workbench(cfg, backend, model, cal_set, reference, workdir, report)
-        result = _run_search(cfg, bench, listener)
-        promoted, built, decision = _decide(bench, result, precision, cfg.gate.fallback, model)
-        report.update(
-            gate=gate_summary(result, promoted, built),
-            built_precision=built,
-            decision=decision,
-            promoted=built is not None,
-            excluded_nodes=list(promoted.excluded) if promoted else [],
-        )
+        bench, batches = _workbench(config, backend, model, cal_set, reference, workdir, report)
+        result = _run_search(config.gate, config.calibration, bench, listener)
+        promoted, built, decision = _decide(bench, result, precision, config.gate.fallback, model)
+        report.gate = gate_summary(result, promoted, built)
+        report.built_precision, report.decision, report.promoted = built, decision, built is not None
+        report.excluded_nodes = list(promoted.excluded) if promoted else []
         _write_artefacts(bench, result, cal_set, model, batches, report)
         if built is None:
-            report.update(engine_path=None, cache_hit=False, build_time_s=round(time.monotonic() - started, 3))
+            report.build_time_s = round(time.monotonic() - started, 3)
             return report
-        source = promoted.engine_path if promoted else reference["engine_path"]
+        source = promoted.engine_path if promoted else str(reference.engine_path)
         if promoted is not None and promoted.qdq_path:
-            report["built_model_sha256"] = sha256_file(promoted.qdq_path)
+            report.built_model_sha256 = sha256_file(promoted.qdq_path)
         entry = _store_entry(store, key, fields, backend, source, report, keep)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report.update(
-        engine_path=entry.engine_path,
-        cache_hit=False,
-        rebuild_reason="forced" if force else None,
-        build_time_s=round(time.monotonic() - started, 3),
-        engine_sha256=entry.meta["engine_sha256"],
-    )
+    report.engine_path = entry.engine_path
+    report.rebuild_reason = "forced" if force else None
+    report.build_time_s = round(time.monotonic() - started, 3)
+    report.engine_sha256 = entry.meta["engine_sha256"]
     return report
 
 
-def _calibration_set(cfg: Node, listener: Optional[Listener]) -> Tuple[CalibrationSet, bool]:
+def _calibration_set(config: Config, listener: Optional[Listener]) -> Tuple[CalibrationSet, bool]:
     """The current calibration set, collected from the configured source when there is none."""
-    found = current_set(cfg.paths.calibration_dir)
+    folder = config.paths.calibration_dir
+    found = current_set(folder)
     if found is not None:
         return found, False
-    log.info("no calibration set in %s: collecting one from the configured source", cfg.paths.calibration_dir)
-    with Progress("calibration frames", cfg.calibration.frames, listener=listener) as progress:
-        return collect(cfg, None, None, progress), True
+    log.info("no calibration set in %s: collecting one from the configured source", folder)
+    with Progress("calibration frames", config.calibration.frames, listener=listener) as progress:
+        return collect(config.calibration, config.source, folder, None, None, progress), True
 
 
 def _workbench(
-    cfg: Node,
+    config: Config,
     backend: Backend,
     model: PreparedModel,
     cal_set: CalibrationSet,
-    reference: Dict[str, Any],
+    reference: BuildReport,
     workdir: Path,
-    report: Dict[str, Any],
+    report: BuildReport,
 ) -> Tuple[Workbench, List[np.ndarray]]:
     """Normalize the model, split the calibration set, run the FP32 reference over the evidence."""
     normalized, normalization = normalized_model(cal_set, model)
     images = cal_set.images()
-    calib_idx, hold_idx = cal_set.split(float(cfg.calibration.holdout_fraction))
+    calib_idx, hold_idx = cal_set.split(float(config.calibration.holdout_fraction))
     batches = calibration_batches([images[i] for i in calib_idx], model)
-    evidence = gather_evidence(cfg, model, [images[i] for i in hold_idx])
-    decode = class_decoder(cfg, model) if evidence.classify else (lambda outputs: [])
-    options = dict(cfg.backend[backend.name])
-    with backend.load(reference["engine_path"], options) as engine:
+    evidence = gather_evidence(config.model, config.accuracy.spot_labels, model, [images[i] for i in hold_idx])
+    decode = class_decoder(config.model, model) if evidence.classify else (lambda outputs: [])
+    options = config.backend.options(backend.name)
+    with backend.load(str(reference.engine_path), options) as engine:
         set_reference(evidence, engine, decode)
-    report.update(
-        normalization=normalization,
-        normalized_model=normalized,
-        calibration_frames=sum(len(b) for b in batches),
-        holdout_frames=len(hold_idx),
-        labeled_images=len(evidence.labeled),
-        evidence_notes=evidence.notes,
-        reference={"precision": "fp32", "engine_path": reference["engine_path"], "cache_key": reference["cache_key"]},
-    )
+    report.normalization, report.normalized_model = normalization, normalized
+    report.calibration_frames, report.holdout_frames = sum(len(b) for b in batches), len(hold_idx)
+    report.labeled_images, report.evidence_notes = len(evidence.labeled), evidence.notes
+    report.reference = {"precision": "fp32", "engine_path": reference.engine_path, "cache_key": reference.cache_key}
     bench = Workbench(
         backend,
         options,
@@ -285,24 +283,29 @@ def _workbench(
         batches,
         evidence,
         decode,
-        Thresholds.from_config(cfg.gate),
+        Thresholds.from_config(config.gate),
         workdir,
-        histogram_batches=histogram_batches(cfg, normalized, model, batches),
+        histogram_batches=histogram_batches(config.calibration, normalized, model, batches),
     )
-    report["notes"] = frames_note(bench.histogram_batches or batches, batches)
+    report.notes = frames_note(bench.histogram_batches or batches, batches)
     return bench, batches
 
 
-def _run_search(cfg: Node, bench: Workbench, listener: Optional[Listener]) -> SearchResult:
+def _run_search(
+    gate: GateConfig, calibration: CalibrationConfig, bench: Workbench, listener: Optional[Listener]
+) -> SearchResult:
     import onnx
 
-    gate = cfg.gate
     nodes = len(quantizable_nodes(onnx.load(bench.normalized_model, load_external_data=False)))
     limit = exclusion_limit(nodes, int(gate.max_excluded_nodes), float(gate.max_excluded_fraction))
     with Progress("INT8 search", planned_steps(nodes, gate.mixed_precision, limit), listener=listener) as progress:
         bench.progress = progress
         return search(
-            bench, cfg.calibration.method, base_settings(cfg, bench.backend.name), bool(gate.mixed_precision), limit
+            bench,
+            calibration.method,
+            base_settings(calibration, bench.backend.name),
+            bool(gate.mixed_precision),
+            limit,
         )
 
 
@@ -312,7 +315,7 @@ def _write_artefacts(
     cal_set: CalibrationSet,
     model: PreparedModel,
     batches: List[np.ndarray],
-    report: Dict[str, Any],
+    report: BuildReport,
 ) -> None:
     """Calibration artefacts of the promoted INT8 attempt, else of the one closest to FP32."""
     int8 = [a for a in result.attempts if a.settings and a.qdq_path]
@@ -327,11 +330,11 @@ def _write_artefacts(
     context = {
         "calibration_hash": cal_set.calibration_hash,
         "source_model_sha256": model.sha256,
-        "normalization": report["normalization"],
+        "normalization": report.normalization,
         "promoted": result.chosen is not None,
     }
     folder = models_folder(cal_set, model) / settings_folder(final.settings)
-    report["artefacts"] = write_artefacts(
+    report.artefacts = write_artefacts(
         folder,
         bench.normalized_model,
         final.qdq_path,
@@ -342,4 +345,4 @@ def _write_artefacts(
         measured,
         where,
     )
-    report["method"] = final.settings.method
+    report.method = final.settings.method

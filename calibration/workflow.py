@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from agent.backends.registry import resolve_name
+from agent.config.sections import CalibrationConfig, Config
 from agent.model.pipeline import PreparedModel, prepare_model
 from agent.model.preprocess import make_batch
 from agent.util.progress import Listener, Progress
-from agent.util.schema import Node
 from calibration.artefacts import batch_size_for, settings_folder, write_artefacts
 from calibration.calibrators import (
     QuantizeSettings,
@@ -32,8 +32,7 @@ from calibration.ranges import activation_bytes
 log = logging.getLogger(__name__)
 
 
-def base_settings(cfg: Node, backend_name: str, method: Optional[str] = None) -> QuantizeSettings:
-    c = cfg.calibration
+def base_settings(c: CalibrationConfig, backend_name: str, method: Optional[str] = None) -> QuantizeSettings:
     return QuantizeSettings(
         method or c.method, bool(c.per_channel), float(c.percentile), symmetric_activations=symmetric_for(backend_name)
     )
@@ -49,12 +48,14 @@ def calibration_batches(images: Sequence[np.ndarray], model: PreparedModel) -> L
     return [make_batch(list(images[i : i + size]), spec)[0] for i in range(0, usable, size)]
 
 
-def histogram_batches(cfg: Node, normalized: str, model: PreparedModel, batches: List[np.ndarray]) -> List[np.ndarray]:
+def histogram_batches(
+    c: CalibrationConfig, normalized: str, model: PreparedModel, batches: List[np.ndarray]
+) -> List[np.ndarray]:
     """The batches memory-capped calibrators get (needs_memory_cap): as many as calibration.max_memory_mb holds."""
     if not batches:
         return batches
     per_batch = activation_bytes(normalized, model.spec.name, batches[0])
-    return fit_to_memory(batches, per_batch, int(cfg.calibration.max_memory_mb) * 1024 * 1024)
+    return fit_to_memory(batches, per_batch, int(c.max_memory_mb) * 1024 * 1024)
 
 
 def frames_note(used: List[np.ndarray], batches: List[np.ndarray]) -> List[str]:
@@ -79,23 +80,23 @@ def normalized_model(cal_set: CalibrationSet, model: PreparedModel) -> Tuple[str
 
 
 def calibrate(
-    cfg: Node,
+    config: Config,
     source: Optional[str] = None,
     frames: Optional[int] = None,
     method: Optional[str] = None,
     listener: Optional[Listener] = None,
 ) -> Dict[str, Any]:
     """Collect a calibration set (it becomes current) and calibrate the configured model on it;
-    ``listener`` hears each collected frame (the daemon's calibrate command reports progress)."""
-    with Progress("calibration frames", frames or cfg.calibration.frames, listener=listener) as progress:
-        cal_set = collect(cfg, source, frames, progress)
-    model = prepare_model(cfg)
-    settings = base_settings(cfg, resolve_name(cfg.backend.name), method)
+    ``listener`` hears each collected frame (the daemon's calibrate command reports progress).
+    Takes the whole configuration: calibration, source, paths, model and backend."""
+    c = config.calibration
+    with Progress("calibration frames", frames or c.frames, listener=listener) as progress:
+        cal_set = collect(c, config.source, config.paths.calibration_dir, source, frames, progress)
+    model = prepare_model(config.model)
+    settings = base_settings(c, resolve_name(config.backend.name), method)
     normalized, normalization = normalized_model(cal_set, model)
     all_batches = calibration_batches(cal_set.images(), model)
-    batches = (
-        histogram_batches(cfg, normalized, model, all_batches) if needs_memory_cap(settings.method) else all_batches
-    )
+    batches = histogram_batches(c, normalized, model, all_batches) if needs_memory_cap(settings.method) else all_batches
     folder = models_folder(cal_set, model) / settings_folder(settings)
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=str(cal_set.folder)) as work:
         qdq = str(Path(work) / "model.qdq.onnx")

@@ -8,7 +8,8 @@ from typing import Iterator, List, Tuple
 import numpy as np
 import pytest
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.demo import sample as demo
 from agent.util.schema import Node
 
@@ -25,6 +26,12 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_cfg(demo_dir: Path, tmp_path: Path) -> Node:
     """The demo configuration with a fresh state directory per test."""
     return load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}"])
+
+
+@pytest.fixture
+def demo_config(demo_cfg: Node) -> Config:
+    """The typed view of demo_cfg (what the functions below the daemon and the CLI take)."""
+    return Config.from_node(demo_cfg)
 
 
 @pytest.fixture(scope="session")

@@ -25,13 +25,22 @@ from agent.accuracy.metrics import (
     macro,
     per_class,
 )
+from agent.accuracy.report import AccuracyReport
 from agent.backends.registry import get_backend
+from agent.config.sections import (
+    AccuracyConfig,
+    BackendConfig,
+    ClassificationConfig,
+    Config,
+    DetectionConfig,
+    ModelConfig,
+)
+from agent.engines.identity import EngineIdentity
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
 from agent.model.tasks.detection import assign_detections
 from agent.sources.frames import Frame, read_image
 from agent.util.errors import InputError
 from agent.util.fileio import canonical_json, sha256_bytes, sha256_file
-from agent.util.schema import Node
 
 NO_PREDICTION = "none"  # classification column for samples no class passed its threshold
 BACKGROUND = "background"  # detection row (false alarms) and column (misses)
@@ -44,36 +53,31 @@ class EngineRun:
     """A pipeline and what identifies the engine behind it (for baselines and reports)."""
 
     pipeline: Pipeline
-    identity: Dict[str, Any]
+    identity: EngineIdentity
 
     @property
     def labels(self) -> List[str]:
         return list(self.pipeline.decoder.labels)
 
 
-def open_reference(cfg: Node, threads: int = 0) -> EngineRun:
+def open_reference(model_cfg: ModelConfig, backend_cfg: BackendConfig, threads: int = 0) -> EngineRun:
     """The FP32 reference: the original ONNX model in ONNX Runtime on the CPU (``threads`` > 0
     caps its intra-op threads, as the shadow evaluator does to leave the cores to inference)."""
-    model = prepare_model(cfg)
-    options = dict(cfg.backend.onnxruntime, providers=["CPUExecutionProvider"])
+    model = prepare_model(model_cfg)
+    options = dict(backend_cfg.options("onnxruntime"), providers=["CPUExecutionProvider"])
     if threads:
         options.update(intra_op_threads=threads, inter_op_threads=1)
     engine = get_backend("onnxruntime").load(model.path, options)
-    identity = {
-        "id": f"fp32-reference-{model.sha256[:16]}",
-        "backend": "onnxruntime",
-        "precision": "fp32",
-        "model_sha256": model.sha256,
-    }
-    return EngineRun(Pipeline(engine, model, make_decoder(cfg, model)), identity)
+    identity = EngineIdentity.fp32_reference(model.sha256)
+    return EngineRun(Pipeline(engine, model, make_decoder(model_cfg, model)), identity)
 
 
 def is_reference(run: EngineRun) -> bool:
     """An FP32 ONNX Runtime engine of the unmodified model gives the reference's answers itself."""
     return (
-        run.identity["backend"] == "onnxruntime"
-        and run.identity["precision"] == "fp32"
-        and run.identity["model_sha256"] == run.pipeline.model.sha256
+        run.identity.backend == "onnxruntime"
+        and run.identity.precision == "fp32"
+        and run.identity.model_sha256 == run.pipeline.model.sha256
     )
 
 
@@ -127,7 +131,8 @@ class Evaluation:
     extra: Dict[str, Any] = field(default_factory=dict)
     ap50: Optional[List[Optional[float]]] = None
 
-    def report(self) -> Dict[str, Any]:
+    def report(self) -> AccuracyReport:
+        """The metrics part of the accuracy report."""
         per = per_class(self.matrix, self.labels)
         averages: Dict[str, Any] = macro(per, self.labels)
         if self.ap50 is not None:
@@ -135,16 +140,16 @@ class Evaluation:
                 per[name]["ap50"] = ap
             known = [ap for ap in self.ap50 if ap is not None]
             averages["ap50"] = float(np.mean(known)) if known else None
-        return {
-            "task": self.task,
-            "classes": self.labels,
-            "matrix_labels": self.matrix_labels,
-            "confusion_matrix": self.matrix.tolist(),
-            "per_class": per,
-            "accuracy": accuracy(self.matrix),
-            "macro": averages,
-            **self.extra,
-        }
+        return AccuracyReport(
+            task=self.task,
+            classes=self.labels,
+            matrix_labels=self.matrix_labels,
+            confusion_matrix=self.matrix.tolist(),
+            per_class=per,
+            accuracy=accuracy(self.matrix),
+            macro=averages,
+            task_fields=self.extra,
+        )
 
 
 def _infer(pipeline: Pipeline, frames: Sequence[Frame]) -> List[Dict[str, Any]]:
@@ -166,13 +171,12 @@ def _positive_index(positive_class: Optional[str], labels: Sequence[str]) -> Opt
 
 
 def evaluate_classification(
-    cfg: Node, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]
+    c: ClassificationConfig, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]
 ) -> Evaluation:
     """Top-1 predictions against the truth. Binary tasks (model.classification.positive_class)
     predict the positive class only when it is the decoder's answer; other tasks whose thresholds
     can reject every class get a 'none' column for those samples."""
     labels = run.labels
-    c = cfg.model.classification
     results = _infer(run.pipeline, frames)
     truth = [int(s.truth) for s in samples]
     predicted = [r["predicted"] for r in results]
@@ -201,10 +205,12 @@ def evaluate_classification(
     return Evaluation("classification", labels, matrix_labels, matrix, outcomes, extra)
 
 
-def evaluate_detection(cfg: Node, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]) -> Evaluation:
+def evaluate_detection(
+    det: DetectionConfig, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]
+) -> Evaluation:
     """Boxes matched at model.detection.match_iou: confusion with background, recall per labeled box, AP50."""
     labels = run.labels
-    match_iou = cfg.model.detection.match_iou
+    match_iou = det.match_iou
     results = _infer(run.pipeline, frames)
     assignments, images, outcomes = [], [], {}
     boxes_total = 0
@@ -223,7 +229,7 @@ def evaluate_detection(cfg: Node, run: EngineRun, samples: Sequence[Sample], fra
             outcomes[f"{sample.key}#{i}"] = (labels[t], a == t)
         boxes_total += len(truth_classes)
     matrix = detection_confusion(assignments, len(labels))
-    extra = {"match_iou": match_iou, "labeled_boxes": boxes_total, "conf_threshold": cfg.model.detection.conf_threshold}
+    extra = {"match_iou": match_iou, "labeled_boxes": boxes_total, "conf_threshold": det.conf_threshold}
     return Evaluation(
         "detection",
         labels,
@@ -235,10 +241,10 @@ def evaluate_detection(cfg: Node, run: EngineRun, samples: Sequence[Sample], fra
     )
 
 
-def evaluate(cfg: Node, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]) -> Evaluation:
-    if cfg.model.task == "detection":
-        return evaluate_detection(cfg, run, samples, frames)
-    return evaluate_classification(cfg, run, samples, frames)
+def evaluate(model_cfg: ModelConfig, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]) -> Evaluation:
+    if model_cfg.task == "detection":
+        return evaluate_detection(model_cfg.detection, run, samples, frames)
+    return evaluate_classification(model_cfg.classification, run, samples, frames)
 
 
 @dataclass
@@ -251,12 +257,15 @@ class SpotSet:
     info: Dict[str, Any]
 
 
-def load_spot_set(cfg: Node, labels: Sequence[str], path: Optional[str] = None, fmt: Optional[str] = None) -> SpotSet:
-    where = path or cfg.accuracy.spot_labels
-    kind = fmt or ("auto" if path else cfg.accuracy.format)  # a set named by hand is looked at, not assumed
+def load_spot_set(
+    accuracy: AccuracyConfig, task: str, labels: Sequence[str], path: Optional[str] = None, fmt: Optional[str] = None
+) -> SpotSet:
+    """The spot-labeled set (``path`` and ``fmt`` override accuracy.spot_labels and accuracy.format) for ``task``."""
+    where = path or accuracy.spot_labels
+    kind = fmt or ("auto" if path else accuracy.format)  # a set named by hand is looked at, not assumed
     if kind == "auto" and where:
-        kind = detect_format(where, cfg.model.task)
-    labeled = load_set(where, kind, cfg.model.task, labels)
+        kind = detect_format(where, task)
+    labeled = load_set(where, kind, task, labels)
     samples, frames = read_frames(labeled, list_samples(labeled))
     if not samples:
         raise InputError(f"accuracy.spot_labels: none of the images in {where} is readable")
@@ -266,17 +275,16 @@ def load_spot_set(cfg: Node, labels: Sequence[str], path: Optional[str] = None, 
 
 def _run_record(run: EngineRun, evaluation: Evaluation) -> Dict[str, Any]:
     summary = evaluation.report()
-    recalls = {name: summary["per_class"][name]["recall"] for name in evaluation.labels}
     return {
-        **run.identity,
-        "accuracy": summary["accuracy"],
-        "recall": recalls,
+        **run.identity.to_json(),
+        "accuracy": summary.accuracy,
+        "recall": summary.recalls(),
         "outcomes": {k: list(v) for k, v in evaluation.outcomes.items()},
     }
 
 
 def _save(
-    cfg: Node,
+    state_dir: str,
     spot: SpotSet,
     engine: Tuple[EngineRun, Evaluation],
     reference: Optional[Tuple[EngineRun, Evaluation]],
@@ -291,40 +299,42 @@ def _save(
         "engine": _run_record(run, evaluation),
         "reference": _run_record(*reference) if reference else None,
     }
-    stored = baselines.save(cfg.paths.state_dir, record)
+    stored = baselines.save(state_dir, record)
     return {
         "version": stored["version"],
-        "path": str(baselines.path_of(cfg.paths.state_dir, stored["version"])),
+        "path": str(baselines.path_of(state_dir, stored["version"])),
         "sha256": stored["sha256"],
         "reason": reason,
     }
 
 
 def _reference_result(
-    cfg: Node, run: EngineRun, evaluation: Evaluation, spot: SpotSet, reference: Optional[EngineRun]
+    config: Config, run: EngineRun, evaluation: Evaluation, spot: SpotSet, reference: Optional[EngineRun]
 ) -> Tuple[EngineRun, Evaluation]:
     if reference is None and is_reference(run):
         return run, evaluation
-    reference = reference or open_reference(cfg)
-    return reference, evaluate(cfg, reference, spot.samples, spot.frames)
+    reference = reference or open_reference(config.model, config.backend)
+    return reference, evaluate(config.model, reference, spot.samples, spot.frames)
 
 
 def record_baseline(
-    cfg: Node,
+    config: Config,
     run: EngineRun,
     reference: Optional[EngineRun] = None,
     reason: str = "promotion",
     labels_path: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Store the engine's and the FP32 reference's results on the spot-labeled set as the new
-    baseline (the promotion path and the daemon call this); returns what was saved."""
-    spot = load_spot_set(cfg, run.labels, labels_path)
-    evaluation = evaluate(cfg, run, spot.samples, spot.frames)
-    return _save(cfg, spot, (run, evaluation), _reference_result(cfg, run, evaluation, spot, reference), reason)
+    baseline (the promotion path and the daemon call this); returns what was saved. Takes the whole
+    configuration: model, backend (the reference), accuracy (the set) and paths (the baselines)."""
+    spot = load_spot_set(config.accuracy, config.model.task, run.labels, labels_path)
+    evaluation = evaluate(config.model, run, spot.samples, spot.frames)
+    reference_result = _reference_result(config, run, evaluation, spot, reference)
+    return _save(config.paths.state_dir, spot, (run, evaluation), reference_result, reason)
 
 
 def drift_against(
-    cfg: Node, baseline: Dict[str, Any], evaluation: Evaluation, run: EngineRun, spot_sha256: str
+    accuracy: AccuracyConfig, baseline: Dict[str, Any], evaluation: Evaluation, run: EngineRun, spot_sha256: str
 ) -> Dict[str, Any]:
     """The drift section of a report: now against the baseline engine's outcomes (this sets the
     status), and, for information, against the FP32 reference's."""
@@ -334,7 +344,7 @@ def drift_against(
             f"{baseline.get('classes')}; "
             f"the model now has {evaluation.task} classes {evaluation.labels}; record a new one"
         )
-    limits = drift.Thresholds.from_config(cfg.accuracy)
+    limits = drift.Thresholds.from_config(accuracy)
     current = evaluation.outcomes
 
     def outcomes_of(entry: Dict[str, Any]) -> Dict[str, Tuple[str, bool]]:
@@ -346,7 +356,7 @@ def drift_against(
         "created": baseline["created"],
         "reason": baseline.get("reason"),
         "engine": {k: baseline["engine"].get(k) for k in ("id", "backend", "precision", "model_sha256")},
-        "same_engine": baseline["engine"].get("id") == run.identity["id"],
+        "same_engine": baseline["engine"].get("id") == run.identity.id,
         "same_spot_set": baseline["spot_set"].get("sha256") == spot_sha256,
     }
     if baseline.get("reference"):
@@ -362,38 +372,33 @@ def drift_against(
 
 
 def run_check(
-    cfg: Node,
+    config: Config,
     run: EngineRun,
     labels_path: Optional[str] = None,
     fmt: Optional[str] = None,
     save_baseline: bool = False,
     reference: Optional[EngineRun] = None,
-) -> Dict[str, Any]:
+) -> AccuracyReport:
     """The accuracy report (see docs/accuracy.md for its schema), with drift when a baseline exists.
 
     ``save_baseline`` stores this run (and the FP32 reference's) as the new baseline after the
-    comparison with the previous one.
+    comparison with the previous one. Takes the whole configuration, as record_baseline does.
     """
     started = time.monotonic()
-    spot = load_spot_set(cfg, run.labels, labels_path, fmt)
-    evaluation = evaluate(cfg, run, spot.samples, spot.frames)
+    spot = load_spot_set(config.accuracy, config.model.task, run.labels, labels_path, fmt)
+    evaluation = evaluate(config.model, run, spot.samples, spot.frames)
     report = evaluation.report()
-    report.update(
-        samples=len(spot.samples),
-        skipped=spot.labeled.skipped,
-        errors=spot.labeled.errors[:MAX_ERRORS_LISTED],
-        spot_set=spot.info,
-        engine=dict(run.identity),
-        ts=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
+    report.samples, report.skipped = len(spot.samples), spot.labeled.skipped
+    report.errors, report.spot_set = spot.labeled.errors[:MAX_ERRORS_LISTED], spot.info
+    report.engine, report.ts = run.identity, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
-        baseline = baselines.latest(cfg.paths.state_dir)
+        baseline = baselines.latest(config.paths.state_dir)
         if baseline is not None:
-            report["drift"] = drift_against(cfg, baseline, evaluation, run, spot.info["sha256"])
+            report.drift = drift_against(config.accuracy, baseline, evaluation, run, spot.info["sha256"])
     except baselines.BaselineError as exc:
-        report["baseline_error"] = str(exc)
+        report.baseline_error = str(exc)
     if save_baseline:
-        reference_result = _reference_result(cfg, run, evaluation, spot, reference)
-        report["baseline_saved"] = _save(cfg, spot, (run, evaluation), reference_result, "manual")
-    report["duration_s"] = round(time.monotonic() - started, 3)
+        reference_result = _reference_result(config, run, evaluation, spot, reference)
+        report.baseline_saved = _save(config.paths.state_dir, spot, (run, evaluation), reference_result, "manual")
+    report.duration_s = round(time.monotonic() - started, 3)
     return report

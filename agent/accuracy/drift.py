@@ -14,6 +14,7 @@ from math import comb
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent.accuracy.metrics import wilson_interval
+from agent.config.sections import AccuracyConfig
 
 Outcomes = Mapping[str, Tuple[str, bool]]  # sample key -> (true class name, correct)
 STATUS_ORDER = ("ok", "warn", "alert")
@@ -26,10 +27,8 @@ class Thresholds:
     alpha: float = 0.05
 
     @classmethod
-    def from_config(cls, accuracy_cfg: Mapping[str, Any]) -> "Thresholds":
-        return cls(
-            float(accuracy_cfg["warn_drop_pp"]), float(accuracy_cfg["alert_drop_pp"]), float(accuracy_cfg["alpha"])
-        )
+    def from_config(cls, accuracy: AccuracyConfig) -> "Thresholds":
+        return cls(float(accuracy.warn_drop_pp), float(accuracy.alert_drop_pp), float(accuracy.alpha))
 
 
 def binomial_cdf_half(k: int, n: int) -> float:

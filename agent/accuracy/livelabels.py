@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple
 
 from agent.accuracy.shadow import SideWorker, rolling_recall
+from agent.config.sections import AccuracyConfig
 from agent.sources.frames import Frame
 from agent.util.errors import InputError
 from agent.util.fileio import atomic_write_bytes, atomic_write_json
@@ -188,11 +189,11 @@ def _parse_label_line(line: str, suffix: str) -> Tuple[str, str]:
     return cells[0].strip(), cells[1].strip()
 
 
-def live_ring_from_config(cfg: Any, labels: Sequence[str]) -> Optional[LiveRing]:
+def live_ring_from_config(
+    accuracy: AccuracyConfig, task: str, state_dir: str, labels: Sequence[str]
+) -> Optional[LiveRing]:
     """The live ring under ``<state_dir>/live`` as the accuracy section configures it; None for
-    detection models (a frame-level label says nothing about boxes) or when accuracy.live_ring is 0."""
-    if cfg.model.task != "classification" or cfg.accuracy.live_ring <= 0:
+    detection models (``task``: a frame-level label says nothing about boxes) or when accuracy.live_ring is 0."""
+    if task != "classification" or accuracy.live_ring <= 0:
         return None
-    return LiveRing(
-        str(Path(cfg.paths.state_dir) / "live"), labels, cfg.accuracy.live_ring, cfg.accuracy.live_sample_fraction
-    )
+    return LiveRing(str(Path(state_dir) / "live"), labels, accuracy.live_ring, accuracy.live_sample_fraction)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from agent.accuracy.metrics import wilson_interval
+from agent.config.sections import AccuracyConfig, ModelConfig
 from agent.model.tasks.detection import assign_detections
 from agent.sources.frames import Frame
 
@@ -208,16 +209,15 @@ class ShadowEvaluator:
         self.worker.stop()
 
 
-def shadow_from_config(cfg: Any, reference: Any) -> ShadowEvaluator:
-    """The shadow evaluator the accuracy section configures, around a reference EngineRun
-    (agent.accuracy.check.open_reference(cfg, threads=1) leaves the other cores to inference)."""
-    a = cfg.accuracy
+def shadow_from_config(a: AccuracyConfig, model_cfg: ModelConfig, reference: Any) -> ShadowEvaluator:
+    """The shadow evaluator the accuracy section configures for the model's task, around a reference
+    EngineRun (agent.accuracy.check.open_reference(..., threads=1) leaves the other cores to inference)."""
     return ShadowEvaluator(
         reference.pipeline,
         reference.labels,
-        cfg.model.task,
+        model_cfg.task,
         a.shadow_fraction,
         a.shadow_max_per_s,
         a.shadow_window,
-        cfg.model.detection.match_iou,
+        model_cfg.detection.match_iou,
     )

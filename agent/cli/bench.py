@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 from agent.build import engine as building
 from agent.cli.common import add_common, emit, load
+from agent.config.sections import Config
 from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmark
 from agent.measure.context import result_context
 from agent.util.errors import InputError
-from agent.util.schema import Node
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _settings(cfg: Node, args: argparse.Namespace) -> BenchSettings:
+def _settings(cfg: Config, args: argparse.Namespace) -> BenchSettings:
     for name in ("warmup", "duration"):
         value = getattr(args, name)
         if value is not None and value < 0:
@@ -102,7 +102,7 @@ def _precisions(text: str) -> Tuple[str, str]:
     return parts[0], parts[1]
 
 
-def run_compare(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
+def run_compare(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
     names = _precisions(args.compare)
     reports = [building.build(cfg, precision=p) for p in names]
     loaded = [building.load_built(cfg, r) for r in reports]
@@ -112,17 +112,17 @@ def run_compare(cfg: Node, args: argparse.Namespace, settings: BenchSettings) ->
     finally:
         for engine, _ in loaded:
             engine.close()
-    contexts = [result_context(r, e.info, result["batch"]) for r, (e, _) in zip(reports, loaded)]
+    contexts = [result_context(r.to_json(), e.info, result["batch"]) for r, (e, _) in zip(reports, loaded)]
     return {"compare": result, "precisions": list(names), "context": {"a": contexts[0], "b": contexts[1]}}
 
 
-def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
+def run_single(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
     from agent.telemetry.monitor import telemetry_from_config
     from agent.telemetry.sampler import Sampler
 
     report = building.build(cfg, precision=args.precision)
     engine, model = building.load_built(cfg, report)
-    telemetry = telemetry_from_config(cfg)
+    telemetry = telemetry_from_config(cfg.telemetry)
     reason = "--no-power was given" if args.no_power else telemetry.power_unavailable_reason()
     sampler = Sampler(telemetry, cfg.telemetry.rate_hz, cfg.telemetry.history_s) if reason is None else None
     mode = args.mode or cfg.bench.mode
@@ -136,7 +136,7 @@ def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> 
             from agent.model.pipeline import Pipeline, make_decoder
             from agent.sources.open import open_source
 
-            pipeline = Pipeline(engine, model, make_decoder(cfg, model))
+            pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
             source = open_source(cfg.source, loop=True)
         result = run_benchmark(engine, model, settings, batches, mode, pipeline, source, sampler, reason)
         end = sampler.sample_now().snapshot if sampler else telemetry.read()
@@ -146,10 +146,10 @@ def run_single(cfg: Node, args: argparse.Namespace, settings: BenchSettings) -> 
         if sampler is not None:
             sampler.stop()
         engine.close()
-    result["context"] = result_context(
-        report, engine.info, result["batch"], telemetry.describe(), start, end, cfg.telemetry.sysfs_root
+    result.context = result_context(
+        report.to_json(), engine.info, result.batch, telemetry.describe(), start, end, cfg.telemetry.sysfs_root
     )
-    return result
+    return result.to_json()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -68,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
         args.overrides.append(f"backend.name={args.backend}")
     cfg = load(args)
     report = building.build(cfg, precision=args.precision, force=args.force)
-    emit(args, report, _human)
-    if not report.get("promoted", True):
-        raise GateFailed(
-            f"precision {report['precision']}: {report.get('decision')} (report: {report.get('report_path')})"
-        )
+    emit(args, report.to_json(), _human)
+    if report.promoted is False:
+        raise GateFailed(f"precision {report.precision}: {report.decision} (report: {report.report_path})")
     return 0

@@ -74,14 +74,11 @@ def run(args: argparse.Namespace) -> int:
         pyplot()  # a missing matplotlib is said before the check runs, not after
     engine = building.open_engine(cfg, args.precision)
     report = accuracy.run_check(cfg, engine, args.labels, args.format, save_baseline=args.save_baseline)
-    for error in report["errors"]:
+    for error in report.errors or []:
         sys.stderr.write(f"warning: {error}\n")
     if args.plot:
-        report["plot"] = confusion_png(
-            report["confusion_matrix"],
-            report["matrix_labels"],
-            args.plot,
-            f"{report['task']} on {report['samples']} samples",
+        report.plot = confusion_png(
+            report.confusion_matrix, report.matrix_labels, args.plot, f"{report.task} on {report.samples} samples"
         )
-    emit(args, report, human)
-    return EXIT_GATE if report.get("drift", {}).get("status") == "alert" else EXIT_OK
+    emit(args, report.to_json(), human)
+    return EXIT_GATE if (report.drift or {}).get("status") == "alert" else EXIT_OK

@@ -9,7 +9,8 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Optional
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.util.schema import Node
 
 DEFAULT_CONFIG = "/etc/edge-agent/config.yaml"
@@ -51,11 +52,16 @@ def config_path(args: argparse.Namespace) -> Optional[str]:
     return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
 
 
-def load(args: argparse.Namespace) -> Node:
-    """The validated configuration for this invocation; sets up logging from it."""
+def load_node(args: argparse.Namespace) -> Node:
+    """The validated configuration for this invocation, as loaded (a mapping); sets up logging from it."""
     cfg = load_config(config_path(args), args.overrides)
     setup_logging(args.log_level or cfg.logging.level)
     return cfg
+
+
+def load(args: argparse.Namespace) -> Config:
+    """The validated configuration for this invocation, typed; sets up logging from it."""
+    return Config.from_node(load_node(args))
 
 
 def setup_logging(level: str) -> None:

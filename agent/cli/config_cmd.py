@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from agent.cli.common import add_common, config_path, emit, load
-from agent.config.settings import render_yaml
+from agent.cli.common import add_common, config_path, emit, load_node
+from agent.config.render import render_yaml
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    cfg = load(args)
+    cfg = load_node(args)
     result = {"valid": True, "config": config_path(args) or "defaults"}
     if args.show:
         result["resolved"] = cfg

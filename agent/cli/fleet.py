@@ -9,12 +9,12 @@ from typing import Any, Dict, List, Tuple
 import yaml
 
 from agent.cli.common import add_common, load
-from agent.config.settings import read_secret
+from agent.config.load import read_secret
+from agent.config.sections import Config
 from agent.mqtt import fleet
 from agent.mqtt.commands import COMMANDS
 from agent.mqtt.link import Settings, parse_broker_url, settings_from_config
 from agent.util.errors import EdgeAgentError, InputError
-from agent.util.schema import Node
 
 
 def register(subparsers: Any) -> None:
@@ -52,10 +52,10 @@ def register(subparsers: Any) -> None:
     send.set_defaults(handler=run_send)
 
 
-def _settings(args: argparse.Namespace) -> Tuple[Node, Settings]:
+def _settings(args: argparse.Namespace) -> Tuple[Config, Settings]:
     """The configuration and the connection settings, with --broker and --prefix applied."""
     cfg = load(args)
-    settings = settings_from_config(cfg)
+    settings = settings_from_config(cfg.mqtt)
     if args.broker:
         try:
             host, port, tls = parse_broker_url(args.broker)
@@ -99,7 +99,7 @@ def run_send(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(f"--key-file: cannot read {args.key_file}: {exc.strerror}") from None
     else:
-        key = read_secret(cfg, "commands.key_file") or ""
+        key = read_secret("commands.key_file", cfg.commands.key_file) or ""
     if not key:
         raise InputError("no signing key: pass --key-file or set commands.key_file")
     try:

@@ -7,10 +7,13 @@ Runs until SIGTERM / SIGINT (exit 0), the end of a file source that does not loo
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+from typing import Any, Mapping
 
-from agent.cli.common import add_common, config_path, load
-from agent.daemon.supervisor import Daemon, check_source_at_start, print_result
+from agent.cli.common import add_common, config_path, load_node
+from agent.config.sections import SourceConfig
+from agent.daemon.supervisor import Daemon, check_source_at_start
 
 
 def register(subparsers: Any) -> None:
@@ -23,11 +26,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def print_result(result: Mapping[str, Any]) -> None:
+    """One inference result as a JSON line on stdout (--json)."""
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["source.loop=false"] if args.once else [])
     args.overrides = overrides
-    cfg = load(args)
-    check_source_at_start(cfg)
+    cfg = load_node(args)
+    check_source_at_start(SourceConfig.from_node(cfg.source))
     daemon = Daemon(
         cfg, config_path(args), overrides, max_frames=args.max_frames, on_result=print_result if args.json else None
     )

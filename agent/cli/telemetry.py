@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--count: expected a positive number, got {args.count}")
     from agent.telemetry.monitor import telemetry_from_config
 
-    telemetry = telemetry_from_config(cfg)
+    telemetry = telemetry_from_config(cfg.telemetry)
     if args.once:
         telemetry.start()
         try:

@@ -12,12 +12,13 @@ import logging
 import time
 from typing import Any, Callable, Dict, Optional
 
+from agent.config.sections import Config, TelemetryConfig
 from agent.daemon.loop import ProgressEngine
+from agent.engines.identity import EngineIdentity
 from agent.model.pipeline import Pipeline
 from agent.sources.frames import Frame, Source
 from agent.sources.latest import LatestFrameCapture
 from agent.util.errors import InputError
-from agent.util.schema import Node
 
 log = logging.getLogger(__name__)
 SHARING = (
@@ -45,24 +46,16 @@ def with_progress(pipeline: Pipeline, on_progress: Callable[[], None]) -> Pipeli
     return Pipeline(ProgressEngine(pipeline.engine, on_progress), pipeline.model, pipeline.decoder)
 
 
-def engine_identity(report: Dict[str, Any]) -> Dict[str, Any]:
-    return {
-        "id": report.get("cache_key"),
-        "backend": report.get("backend"),
-        "precision": report.get("built_precision", report.get("precision")),
-        "model_sha256": report.get("model_sha256"),
-    }
-
-
 def benchmark(
-    cfg: Node,
+    cfg: Config,
     pipeline: Pipeline,
     report: Dict[str, Any],
     capture: LatestFrameCapture,
     on_progress: Callable[[], None],
     sampler: Any = None,
 ) -> Dict[str, Any]:
-    """bench.* on the serving engine (engine or pipeline mode), with how it shared the device."""
+    """bench.* on the serving engine (engine or pipeline mode), with how it shared the device (reads the
+    bench, source and telemetry sections)."""
     from agent.measure.benchmark import BenchSettings, run_benchmark
     from agent.measure.context import result_context
 
@@ -83,47 +76,47 @@ def benchmark(
     )
     end = sampler.sample_now().snapshot if sampler is not None else None
     described = sampler.telemetry.describe() if sampler is not None else None
-    result["context"] = result_context(
-        report, pipeline.engine.info, result["batch"], described, start, end, cfg.telemetry.sysfs_root
+    result.context = result_context(
+        report, pipeline.engine.info, result.batch, described, start, end, cfg.telemetry.sysfs_root
     )
-    result["engine"] = engine_identity(report)
-    result["device_sharing"] = {
+    result.engine = EngineIdentity.of(report)
+    result.device_sharing = {
         "mode": "exclusive",
         "how": SHARING,
         "live_paused_s": round(time.monotonic() - started, 3),
         "frames_dropped_meanwhile": capture.dropped - dropped,
     }
-    return result
+    return result.to_json()
 
 
 def accuracy_check(
-    cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None]
+    cfg: Config, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None]
 ) -> Dict[str, Any]:
     """The spot-labeled check (agent.accuracy) on the serving engine, with drift against the baseline."""
     from agent.accuracy.check import EngineRun, run_check
 
     if not cfg.accuracy.spot_labels:
         raise InputError("accuracy.spot_labels: not set; there is no spot-labeled set to check")
-    return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), engine_identity(report)))
+    return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))).to_json()
 
 
 def record_baseline(
-    cfg: Node, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str
+    cfg: Config, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str
 ) -> Dict[str, Any]:
     """Store the promoted engine's results (and the FP32 reference's) on the spot-labeled set as the baseline."""
     from agent.accuracy import check as accuracy
 
-    run = accuracy.EngineRun(with_progress(pipeline, on_progress), engine_identity(report))
+    run = accuracy.EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))
     return accuracy.record_baseline(cfg, run, reason=reason)
 
 
-def open_sampler(cfg: Node) -> Any:
+def open_sampler(telemetry: TelemetryConfig) -> Any:
     """The telemetry sampler thread (agent.telemetry), started; None (logged) when it cannot run."""
     try:
         from agent.telemetry.monitor import telemetry_from_config
         from agent.telemetry.sampler import Sampler
 
-        return Sampler(telemetry_from_config(cfg), cfg.telemetry.rate_hz, cfg.telemetry.history_s).start()
+        return Sampler(telemetry_from_config(telemetry), telemetry.rate_hz, telemetry.history_s).start()
     except Exception as exc:  # telemetry is optional: the daemon serves without it
         log.warning("telemetry: not available (%s: %s); reports carry no power figures", type(exc).__name__, exc)
         return None

@@ -16,9 +16,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent.accuracy.livelabels import live_ring_from_config
 from agent.accuracy.shadow import ShadowEvaluator
+from agent.config.sections import Config
+from agent.engines.identity import served_precision
 from agent.sources.frames import Frame
 from agent.util.errors import EdgeAgentError, InputError
-from agent.util.schema import Node
 
 log = logging.getLogger(__name__)
 REFERENCE_SKIP = (
@@ -28,14 +29,14 @@ REFERENCE_SKIP = (
 
 def serves_reference(report: Mapping[str, Any]) -> bool:
     """Whether an engine build report describes the FP32 reference itself (fp32 on ONNX Runtime)."""
-    return report.get("backend") == "onnxruntime" and report.get("built_precision", report.get("precision")) == "fp32"
+    return report.get("backend") == "onnxruntime" and served_precision(report) == "fp32"
 
 
-def open_shadow_reference(cfg: Node) -> Any:
+def open_shadow_reference(cfg: Config) -> Any:
     """The FP32 reference pipeline, on one CPU thread so it leaves the other cores to inference."""
     from agent.accuracy.check import open_reference
 
-    return open_reference(cfg, threads=1).pipeline
+    return open_reference(cfg.model, cfg.backend, threads=1).pipeline
 
 
 def disagreeing_classes(per_class: Mapping[str, Mapping[str, Any]], threshold: float) -> Dict[str, Dict[str, Any]]:
@@ -79,9 +80,10 @@ class SampleCapture:
 class LiveChecks:
     """Shadow agreement and the live ring for the daemon; every method is safe from any thread."""
 
-    def __init__(self, cfg: Node, labels: Sequence[str], load_reference: Callable[[], Any]) -> None:
+    def __init__(self, cfg: Config, labels: Sequence[str], load_reference: Callable[[], Any]) -> None:
         """``load_reference()`` returns the FP32 reference pipeline; it is called on the shadow
-        thread the first time a frame is evaluated (never on the inference thread)."""
+        thread the first time a frame is evaluated (never on the inference thread). Reads the
+        accuracy, model and paths sections."""
         acc = cfg.accuracy
         self.cfg, self.labels, self.task = cfg, list(labels), cfg.model.task
         self.threshold = float(acc.shadow_min_agreement)
@@ -91,7 +93,7 @@ class LiveChecks:
         self.shadow: Optional[ShadowEvaluator] = None
         self.shadow_skipped: Optional[str] = "no engine yet"
         self.engine: Optional[str] = None
-        self.ring = live_ring_from_config(cfg, self.labels)
+        self.ring = live_ring_from_config(acc, cfg.model.task, cfg.paths.state_dir, self.labels)
         if self.ring is not None:
             self.ring.start()
         self.samples = SampleCapture()

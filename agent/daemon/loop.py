@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.backends.base import Arrays, Engine, StageTimes
 from agent.daemon.swap import Handoff
+from agent.engines.identity import engine_label
 from agent.model.info import InputSpec
 from agent.model.pipeline import Pipeline
 from agent.model.preprocess import make_batch
@@ -69,10 +70,6 @@ def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame],
         return spec, make_batch([frame.image], spec)
 
     return prepare
-
-
-def engine_label(report: Mapping[str, Any]) -> str:
-    return f"{report.get('backend', '?')} {report.get('built_precision', report.get('precision', '?'))}"
 
 
 class InferenceLoop:

@@ -1,17 +1,19 @@
-"""The supervisor behind ``edge-agent run``: capture, inference, schedules, commands, reports, signals.
+"""The supervisor behind ``edge-agent run``: start-up, schedules, reload, shutdown and signals.
 
-Threads: the capture supervisor and its reader (agent.capture), the inference loop (agent.loop),
-a background rebuild when one runs (agent.swap), the telemetry sampler, the MQTT link's threads
-(agent.mqtt; commands run on its worker threads) and this main thread, which owns signals, the
-scheduler and configuration reloads.
+Threads: the capture supervisor and its reader (agent.sources.latest), the inference loop
+(agent.daemon.loop), a background rebuild when one runs (agent.daemon.swap), the telemetry sampler
+(agent.telemetry.sampler), the MQTT link's threads (agent.mqtt.link; commands, routed by
+agent.daemon.handlers, run on its worker threads) and this main thread, which owns signals, the
+scheduler and configuration reloads. Which outcomes become events is agent.daemon.events; the
+telemetry record is agent.daemon.telemetry_report.
 
 - READY=1 goes to systemd once the engine is loaded and a first frame inferred; WATCHDOG=1 comes
   from inference progress only; STATUS= lines summarise the serving state.
 - SIGTERM / SIGINT: stop capture, let the in-flight inference finish, flush what the outbox
   can, publish ``stopped``, exit 0, all within daemon.shutdown_timeout_s.
 - SIGHUP: reload the configuration (validated first; on error the old one stays, reported).
-- Benchmarks and accuracy checks run on the inference thread between two inferences (agent.jobs).
-- Live checks (agent.livechecks): every inference is offered to shadow evaluation against the
+- Benchmarks and accuracy checks run on the inference thread between two inferences (agent.daemon.jobs).
+- Live checks (agent.daemon.livechecks): every inference is offered to shadow evaluation against the
   FP32 reference and to the live ring; their state goes out with telemetry, a class whose
   agreement falls below accuracy.shadow_min_agreement raises a ``drift`` event.
 """
@@ -22,7 +24,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -32,19 +33,23 @@ import numpy as np
 
 from agent import __version__
 from agent.build import engine as building
-from agent.config.settings import load_config
-from agent.daemon import jobs
+from agent.config.load import load_config
+from agent.config.sections import Config, SourceConfig
+from agent.daemon import events, handlers, jobs
+from agent.daemon.handlers import COMMAND_TIMEOUT_S
 from agent.daemon.livechecks import LiveChecks, open_shadow_reference
-from agent.daemon.loop import InferenceLoop, engine_label, prepare_for
+from agent.daemon.loop import InferenceLoop, prepare_for
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
 from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
+from agent.daemon.telemetry_report import ProcessStats, TelemetryReport
+from agent.engines.identity import engine_label, served_precision
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
-from agent.mqtt.publisher import open_publisher
+from agent.mqtt.publisher import LogPublisher, Publisher, open_publisher
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
 from agent.sources.open import open_source
-from agent.util.errors import ConfigError, EdgeAgentError, GateFailed, InputError
+from agent.util.errors import ConfigError, EdgeAgentError, InputError
 from agent.util.schema import Node
 
 log = logging.getLogger(__name__)
@@ -52,10 +57,6 @@ SCHEDULED = ("telemetry", "benchmark", "check")
 # Config sections whose change needs a new engine, and those applied only by a restart.
 REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
 RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
-COMMAND_TIMEOUT_S = 3600.0
-HELD_CAMERAS = ("v4l2", "csi")  # sources one process holds: calibrate cannot open them again
-CAPTURE_TIMEOUT_S = 60.0  # capture_samples waits this long for its frames
-Progress = Callable[[Optional[float], str], None]
 
 
 def changed_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
@@ -70,13 +71,6 @@ def warm_up(pipeline: Pipeline) -> None:
     pipeline.infer_frames([Frame(blank, -1, time.monotonic(), "warm-up")])
 
 
-def with_calibrator(cfg: Node, method: Optional[str]) -> Node:
-    """The configuration with calibration.method replaced (a rebuild command's ``calibrator``)."""
-    if not method:
-        return cfg
-    return Node(cfg, calibration=Node(cfg.calibration, method=method))
-
-
 class Daemon:
     def __init__(
         self,
@@ -87,25 +81,26 @@ class Daemon:
         on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
         environ: Optional[Mapping[str, str]] = None,
     ) -> None:
-        self.cfg = cfg
+        self.cfg = cfg  # as loaded: a mapping, compared section by section on reload
+        self.config = Config.from_node(cfg)  # its typed view, built once per load
         self.config_path = config_path
         self.overrides = list(overrides)
         self.max_frames = max_frames
         self.on_result = on_result
         env = os.environ if environ is None else environ
         self.notifier = Notifier(env)
-        interval = watchdog_interval_s(env) if cfg.daemon.watchdog else None
+        interval = watchdog_interval_s(env) if self.config.daemon.watchdog else None
         self.pacer = WatchdogPacer(self.notifier.watchdog, interval)
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
-        self.state = EngineState(cfg.paths.state_dir)
+        self.state = EngineState(self.config.paths.state_dir)
         self.handoff = Handoff()
-        self.publisher: Any = None
+        self.publisher: Publisher = LogPublisher(self.status_fields)  # until run() opens the configured one
         self.sampler: Any = None
         self.capture: Optional[LatestFrameCapture] = None
         self.loop: Optional[InferenceLoop] = None
         self.scheduler = Scheduler({}, time.monotonic())
-        self.rebuilder = Rebuilder(self._build, self._load, warm_up, self.handoff, self._rebuild_done)
+        self.rebuilder = Rebuilder(self.build_engine, self._load, warm_up, self.handoff, self._rebuild_done)
         self._lock = threading.Lock()  # configuration reloads and schedule changes
         self._reopens_seen = 0
         self.last_check: Optional[Dict[str, Any]] = None
@@ -116,14 +111,14 @@ class Daemon:
     def run(self) -> int:
         """Serve until a signal, --max-frames or the end of a finite source; returns the exit code."""
         self._install_signals()
-        self.sampler = jobs.open_sampler(self.cfg)
-        self.publisher = open_publisher(self.cfg, self.handlers(), self.status_fields)
+        self.sampler = jobs.open_sampler(self.config.telemetry)
+        self.publisher = open_publisher(self.config, handlers.bind(self), self.status_fields)
         self.publisher.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
-        self.live = LiveChecks(self.cfg, pipeline.model.labels, lambda: open_shadow_reference(self.cfg))
+        self.live = LiveChecks(self.config, pipeline.model.labels, lambda: open_shadow_reference(self.config))
         self.live.engine_changed(report)
-        self.capture = self._make_capture(self.cfg)
+        self.capture = self._make_capture(self.config.source)
         self.capture.start()
         self.loop = InferenceLoop(
             self.capture,
@@ -147,13 +142,13 @@ class Daemon:
             self.publisher.update_status()
             log.info("ready: %s", self._status_line())
         self._baseline_if_missing()
-        self._apply_schedules(self.cfg)
+        self._apply_schedules(self.config)
         self._supervise()
         return self._shutdown(thread)
 
     def _initial_engine(self) -> Tuple[Pipeline, Dict[str, Any]]:
         """The engine of the last run when it still fits the model and the configured precision, else a build."""
-        saved = self.state.resumable(self.cfg.precision)
+        saved = self.state.resumable(self.config.precision)
         if saved and self._still_valid(saved):
             try:
                 pipeline = self._load(saved)
@@ -164,35 +159,31 @@ class Daemon:
         report: Optional[Dict[str, Any]] = None
         failure: Optional[str]
         try:
-            report = self._build(self.cfg.precision)
+            report = self.build_engine(self.config.precision)
         except EdgeAgentError as exc:
-            if self.cfg.precision == "fp32":
+            if self.config.precision == "fp32":
                 raise
             failure = str(exc)
         else:
             failure = gate_verdict(report)
         if failure:
-            self.publisher.publish_event(
-                "build_failed",
-                "error",
-                f"{self.cfg.precision} engine not promoted: {failure}; serving FP32",
-                {"precision": self.cfg.precision},
-            )
-            log.warning("engine: %s engine not promoted (%s); serving FP32", self.cfg.precision, failure)
-            report = self._build("fp32")
+            events.publish(self.publisher, events.start_not_promoted(self.config.precision, failure))
+            log.warning("engine: %s engine not promoted (%s); serving FP32", self.config.precision, failure)
+            report = self.build_engine("fp32")
         assert report is not None
-        self.state.promote(report, self.cfg.precision)
+        self.state.promote(report, self.config.precision)
         return self._load(report), report
 
     def _still_valid(self, report: Mapping[str, Any]) -> bool:
         if not Path(str(report.get("engine_path", ""))).is_file():
             return False
-        if report.get("backend") != building.get_backend(self.cfg.backend.name).name:
+        if report.get("backend") != building.get_backend(self.config.backend.name).name:
             return False
-        return report.get("model_sha256") == prepare_model(self.cfg).sha256
+        return report.get("model_sha256") == prepare_model(self.config.model).sha256
 
-    def _build(self, precision: str, cfg: Optional[Node] = None) -> Dict[str, Any]:
-        return building.build(cfg or self.cfg, precision=precision, keep=self._engines_in_use())
+    def build_engine(self, precision: str, config: Optional[Config] = None) -> Dict[str, Any]:
+        """Build (or find in the cache) an engine of ``precision``, keeping the engines in use."""
+        return building.build(config or self.config, precision=precision, keep=self._engines_in_use()).to_json()
 
     def _engines_in_use(self) -> List[str]:
         """Cache keys a build must not evict: the serving, current and previous engines."""
@@ -201,15 +192,15 @@ class Daemon:
         return [str(r["cache_key"]) for r in reports if isinstance(r, dict) and r.get("cache_key")]
 
     def _load(self, report: Dict[str, Any]) -> Pipeline:
-        engine, model = building.load_built(self.cfg, report)
-        return Pipeline(engine, model, make_decoder(self.cfg, model))
+        engine, model = building.load_built(self.config, report)
+        return Pipeline(engine, model, make_decoder(self.config.model, model))
 
-    def _make_capture(self, cfg: Node) -> LatestFrameCapture:
-        source = cfg.source
+    def _make_capture(self, source: SourceConfig) -> LatestFrameCapture:
         finite = source.kind in ("file", "images") and not source.loop
         serving = prepare_for(lambda: self.loop.pipeline if self.loop is not None else None)
+        first, longest = source.reopen_backoff_s
         return LatestFrameCapture(
-            lambda: open_source(source), source.read_timeout_s, tuple(source.reopen_backoff_s), finite, prepare=serving
+            lambda: open_source(source), source.read_timeout_s, (first, longest), finite, prepare=serving
         )
 
     # ----- signals and the main loop ---------------------------------------------------------
@@ -238,9 +229,9 @@ class Daemon:
 
     def _shutdown(self, thread: threading.Thread) -> int:
         assert self.loop is not None and self.capture is not None
-        deadline = time.monotonic() + self.cfg.daemon.shutdown_timeout_s
+        deadline = time.monotonic() + self.config.daemon.shutdown_timeout_s
         self.notifier.stopping("stopping")
-        self.capture.stop(timeout=min(2.0, self.cfg.daemon.shutdown_timeout_s / 4))
+        self.capture.stop(timeout=min(2.0, self.config.daemon.shutdown_timeout_s / 4))
         self.loop.stop_event.set()
         thread.join(max(0.0, deadline - time.monotonic() - 1.0))
         if thread.is_alive():
@@ -268,25 +259,31 @@ class Daemon:
 
     # ----- scheduled and requested work ------------------------------------------------------
 
-    def _apply_schedules(self, cfg: Node) -> None:
+    def _apply_schedules(self, config: Config) -> None:
         now = time.monotonic()
-        intervals = {name: float(cfg.schedules[f"{name}_s"]) for name in SCHEDULED}
-        intervals["labels"] = float(cfg.accuracy.label_drop_interval_s)
-        if intervals["check"] and not cfg.accuracy.spot_labels:
+        intervals = {name: float(getattr(config.schedules, f"{name}_s")) for name in SCHEDULED}
+        intervals["labels"] = float(config.accuracy.label_drop_interval_s)
+        if intervals["check"] and not config.accuracy.spot_labels:
             log.info("schedules.check_s: no accuracy.spot_labels configured; scheduled checks are off")
             intervals["check"] = 0.0
         with self._lock:
             for name, seconds in intervals.items():
                 self.scheduler.set_interval(name, seconds, now)
 
+    def set_interval(self, schedule: str, seconds: float) -> Optional[float]:
+        """Change one schedule (the set_interval command); seconds until the next scheduled job."""
+        with self._lock:
+            self.scheduler.set_interval(schedule, seconds, time.monotonic())
+            return self.scheduler.seconds_to_next(time.monotonic())
+
     def run_scheduled(self, name: str) -> None:
         """Publish telemetry now, or queue a benchmark or check on the inference thread."""
         assert self.loop is not None
         if name == "telemetry":
             telemetry = self.telemetry()
-            self.publisher.publish_telemetry(telemetry)
+            self.publisher.publish_telemetry(telemetry.to_json())
             self._report_capture_trouble()
-            self._report_live_drift((telemetry["live_checks"] or {}).get("live_labels") or {})
+            self._report_live_drift((telemetry.live_checks or {}).get("live_labels") or {})
             self.notifier.status(self._status_line())
         elif name == "labels":
             self.ingest_label_drops()
@@ -306,15 +303,15 @@ class Daemon:
         try:
             if name == "benchmark":
                 result = jobs.benchmark(
-                    self.cfg, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler
+                    self.config, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler
                 )
                 result.update(self._accuracy_for_speed(pipeline))
             else:
-                result = jobs.accuracy_check(self.cfg, pipeline, self.loop.report, self.pacer.progress)
+                result = jobs.accuracy_check(self.config, pipeline, self.loop.report, self.pacer.progress)
                 self.last_check = result
-                self._report_drift(result)
+                events.publish(self.publisher, events.check_drift(result))
         except (EdgeAgentError, ImportError) as exc:
-            self.publisher.publish_event(f"{name}_failed", "warning", f"{name}: {exc}", {})
+            events.publish(self.publisher, events.measurement_failed(name, exc))
             raise
         kind = "benchmark" if name == "benchmark" else "accuracy"
         self.publisher.publish_report(kind, result)
@@ -327,7 +324,7 @@ class Daemon:
         assert self.loop is not None
         engine_id = self.loop.report.get("cache_key")
         check = self.last_check
-        if (not check or check.get("engine", {}).get("id") != engine_id) and self.cfg.accuracy.spot_labels:
+        if (not check or check.get("engine", {}).get("id") != engine_id) and self.config.accuracy.spot_labels:
             check = self._measure("check", pipeline)
         gate = self.loop.report.get("gate")
         out: Dict[str, Any] = {"gate": gate} if gate else {}
@@ -349,40 +346,14 @@ class Daemon:
         }
         return out
 
-    def _report_drift(self, check: Mapping[str, Any]) -> None:
-        drift = check.get("drift") or {}
-        status = drift.get("status")
-        if status in ("warn", "alert"):
-            severity = "warning" if status == "warn" else "error"
-            self.publisher.publish_event("drift", severity, f"per-class recall drift: {status}", {"drift": drift})
-
     def _report_live_drift(self, live_labels: Mapping[str, Any]) -> None:
         """``drift`` events from the live checks: classes whose agreement with the FP32 reference fell
         below the threshold, and a new warn / alert of the labeled live frames against the baseline."""
         if self.live is None:
             return
-        labeled = self.live.new_label_drift(live_labels.get("drift"))
-        if labeled is not None:
-            severity = "warning" if labeled["status"] == "warn" else "error"
-            message = (
-                f"labeled live frames: per-class recall drift {labeled['status']} ({'; '.join(labeled['rules_fired'])})"
-            )
-            self.publisher.publish_event("drift", severity, message, {"source": "live_labels", "drift": dict(labeled)})
+        events.publish(self.publisher, events.live_label_drift(self.live.new_label_drift(live_labels.get("drift"))))
         low = self.live.new_disagreements()
-        if low:
-            names = ", ".join(sorted(low))
-            details = {
-                "source": "shadow",
-                "engine": self.live.engine,
-                "min_agreement": self.live.threshold,
-                "per_class": low,
-            }
-            self.publisher.publish_event(
-                "drift",
-                "warning",
-                f"live frames: agreement with the FP32 reference below {self.live.threshold:g} for {names}",
-                details,
-            )
+        events.publish(self.publisher, events.shadow_disagreement(low, self.live.engine, self.live.threshold))
 
     def ingest_label_drops(self) -> Optional[Dict[str, Any]]:
         """Apply label files dropped in the live ring's labels/ folder; their errors become an event."""
@@ -393,10 +364,7 @@ class Daemon:
         except OSError as exc:
             log.warning("live labels: the drop folder cannot be read: %s", exc)
             return None
-        if outcome and outcome["errors"]:
-            self.publisher.publish_event(
-                "labels_rejected", "warning", f"{len(outcome['errors'])} dropped label line(s) refused", outcome
-            )
+        events.publish(self.publisher, events.labels_rejected(outcome))
         if outcome and outcome["applied"]:
             log.info("live labels: %d dropped label(s) applied", outcome["applied"])
         return outcome
@@ -404,11 +372,8 @@ class Daemon:
     def _report_capture_trouble(self) -> None:
         assert self.capture is not None
         stats = self.capture.stats()
-        if stats["reopens"] > self._reopens_seen:
-            self._reopens_seen = stats["reopens"]
-            self.publisher.publish_event(
-                "camera_lost", "warning", f"the source was re-opened: {stats['last_error']}", stats
-            )
+        events.publish(self.publisher, events.camera_lost(stats, self._reopens_seen))
+        self._reopens_seen = max(self._reopens_seen, stats["reopens"])
 
     def run_on_loop(self, name: str, timeout: float = COMMAND_TIMEOUT_S) -> Dict[str, Any]:
         """Run a benchmark or check on the inference thread and wait for its report (a command)."""
@@ -432,128 +397,27 @@ class Daemon:
             raise outcome["error"]
         return outcome["result"]
 
-    def telemetry(self) -> Dict[str, Any]:
+    def telemetry(self) -> TelemetryReport:
         assert self.loop is not None and self.capture is not None
-        import psutil
+        return TelemetryReport(
+            pipeline=self.loop.stats(),
+            capture=self.capture.stats(),
+            process=ProcessStats.now(),
+            watchdog_pings=self.pacer.sent,
+            system=jobs.system_telemetry(self.sampler),
+            live_checks=self.live.snapshot() if self.live is not None else None,
+        )
 
-        process = psutil.Process()
-        return {
-            "pipeline": self.loop.stats(),
-            "capture": self.capture.stats(),
-            "process": {
-                "rss_mb": round(process.memory_info().rss / 1e6, 1),
-                "open_fds": process.num_fds(),
-                "threads": process.num_threads(),
-            },
-            "watchdog_pings": self.pacer.sent,
-            "system": jobs.system_telemetry(self.sampler),
-            "live_checks": self.live.snapshot() if self.live is not None else None,
-        }
+    # ----- what the command handlers use (agent.daemon.handlers, on MQTT worker threads) -----
 
-    # ----- commands (MQTT worker threads) ----------------------------------------------------
-
-    def handlers(self) -> Dict[str, Callable[[Dict[str, Any], Callable[[Optional[float], str], None]], Any]]:
-        return {
-            "rebuild": self._cmd_rebuild,
-            "benchmark": lambda args, progress: self.run_on_loop("benchmark"),
-            "check": lambda args, progress: self.run_on_loop("check"),
-            "reload_config": lambda args, progress: self.reload(),
-            "status": lambda args, progress: self.status(),
-            "set_interval": self._cmd_set_interval,
-            "capture_samples": self._cmd_capture_samples,
-            "label": lambda args, progress: self._live_checks("label").label(args["labels"]),
-            "calibrate": self._cmd_calibrate,
-            "rollback": self._cmd_rollback,
-        }
-
-    def _serving_label(self) -> str:
+    def serving_label(self) -> str:
         return engine_label(self.loop.report) if self.loop is not None else "the current engine"
 
-    def _cmd_rebuild(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
-        precision = args.get("precision") or self.cfg.precision
-        cfg = with_calibrator(self.cfg, args.get("calibrator"))
-        started = self.rebuild(precision, "command", lambda: self._build(precision, cfg))
-        progress(
-            None, f"building the {precision} engine in the background; inference continues on {self._serving_label()}"
-        )
-        return self._await_swap(started, "rebuild")
-
-    def _cmd_rollback(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
-        """Swap the previous engine back in, through the same between-inference hand-over as a rebuild."""
-        previous = self.state.read().get("previous")
-        if not previous:
-            raise InputError(
-                "rollback: there is no previous engine (none has been replaced since the state directory was created)"
-            )
-        if not Path(str(previous.get("engine_path"))).is_file():
-            raise EdgeAgentError(f"rollback: the previous engine's file is gone ({previous.get('engine_path')})")
-        precision = str(previous.get("built_precision", previous.get("precision")))
-        started = self.rebuild(precision, "rollback", lambda: dict(previous))
-        progress(
-            None,
-            f"loading the previous {engine_label(previous)} engine; inference continues on {self._serving_label()}",
-        )
-        return self._await_swap(started, "rollback")
-
-    def _await_swap(self, started: Mapping[str, Any], what: str) -> Dict[str, Any]:
-        """Wait for a started rebuild (or rollback) to swap; its summary, or the reason it did not."""
-        if started["status"] == "busy":
-            raise EdgeAgentError(f"busy: job {started['job']} is running")
-        result = self.rebuilder.wait(started["job"], COMMAND_TIMEOUT_S)
-        if result is None:
-            raise EdgeAgentError(f"{what} {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
-        if result["status"] == "rejected":
-            raise GateFailed(f"not promoted: {result['error']}; still serving {self._serving_label()}")
-        if result["status"] != "swapped":
-            raise EdgeAgentError(f"{what} failed: {result['error']}")
-        return dict(command_summary(result), serving=self.status_fields()["engine"])
-
-    def _cmd_calibrate(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
-        """Collect a calibration set and calibrate on it, in the rebuild slot; publish report/calibration."""
-        from calibration.workflow import calibrate
-
-        kind = self.cfg.source.kind
-        if args.get("source") is None and kind in HELD_CAMERAS:
-            raise InputError(
-                f"calibrate: the daemon holds the {kind} camera (a second open fails); pass source=<folder or video "
-                "file> on this device"
-            )
-        listener = progress_listener(progress)
-        try:
-            result = self.rebuilder.run_exclusive(
-                "calibrate", lambda: calibrate(self.cfg, args.get("source"), args.get("frames"), listener=listener)
-            )
-        except Busy as exc:
-            raise EdgeAgentError(f"busy: job {exc.job_id} is running") from None
-        self.publisher.publish_report("calibration", result)
-        paths = {
-            k: v for k, v in result.items() if isinstance(v, str) and k not in ("calibration_hash", "method", "source")
-        }
-        return {
-            "calibration_hash": result["calibration_hash"],
-            "frames": result["frames"],
-            "method": result["method"],
-            "notes": result["notes"],
-            "paths": paths,
-        }
-
-    def _live_checks(self, command: str) -> LiveChecks:
+    def require_live(self, command: str) -> LiveChecks:
+        """The live checks, or an error answer for ``command`` before the inference loop runs."""
         if self.live is None:
             raise EdgeAgentError(f"{command}: the inference loop is not running yet")
         return self.live
-
-    def _cmd_capture_samples(self, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
-        live = self._live_checks("capture_samples")
-        progress(None, f"keeping the next {args['count']} live frame(s)")
-        return live.capture_samples(int(args["count"]), CAPTURE_TIMEOUT_S)
-
-    def _cmd_set_interval(
-        self, args: Dict[str, Any], progress: Callable[[Optional[float], str], None]
-    ) -> Dict[str, Any]:
-        with self._lock:
-            self.scheduler.set_interval(args["schedule"], float(args["seconds"]), time.monotonic())
-            next_in = self.scheduler.seconds_to_next(time.monotonic())
-        return {"schedule": args["schedule"], "seconds": args["seconds"], "next_job_in_s": next_in}
 
     # ----- rebuilds --------------------------------------------------------------------------
 
@@ -564,7 +428,7 @@ class Daemon:
         produce: Optional[Callable[[], Dict[str, Any]]] = None,
     ) -> Dict[str, Any]:
         """Start a background rebuild; its result arrives as report 'build' (and event 'engine_swapped')."""
-        precision = precision or self.cfg.precision
+        precision = precision or self.config.precision
         try:
             job = self.rebuilder.start(precision, reason, produce)
         except Busy as exc:
@@ -578,41 +442,26 @@ class Daemon:
         """Called on the inference thread once a new engine served its first frame."""
         if self.live is not None and self.loop is not None:
             self.live.engine_changed(self.loop.report)
-        bound = self.cfg.daemon.max_swap_gap_ms
-        within = info["gap_ms"] <= bound
-        details = dict(info, max_swap_gap_ms=bound, within_bound=within)
-        self.publisher.publish_event(
-            "engine_swapped",
-            "info" if within else "warning",
-            f"now serving {info['to']} (gap {info['gap_ms']} ms)",
-            details,
-        )
+        events.publish(self.publisher, events.engine_swapped(info, self.config.daemon.max_swap_gap_ms))
 
     def _rebuild_done(self, result: Dict[str, Any]) -> None:
         if result.get("status") == "swapped":
-            self.state.promote(result["build"], self.cfg.precision)
+            self.state.promote(result["build"], self.config.precision)
             self.publisher.update_status()
-            if self.cfg.accuracy.spot_labels and self.loop is not None:
+            if self.config.accuracy.spot_labels and self.loop is not None:
                 self.loop.jobs.put(self._baseline_job)
-        else:
-            details = {k: result.get(k) for k in ("job", "requested_precision", "status", "reason")}
-            self.publisher.publish_event(
-                "build_failed",
-                "error",
-                f"{result.get('requested_precision')} engine not promoted: {result.get('error')}",
-                details,
-            )
+        events.publish(self.publisher, events.rebuild_not_promoted(result))
         self.publisher.publish_report("build", result)
         self.notifier.status(self._status_line())
 
     def _baseline_if_missing(self) -> None:
         """The engine serving at start counts as promoted: record its baseline when there is none yet."""
-        if not self.cfg.accuracy.spot_labels or self.loop is None:
+        if not self.config.accuracy.spot_labels or self.loop is None:
             return
         try:
             from agent.accuracy import baselines
 
-            missing = baselines.latest(self.cfg.paths.state_dir) is None
+            missing = baselines.latest(self.config.paths.state_dir) is None
         except (ImportError, EdgeAgentError):
             missing = True
         if missing:
@@ -621,11 +470,9 @@ class Daemon:
     def _baseline_job(self, pipeline: Pipeline) -> None:
         assert self.loop is not None
         try:
-            saved = jobs.record_baseline(self.cfg, pipeline, self.loop.report, self.pacer.progress, "promotion")
+            saved = jobs.record_baseline(self.config, pipeline, self.loop.report, self.pacer.progress, "promotion")
         except (EdgeAgentError, ImportError) as exc:
-            self.publisher.publish_event(
-                "baseline_failed", "warning", f"no baseline for the promoted engine: {exc}", {}
-            )
+            events.publish(self.publisher, events.baseline_failed(exc))
             return
         log.info("baseline recorded for %s: %s", engine_label(self.loop.report), json.dumps(saved, default=str)[:200])
 
@@ -640,29 +487,22 @@ class Daemon:
                 log.error(
                     "reload: the new configuration is invalid; keeping the running one:\n  %s", "\n  ".join(exc.errors)
                 )
-                self.publisher.publish_event(
-                    "config_rejected",
-                    "error",
-                    "the new configuration is invalid; the running one stays",
-                    {"errors": exc.errors},
-                )
+                events.publish(self.publisher, events.config_rejected(exc.errors))
                 return {"status": "rejected", "errors": exc.errors}
-            old, self.cfg = self.cfg, new
+            old, self.cfg, self.config = self.cfg, new, Config.from_node(new)
         changed = changed_sections(old, new)
-        applied = self._apply_config(new, changed)
+        applied = self._apply_config(self.config, changed)
         result = {
             "status": "reloaded",
             "changed": changed,
             "applied": applied,
             "needs_restart": [k for k in changed if k in RESTART_KEYS],
         }
-        self.publisher.publish_event(
-            "config_reloaded", "info", f"configuration reloaded; changed: {', '.join(changed) or 'nothing'}", result
-        )
+        events.publish(self.publisher, events.config_reloaded(result))
         log.info("reload: %s", json.dumps(result))
         return result
 
-    def _apply_config(self, new: Node, changed: List[str]) -> List[str]:
+    def _apply_config(self, new: Config, changed: List[str]) -> List[str]:
         applied = []
         if "schedules" in changed:
             self._apply_schedules(new)
@@ -671,7 +511,7 @@ class Daemon:
             logging.getLogger().setLevel(getattr(logging, new.logging.level.upper()))
             applied.append("logging")
         if ("source" in changed) and self.loop is not None:
-            replacement = self._make_capture(new)
+            replacement = self._make_capture(new.source)
             replacement.start()
             previous, self.loop.capture = self.loop.capture, replacement
             self.capture = replacement
@@ -694,7 +534,7 @@ class Daemon:
         return {
             "engine": {
                 "backend": report.get("backend"),
-                "precision": report.get("built_precision", report.get("precision")),
+                "precision": served_precision(report),
                 "id": report.get("cache_key"),
             },
             "serving": self.loop.first_inference.is_set() and not self.loop.finished.is_set(),
@@ -714,62 +554,27 @@ class Daemon:
     def status(self) -> Dict[str, Any]:
         """The 'status' command's answer."""
         answer = dict(
-            self.status_fields(), telemetry=self.telemetry(), rebuild=self.rebuilder.running, engines=self.state.read()
+            self.status_fields(),
+            telemetry=self.telemetry().to_json(),
+            rebuild=self.rebuilder.running,
+            engines=self.state.read(),
         )
         answer["version"] = __version__
         return answer
 
 
-def command_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
-    """A swapped rebuild in a few fields (the full build report goes out as report/build)."""
-    build, swap = result.get("build") or {}, result.get("swap") or {}
-    gate = build.get("gate") or {}
-    return {
-        "status": result["status"],
-        "job": result.get("job"),
-        "from": swap.get("from"),
-        "to": swap.get("to"),
-        "swap_gap_ms": swap.get("gap_ms"),
-        "max_gap_during_rebuild_ms": swap.get("max_gap_before_ms"),
-        "built_precision": build.get("built_precision"),
-        "gate_passed": gate.get("passed") if gate else None,
-        "per_class_recall_delta": gate.get("per_class_recall_delta"),
-        "top1_agreement": gate.get("top1_agreement"),
-        "duration_s": result.get("duration_s"),
-        "report_path": build.get("report_path"),
-    }
-
-
-def progress_listener(progress: Progress, steps: int = 10) -> Callable[[str, int, int, str], None]:
-    """An agent.progress listener that forwards about ``steps`` updates to a command's progress."""
-    sent = {"step": -1}
-
-    def listen(label: str, done: int, total: int, detail: str) -> None:
-        step = done * steps // total if total > 0 else done
-        if step > sent["step"]:
-            sent["step"] = step
-            progress(done / total if total > 0 else None, f"{label}: {done}/{total} {detail}".rstrip())
-
-    return listen
-
-
-def print_result(result: Mapping[str, Any]) -> None:
-    sys.stdout.write(json.dumps(result, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def check_source_at_start(cfg: Node) -> None:
+def check_source_at_start(source: SourceConfig) -> None:
     """Fail early (exit code 2) on a source that can never work; say when cv2 lacks the GStreamer it needs."""
     import cv2
 
     from agent.sources.cameras import gstreamer_missing_sentence
 
-    sentence = gstreamer_missing_sentence(cfg.source.kind, cv2.getBuildInformation())
-    if sentence and cfg.source.kind == "csi":
+    sentence = gstreamer_missing_sentence(source.kind, cv2.getBuildInformation())
+    if sentence and source.kind == "csi":
         raise InputError(sentence)  # no retry can help: this OpenCV cannot open a CSI camera
     if sentence:
         log.warning(sentence)
-    if cfg.source.kind == "file" and not Path(cfg.source.uri).is_file():
-        raise InputError(f"source.uri: video file not found: {cfg.source.uri}")
-    if cfg.source.kind == "images" and not Path(cfg.source.uri).is_dir():
-        raise InputError(f"source.uri: image folder not found: {cfg.source.uri}")
+    if source.kind == "file" and not Path(source.uri).is_file():
+        raise InputError(f"source.uri: video file not found: {source.uri}")
+    if source.kind == "images" and not Path(source.uri).is_dir():
+        raise InputError(f"source.uri: image folder not found: {source.uri}")

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from agent.engines.identity import served_precision
 from agent.util.errors import EdgeAgentError, GateFailed
 from agent.util.fileio import atomic_write_json
 
@@ -38,7 +39,7 @@ class Busy(EdgeAgentError):
 
 def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
     """Why a build report must not be promoted, or None when it may be."""
-    built = report.get("built_precision", report.get("precision"))
+    built = served_precision(report)
     gate = report.get("gate")
     if report.get("promoted") is False:
         reason = gate.get("reason") or gate.get("decision") if isinstance(gate, dict) else None

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from agent.config.settings import load_config, read_secret
+from agent.config.load import load_config, read_secret
+from agent.config.sections import Config
 from agent.daemon.swap import EngineState
 from agent.demo import sample as demo
 from agent.demo.minibroker import MiniBroker
@@ -76,8 +77,8 @@ def _wait_for_line(log: Path, text: str, proc: "subprocess.Popen[bytes]", timeou
 
 
 def _show(workdir: Path, config: Path, say: Callable[[str], None]) -> int:
-    cfg = load_config(str(config))
-    settings = settings_from_config(cfg)
+    cfg = Config.from_node(load_config(str(config)))
+    settings = settings_from_config(cfg.mqtt)
     table = demo.TableSink()
     threading.Thread(
         target=monitor, args=(settings, table), kwargs={"duration": READY_TIMEOUT_S + REBUILD_WAIT_S + 60}, daemon=True
@@ -99,7 +100,7 @@ def _show(workdir: Path, config: Path, say: Callable[[str], None]) -> int:
             f"\nstep 3/4  edge-agent send {demo.DEMO_DEVICE} rebuild precision=int8  (calibrate, gate, swap; "
             "inference goes on)\n"
         )
-        key = (read_secret(cfg, "commands.key_file") or "").encode("utf-8")
+        key = (read_secret("commands.key_file", cfg.commands.key_file) or "").encode("utf-8")
         try:
             sent = send(
                 settings, demo.DEMO_DEVICE, "rebuild", {"precision": "int8"}, key, sys.stdout, wait_s=REBUILD_WAIT_S

@@ -25,6 +25,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from agent.backends.base import Engine, StageTimes
+from agent.config.sections import BenchConfig
+from agent.measure.report import BatchRun, BenchmarkReport
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.stats import latency_stats
 
@@ -42,7 +44,7 @@ class BenchSettings:
     windows: int = 3
 
     @classmethod
-    def from_config(cls, bench: Any, **overrides: Any) -> "BenchSettings":
+    def from_config(cls, bench: BenchConfig, **overrides: Any) -> "BenchSettings":
         settings = cls(
             warmup_s=float(bench.warmup_s),
             min_duration_s=float(bench.min_duration_s),
@@ -123,24 +125,24 @@ def mean_stages(stages: Sequence[StageTimes]) -> Dict[str, float]:
     return {n: round(float(np.mean([s[n] for s in stages if n in s])), 4) for n in names}
 
 
-def summarize(windows: Sequence[Window], batch: int, tolerance_pct: float, hit_max: bool) -> Dict[str, Any]:
+def summarize(windows: Sequence[Window], batch: int, tolerance_pct: float, hit_max: bool) -> BatchRun:
     """The result over the given (last) windows."""
     latencies = [v for w in windows for v in w.latencies_ms]
     duration = windows[-1].end - windows[0].start
     verdict = stability(windows, batch, tolerance_pct)
-    result: Dict[str, Any] = {
-        "batch": batch,
-        "iterations": len(latencies),
-        "inferences": len(latencies) * batch,
-        "duration_s": round(duration, 4),
-        "throughput_ips": round(len(latencies) * batch / duration, 3),
-        "latency_ms": latency_stats(latencies),
-        "cov": coefficient_of_variation(latencies),
-        "stable": verdict["stable"],
-        "stability": verdict,
-        "stages_ms": mean_stages([s for w in windows for s in w.stages]),
-        "window_monotonic": [windows[0].mono_start, windows[-1].mono_end],
-    }
+    result = BatchRun(
+        batch=batch,
+        iterations=len(latencies),
+        inferences=len(latencies) * batch,
+        duration_s=round(duration, 4),
+        throughput_ips=round(len(latencies) * batch / duration, 3),
+        latency_ms=latency_stats(latencies),
+        cov=coefficient_of_variation(latencies),
+        stable=verdict["stable"],
+        stability=verdict,
+        stages_ms=mean_stages([s for w in windows for s in w.stages]),
+        window_monotonic=[windows[0].mono_start, windows[-1].mono_end],
+    )
     if not verdict["stable"]:
         verdict["reason"] = (
             f"the last {len(windows)} windows differ by more than +-{tolerance_pct}% "
@@ -152,7 +154,7 @@ def summarize(windows: Sequence[Window], batch: int, tolerance_pct: float, hit_m
 # ----- the measurement loop ----------------------------------------------------------------------
 
 
-def measure(step: Step, batch: int, settings: BenchSettings) -> Dict[str, Any]:
+def measure(step: Step, batch: int, settings: BenchSettings) -> BatchRun:
     """Warm up, then measure ``step`` in windows until stable or out of time (see module doc).
 
     In each iteration the latency is the step's wall time minus its ``frame_wait`` stage (waiting
@@ -184,8 +186,8 @@ def measure(step: Step, batch: int, settings: BenchSettings) -> Dict[str, Any]:
         hit_max = window.end - started >= max_duration
         if stability(last, batch, settings.stability_pct)["stable"] or hit_max:
             result = summarize(last, batch, settings.stability_pct, hit_max)
-            result["measured_s"] = round(window.end - started, 4)
-            result["windows_discarded"] = len(windows) - count
+            result.measured_s = round(window.end - started, 4)
+            result.windows_discarded = len(windows) - count
             return result
 
 
@@ -249,26 +251,26 @@ def pipeline_step(pipeline: Any, source: Any, batch: int) -> Step:
 # ----- power -------------------------------------------------------------------------------------
 
 
-def attach_power(result: Dict[str, Any], sampler: Any, reason_if_none: Optional[str]) -> None:
+def attach_power(result: BatchRun, sampler: Any, reason_if_none: Optional[str]) -> None:
     """Add power, energy_mj_per_inference, power_unavailable_reason and (with samples) throttling
     to one batch's result."""
     from agent.telemetry.energy import energy_over
     from agent.telemetry.throttle import throttling
 
-    result.update(power=None, energy_mj_per_inference=None, power_unavailable_reason=reason_if_none)
+    result.power, result.energy_mj_per_inference, result.power_unavailable_reason = None, None, reason_if_none
     if sampler is None:
         return
-    t0, t1 = result["window_monotonic"]
+    t0, t1 = result.window_monotonic
     sampler.wait_past(t1, timeout_s=3.0 / sampler.rate_hz)
-    result["throttling"] = throttling([s.snapshot for s in sampler.samples(t0, t1)])
+    result.throttling = throttling([s.snapshot for s in sampler.samples(t0, t1)])
     if sampler.telemetry.power_source is None:
-        result["power_unavailable_reason"] = sampler.telemetry.power_unavailable_reason()
+        result.power_unavailable_reason = sampler.telemetry.power_unavailable_reason()
         return
     latest = sampler.latest()
     rail = latest.total_rail if latest else None
-    report, why = energy_over(sampler.power_points(t0, t1), t0, t1, result["inferences"], rail)
+    report, why = energy_over(sampler.power_points(t0, t1), t0, t1, result.inferences, rail)
     if report is None:
-        result["power_unavailable_reason"] = why
+        result.power_unavailable_reason = why
         return
     report["sample_rate_hz"] = sampler.rate_hz
     if latest is not None:
@@ -277,9 +279,9 @@ def attach_power(result: Dict[str, Any], sampler: Any, reason_if_none: Optional[
             note=latest.snapshot.get("total_note"),
             source=latest.snapshot.get("power_source"),
         )
-    result["power"] = report
-    result["energy_mj_per_inference"] = report["energy_mj_per_inference"]
-    result["power_unavailable_reason"] = None
+    result.power = report
+    result.energy_mj_per_inference = report["energy_mj_per_inference"]
+    result.power_unavailable_reason = None
 
 
 # ----- the benchmark the CLI and the daemon run --------------------------------------------------
@@ -295,7 +297,7 @@ def run_benchmark(
     source: Any = None,
     sampler: Any = None,
     power_unavailable_reason: Optional[str] = "no telemetry sampler was given",
-) -> Dict[str, Any]:
+) -> BenchmarkReport:
     """Measure each batch size; the first one's figures are also the top-level fields.
 
     ``mode='pipeline'`` needs ``pipeline`` (agent.pipeline.Pipeline) and an open ``source``.
@@ -306,7 +308,7 @@ def run_benchmark(
     if mode == "pipeline" and (pipeline is None or source is None):
         raise InputError("bench.mode pipeline needs the pipeline and an open frame source")
     sizes = list(batch_sizes) or [model.spec.batch]
-    runs = []
+    runs: List[BatchRun] = []
     for batch in sizes:
         if mode == "engine":
             step = engine_step(engine, random_feeds(engine, model, batch))
@@ -322,14 +324,7 @@ def run_benchmark(
             ) from None
         attach_power(result, sampler, power_unavailable_reason)
         runs.append(result)
-    report = dict(runs[0])
-    report.update(
-        mode=mode,
-        method=method(settings),
-        throughput_by_batch={str(r["batch"]): r["throughput_ips"] for r in runs},
-        runs=runs if len(runs) > 1 else [],
-    )
-    return report
+    return BenchmarkReport.of_runs(runs, mode, method(settings))
 
 
 def method(settings: BenchSettings) -> Dict[str, Any]:

@@ -8,6 +8,7 @@ import platform
 import time
 from typing import Any, Dict, Mapping, Optional
 
+from agent.engines.identity import served_precision
 from agent.util import device
 from agent.util.fileio import sha256_file
 
@@ -39,8 +40,9 @@ def result_context(
     end: Optional[Mapping[str, Any]] = None,
     root: str = "/",
 ) -> Dict[str, Any]:
-    """The context block of a result. ``start``/``end`` are telemetry snapshots taken just before
-    and just after the measurement; ``root`` is where /proc and /etc are read (a copy in tests)."""
+    """The context block of a result (``build_report`` in its JSON form). ``start``/``end`` are
+    telemetry snapshots taken just before and just after the measurement; ``root`` is where /proc
+    and /etc are read (a copy in tests)."""
     described = telemetry_description or {}
     return {
         "device_model": device.device_model(root),
@@ -56,9 +58,7 @@ def result_context(
         "at_end": thermal_clock_state(end),
         "backend": build_report.get("backend") or engine_info.get("backend"),
         "backend_version": build_report.get("backend_version") or engine_info.get("backend_version"),
-        "precision": build_report.get("built_precision")
-        or build_report.get("precision")
-        or engine_info.get("precision"),
+        "precision": served_precision(build_report) or engine_info.get("precision"),
         "batch": batch,
         "model_sha256": build_report.get("model_sha256"),
         "built_model_sha256": build_report.get("built_model_sha256"),

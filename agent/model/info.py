@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from agent.backends.base import Dim, TensorInfo
+from agent.config.sections import InputConfig, ModelConfig
 from agent.util.errors import InputError
-from agent.util.schema import Node
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _layout_from_shape(shape: Tuple[Dim, ...]) -> Optional[str]:
     return None
 
 
-def resolve_input_spec(cfg_input: Node, info: ModelInfo) -> InputSpec:
+def resolve_input_spec(cfg_input: InputConfig, info: ModelInfo) -> InputSpec:
     """Fill the config's null size, layout and batch from the model; refuse what is ambiguous."""
     names = [t.name for t in info.inputs]
     name = cfg_input.name or names[0]
@@ -146,7 +146,7 @@ def resolve_input_spec(cfg_input: Node, info: ModelInfo) -> InputSpec:
     )
 
 
-def load_labels(model_cfg: Node, count: int) -> List[str]:
+def load_labels(model_cfg: ModelConfig, count: int) -> List[str]:
     """Class names: model.labels, else model.labels_file, else class_0 ... class_{count-1}."""
     if model_cfg.labels:
         labels = list(model_cfg.labels)

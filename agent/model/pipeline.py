@@ -12,13 +12,13 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from agent.backends.base import Engine
+from agent.config.sections import ModelConfig
 from agent.model.info import InputSpec, ModelInfo, load_labels, read_model_info, resolve_input_spec
 from agent.model.preprocess import make_batch
 from agent.sources.frames import Frame
 from agent.util import packaged
 from agent.util.errors import InputError
 from agent.util.fileio import sha256_file
-from agent.util.schema import Node
 
 
 @dataclass
@@ -36,33 +36,33 @@ class PreparedModel:
         return {self.spec.name: self.spec.tensor_shape(batch or None)}
 
 
-def prepare_model(cfg: Node, path: str = "") -> PreparedModel:
-    """Resolve model.path (or ``path``, e.g. a quantized copy) against the config."""
-    model_path = packaged.resolve(path or cfg.model.path)
+def prepare_model(model_cfg: ModelConfig, path: str = "") -> PreparedModel:
+    """Resolve model.path (or ``path``, e.g. a quantized copy) against the model section."""
+    model_path = packaged.resolve(path or model_cfg.path)
     info = read_model_info(model_path)
-    spec = resolve_input_spec(cfg.model.input, info)
+    spec = resolve_input_spec(model_cfg.input, info)
     outputs = [t.name for t in info.outputs]
-    output = cfg.model.output or outputs[0]
+    output = model_cfg.output or outputs[0]
     if output not in outputs:
         raise InputError(f"model.output: model has no output {output!r}; it has {outputs}")
     out_info = next(t for t in info.outputs if t.name == output)
-    classes = out_info.shape[-1] if cfg.model.task == "classification" and out_info.shape else 0
-    labels = load_labels(cfg.model, classes or 0)
+    classes = out_info.shape[-1] if model_cfg.task == "classification" and out_info.shape else 0
+    labels = load_labels(model_cfg, classes or 0)
     return PreparedModel(model_path, sha256_file(model_path), info, spec, output, labels)
 
 
-def make_decoder(cfg: Node, model: PreparedModel) -> Any:
-    if cfg.model.task == "classification":
+def make_decoder(model_cfg: ModelConfig, model: PreparedModel) -> Any:
+    if model_cfg.task == "classification":
         from agent.model.tasks.classification import ClassificationDecoder
 
-        c = cfg.model.classification
+        c = model_cfg.classification
         try:
             return ClassificationDecoder(model.labels, c.activation, c.top_k, c.threshold, c.class_thresholds)
         except ValueError as exc:
             raise InputError(str(exc)) from None
     from agent.model.tasks.detection import DetectionDecoder
 
-    return DetectionDecoder.from_config(cfg, model)
+    return DetectionDecoder.from_config(model_cfg.detection, model)
 
 
 class Pipeline:

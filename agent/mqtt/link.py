@@ -1,7 +1,7 @@
 """The device's MQTT link: one paho client, one publisher thread, a durable outbox, commands.
 
 Threads: paho's network thread runs the callbacks, which only record what happened (acks,
-connection changes) and hand command requests to the :class:`~agent.commands.CommandServer`;
+connection changes) and hand command requests to the :class:`~agent.mqtt.commands.CommandServer`;
 every ``publish``, ``subscribe`` and ``disconnect`` call happens in the single publisher thread.
 Reports and events are stored in the outbox before anything is sent, leave it on PUBACK, and
 are replayed in order after a reconnect (paho resends what it had in flight first, new rows
@@ -25,11 +25,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__
-from agent.config.settings import read_secret
+from agent.config.load import read_secret
+from agent.config.sections import CommandsConfig, MqttConfig
 from agent.mqtt.commands import CommandServer
+from agent.mqtt.events import Event
 from agent.mqtt.messages import REPORT_KINDS, SequenceFile, Topics, encode, envelope
 from agent.mqtt.outbox import Bounds, Outbox
-from agent.util.schema import Node
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class Settings(NamedTuple):
     window: int = 100  # QoS 1 messages in flight at once
 
 
-def settings_from_config(cfg: Node, host: Optional[str] = None, port: Optional[int] = None) -> Settings:
-    m = cfg.mqtt
+def settings_from_config(m: MqttConfig, host: Optional[str] = None, port: Optional[int] = None) -> Settings:
+    """The connection settings of the ``mqtt`` section (``host``, ``port`` override it); reads the password file."""
     return Settings(
         host=host or m.host,
         port=port or m.port,
@@ -72,7 +73,7 @@ def settings_from_config(cfg: Node, host: Optional[str] = None, port: Optional[i
         protocol=m.protocol,
         keepalive_s=m.keepalive_s,
         username=m.username,
-        password=read_secret(cfg, "mqtt.password_file"),
+        password=read_secret("mqtt.password_file", m.password_file),
         tls=m.tls.enabled,
         ca_file=m.tls.ca_file,
         cert_file=m.tls.cert_file,
@@ -218,11 +219,11 @@ class DeviceLink:
             raise ValueError(f"unknown report kind {kind!r}; known: {', '.join(REPORT_KINDS)}")
         return self._store(kind, self.topics.report(kind), body, self.settings.qos)
 
-    def publish_event(self, event: str, severity: str, message: str, details: Optional[Dict[str, Any]] = None) -> int:
-        """Store an event (drift, throttling, build_failed, camera_lost, outbox_dropped, ...)."""
+    def publish_event(self, event: Event, severity: str, message: str, details: Optional[Dict[str, Any]] = None) -> int:
+        """Store an event (one of :class:`~agent.mqtt.events.Event`) for publishing; return its seq."""
         if severity not in ("info", "warning", "error"):
             raise ValueError(f"severity must be info, warning or error, got {severity!r}")
-        body = {"event": event, "severity": severity, "message": message, "details": details or {}}
+        body = {"event": Event(event).value, "severity": severity, "message": message, "details": details or {}}
         return self._store("event", self.topics.event, body, self.settings.qos)
 
     def publish_telemetry(self, body: Dict[str, Any]) -> int:
@@ -476,7 +477,7 @@ class DeviceLink:
             with self._lock:
                 drops, self._unreported_drops = self._unreported_drops, 0
             self.publish_event(
-                "outbox_dropped",
+                Event.OUTBOX_DROPPED,
                 "warning",
                 f"outbox bounds dropped {drops} oldest message(s)",
                 {"dropped": drops, "dropped_total": self.outbox.dropped},
@@ -521,26 +522,30 @@ class DeviceLink:
 
 
 def open_link(
-    cfg: Node,
+    mqtt: MqttConfig,
+    device_id: str,
+    state_dir: str,
     commands: Optional[CommandServer] = None,
     status_fields: Callable[[], Dict[str, Any]] = dict,
 ) -> DeviceLink:
-    """The daemon's link from its configuration: outbox and sequence file under paths.state_dir."""
-    state = Path(cfg.paths.state_dir)
-    bounds = Bounds(cfg.mqtt.outbox.max_messages, cfg.mqtt.outbox.max_bytes, cfg.mqtt.outbox.max_age_s)
+    """The daemon's link from the ``mqtt`` section: outbox and sequence file under ``state_dir``."""
+    state = Path(state_dir)
+    bounds = Bounds(mqtt.outbox.max_messages, mqtt.outbox.max_bytes, mqtt.outbox.max_age_s)
     outbox = Outbox(state / OUTBOX_FILE, bounds)
     return DeviceLink(
-        settings_from_config(cfg), cfg.device.id, outbox, SequenceFile(state / SEQ_FILE), commands, status_fields
+        settings_from_config(mqtt), device_id, outbox, SequenceFile(state / SEQ_FILE), commands, status_fields
     )
 
 
-def open_command_server(cfg: Node, handlers: Optional[Dict[str, Any]] = None) -> CommandServer:
+def open_command_server(
+    commands: CommandsConfig, device_id: str, handlers: Optional[Dict[str, Any]] = None
+) -> CommandServer:
     """The command server configured by the ``commands`` section (disabled: every request is refused)."""
-    key = read_secret(cfg, "commands.key_file") if cfg.commands.enabled else None
+    key = read_secret("commands.key_file", commands.key_file) if commands.enabled else None
     return CommandServer(
-        cfg.device.id,
+        device_id,
         key.encode("utf-8") if key else None,
         handlers,
-        max_age_s=cfg.commands.max_age_s,
-        rate_limit_per_min=cfg.commands.rate_limit_per_min,
+        max_age_s=commands.max_age_s,
+        rate_limit_per_min=commands.rate_limit_per_min,
     )

@@ -1,19 +1,42 @@
-"""Where the daemon's reports go: the MQTT link (agent.mqtt.DeviceLink) or, without MQTT, the log.
+"""Where the daemon's reports go: the MQTT link (agent.mqtt.link.DeviceLink) or, without MQTT, the log.
 
-Both offer the same calls: publish_report(kind, body), publish_event(event, severity, message,
-details), publish_telemetry(body), update_status(), wait_drained(timeout), stop(timeout).
+Both satisfy :class:`Publisher`; :func:`open_publisher` picks one from the configuration.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol
 
-from agent.util.schema import Node
+from agent.config.sections import Config
+from agent.mqtt.events import Event
 
 log = logging.getLogger(__name__)
 StatusFields = Callable[[], Dict[str, Any]]
+
+
+class Publisher(Protocol):
+    """What the daemon publishes through; ``publish_*`` return the payload's sequence number."""
+
+    def start(self) -> None: ...
+
+    def publish_report(self, kind: str, body: Dict[str, Any]) -> int: ...
+
+    def publish_event(
+        self, event: Event, severity: str, message: str, details: Optional[Dict[str, Any]] = None
+    ) -> int: ...
+
+    def publish_telemetry(self, body: Dict[str, Any]) -> int: ...
+
+    def update_status(self) -> None:
+        """Publish the status again (after the engine changed)."""
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until everything stored was delivered; False on timeout."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish the ``stopped`` status and let go of the connection."""
 
 
 class LogPublisher:
@@ -31,8 +54,9 @@ class LogPublisher:
     def publish_report(self, kind: str, body: Dict[str, Any]) -> int:
         return self._emit(f"report {kind}", body)
 
-    def publish_event(self, event: str, severity: str, message: str, details: Optional[Dict[str, Any]] = None) -> int:
-        return self._emit(f"event {event}", {"severity": severity, "message": message, "details": details or {}})
+    def publish_event(self, event: Event, severity: str, message: str, details: Optional[Dict[str, Any]] = None) -> int:
+        body = {"severity": severity, "message": message, "details": details or {}}
+        return self._emit(f"event {Event(event).value}", body)
 
     def publish_telemetry(self, body: Dict[str, Any]) -> int:
         return self._emit("telemetry", body)
@@ -50,11 +74,12 @@ class LogPublisher:
         self._emit("status stopped", self.status_fields())
 
 
-def open_publisher(cfg: Node, handlers: Mapping[str, Any], status_fields: StatusFields) -> Any:
-    """The MQTT link serving ``handlers`` (name -> handler(args, progress)) when mqtt.enabled, else the log."""
-    if not cfg.mqtt.enabled:
+def open_publisher(config: Config, handlers: Mapping[str, Any], status_fields: StatusFields) -> Publisher:
+    """The MQTT link serving ``handlers`` (name -> handler(args, progress)) when mqtt.enabled, else the log.
+    Takes the whole configuration: mqtt, commands, device (the client id) and paths (the outbox)."""
+    if not config.mqtt.enabled:
         return LogPublisher(status_fields)
     from agent.mqtt.link import open_command_server, open_link
 
-    server = open_command_server(cfg, dict(handlers))
-    return open_link(cfg, server, status_fields)
+    server = open_command_server(config.commands, config.device.id, dict(handlers))
+    return open_link(config.mqtt, config.device.id, config.paths.state_dir, server, status_fields)

@@ -12,9 +12,9 @@ import re
 import time
 from typing import Any, Optional, Tuple
 
+from agent.config.sections import SourceConfig
 from agent.sources.frames import Frame, Source
 from agent.util.errors import InputError
-from agent.util.schema import Node
 
 APPSINK = "appsink drop=true max-buffers=1 sync=false"
 
@@ -115,7 +115,7 @@ def _opened(capture: Any, what: str) -> Any:
     return capture
 
 
-def open_camera(cfg: Node) -> Source:
+def open_camera(cfg: SourceConfig) -> Source:
     """The camera source.kind names (v4l2, csi, rtsp), configured from source.*."""
     import cv2
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+from agent.config.sections import SourceConfig
 from agent.sources.cameras import open_camera
 from agent.sources.files import ImageFolderSource, VideoFileSource
 from agent.sources.frames import Source
-from agent.util.schema import Node
 
 
-def open_source(source_cfg: Node, loop: Optional[bool] = None) -> Source:
+def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None) -> Source:
     """The configured source. ``loop`` overrides source.loop (one pass for calibration and checks)."""
     looping = source_cfg.loop if loop is None else loop
     kind = source_cfg.kind

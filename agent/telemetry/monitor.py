@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from agent.config.sections import TelemetryConfig
 from agent.telemetry import clocks, power, thermal
 from agent.telemetry.hostpower import NvmlReader, RaplReader
 from agent.telemetry.sysfs import SysfsRoot
@@ -217,8 +218,7 @@ def _system() -> Optional[Dict[str, Any]]:
     }
 
 
-def telemetry_from_config(cfg: Any) -> Telemetry:
+def telemetry_from_config(t: TelemetryConfig) -> Telemetry:
     """The Telemetry the ``telemetry`` config section describes."""
-    t = cfg.telemetry
     interval_ms = max(50, int(1000.0 / t.rate_hz))
     return Telemetry(t.sysfs_root, t.tegrastats, t.nvml, t.rapl, interval_ms)

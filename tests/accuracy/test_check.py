@@ -292,10 +292,10 @@ def test_detection_check_with_coco_labels(tmp_path: Path, capsys: pytest.Capture
     assert_detection_report(check_json(capsys, "-c", str(config)))
 
 
-def test_record_baseline_is_the_promotion_entry_point(demo_cfg: Any) -> None:
-    run = building.open_engine(demo_cfg)
-    saved = accuracy.record_baseline(demo_cfg, run)
-    stored = baselines.latest(demo_cfg.paths.state_dir, engine_id=run.identity["id"])
+def test_record_baseline_is_the_promotion_entry_point(demo_config: Any) -> None:
+    run = building.open_engine(demo_config)
+    saved = accuracy.record_baseline(demo_config, run)
+    stored = baselines.latest(demo_config.paths.state_dir, engine_id=run.identity.id)
     assert stored is not None and stored["version"] == saved["version"] == 1 and stored["reason"] == "promotion"
     assert stored["engine"]["recall"] == {"non_face": 1.0, "face": 1.0}
     assert stored["reference"]["outcomes"] == stored["engine"]["outcomes"]  # FP32 ORT is the reference itself

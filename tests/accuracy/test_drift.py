@@ -89,6 +89,6 @@ def test_judge_needs_both_size_and_significance(drop: float, p: float, status: s
     assert judge(drop, p, LIMITS)[0] == status
 
 
-def test_thresholds_from_config(demo_cfg) -> None:  # type: ignore[no-untyped-def]
-    limits = Thresholds.from_config(demo_cfg.accuracy)
+def test_thresholds_from_config(demo_config) -> None:  # type: ignore[no-untyped-def]
+    limits = Thresholds.from_config(demo_config.accuracy)
     assert (limits.warn_drop_pp, limits.alert_drop_pp, limits.alpha) == (3.0, 10.0, 0.05)

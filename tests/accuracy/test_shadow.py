@@ -67,18 +67,18 @@ def test_agreement_pairs_for_both_tasks() -> None:
 
 
 @pytest.fixture
-def reference(demo_cfg: Any) -> accuracy.EngineRun:
-    return accuracy.open_reference(demo_cfg, threads=1)
+def reference(demo_config: Any) -> accuracy.EngineRun:
+    return accuracy.open_reference(demo_config.model, demo_config.backend, threads=1)
 
 
 def test_shadow_agreement_per_class_against_the_real_reference(
-    demo_cfg: Any, reference: accuracy.EngineRun, lfw: Any
+    demo_config: Any, reference: accuracy.EngineRun, lfw: Any
 ) -> None:
     frames = lfw_frames(lfw)
     engine_results = reference.pipeline.infer_frames(frames)
     for result in engine_results[:5]:  # an engine that misses half of the faces the reference sees
         result["predicted"] = 0
-    shadow = shadow_from_config(demo_cfg, reference)
+    shadow = shadow_from_config(demo_config.accuracy, demo_config.model, reference)
     shadow.fraction, shadow.bucket = 1.0, TokenBucket(1e9)
     for frame, result in zip(frames, engine_results):
         assert shadow.offer(frame, result)
@@ -109,8 +109,8 @@ def test_shadow_sampling_and_rate_limit(reference: accuracy.EngineRun, lfw: Any)
     assert any(shadow.offer(f, {"predicted": 1}) for f in frames)  # a second later, a new token
 
 
-def test_shadow_thread_runs_beside_the_caller(demo_cfg: Any, reference: accuracy.EngineRun, lfw: Any) -> None:
-    shadow = shadow_from_config(demo_cfg, reference)
+def test_shadow_thread_runs_beside_the_caller(demo_config: Any, reference: accuracy.EngineRun, lfw: Any) -> None:
+    shadow = shadow_from_config(demo_config.accuracy, demo_config.model, reference)
     shadow.fraction = 1.0
     shadow.bucket = TokenBucket(1e9)
     shadow.start()
@@ -181,16 +181,17 @@ def test_live_labels_feed_drift_against_the_baseline(tmp_path: Path) -> None:
     assert rolling_recall([(1, 1), (1, 0)], ["non_face", "face"])["face"]["recall"] == 0.5
 
 
-def test_live_ring_sampling_goes_through_its_thread(demo_cfg: Any) -> None:
-    ring = live_ring_from_config(demo_cfg, ["non_face", "face"])
+def test_live_ring_sampling_goes_through_its_thread(demo_config: Any) -> None:
+    accuracy_cfg, state_dir = demo_config.accuracy, demo_config.paths.state_dir
+    ring = live_ring_from_config(accuracy_cfg, demo_config.model.task, state_dir, ["non_face", "face"])
     ring.fraction = 1.0
     assert not ring.offer(ring_frames(1)[0], {"predicted": None})
     assert ring.offer(ring_frames(1)[0], {"predicted": 1})
     assert ring.worker.run_pending() and ring.snapshot()["kept"] == 1
     with pytest.raises(InputError, match="no frame 'nope'"):
         ring.label("nope", "face")
-    demo_cfg.model["task"] = "detection"  # a frame-level label says nothing about boxes
-    assert live_ring_from_config(demo_cfg, ["non_face", "face"]) is None
+    # a frame-level label says nothing about boxes
+    assert live_ring_from_config(accuracy_cfg, "detection", state_dir, ["non_face", "face"]) is None
 
 
 def test_a_damaged_ring_index_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

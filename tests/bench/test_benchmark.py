@@ -22,16 +22,16 @@ QUICK = BenchSettings(
 
 
 @pytest.fixture
-def onet(demo_cfg):
-    report = building.build(demo_cfg)
-    engine, model = building.load_built(demo_cfg, report)
+def onet(demo_config):
+    report = building.build(demo_config)
+    engine, model = building.load_built(demo_config, report)
     yield engine, model
     engine.close()
 
 
 def test_engine_mode_fields_and_batch_sweep(onet) -> None:
     engine, model = onet
-    report = run_benchmark(engine, model, QUICK, batch_sizes=[1, 4])
+    report = run_benchmark(engine, model, QUICK, batch_sizes=[1, 4]).to_json()
     assert report["mode"] == "engine" and report["batch"] == 1
     assert set(report["latency_ms"]) == {"min", "mean", "p50", "p90", "p95", "p99", "max"}
     assert (
@@ -51,7 +51,7 @@ def test_energy_per_inference_from_the_sampled_input_rail(onet) -> None:
     engine, model = onet
     telemetry = Telemetry(str(SYSFS / "orin_nx_jp6"), tegrastats="off", nvml="off", rapl="off")
     with Sampler(telemetry, rate_hz=20.0) as sampler:
-        report = run_benchmark(engine, model, QUICK, sampler=sampler)
+        report = run_benchmark(engine, model, QUICK, sampler=sampler).to_json()
     power = report["power"]
     assert power["rail"] == "VDD_IN" and power["kind"] == "input" and power["samples"] >= 2
     assert power["mean_w"] == pytest.approx(4.5873, abs=1e-3)  # the tree's constant 5008 mV x 916 mA
@@ -63,19 +63,19 @@ def test_energy_per_inference_from_the_sampled_input_rail(onet) -> None:
     assert report["throttling"]["gpu"]["drop_pct"] == 0.0
 
 
-def test_pipeline_mode_has_every_stage(demo_cfg, onet) -> None:
+def test_pipeline_mode_has_every_stage(demo_config, onet) -> None:
     engine, model = onet
-    pipeline = Pipeline(engine, model, make_decoder(demo_cfg, model))
-    with open_source(demo_cfg.source, loop=True) as source:
-        report = run_benchmark(engine, model, QUICK, mode="pipeline", pipeline=pipeline, source=source)
+    pipeline = Pipeline(engine, model, make_decoder(demo_config.model, model))
+    with open_source(demo_config.source, loop=True) as source:
+        report = run_benchmark(engine, model, QUICK, mode="pipeline", pipeline=pipeline, source=source).to_json()
     assert list(report["stages_ms"]) == ["frame_wait", "preprocess", "compute", "postprocess"]
     assert report["iterations"] >= 30
 
 
-def test_a_source_that_ends_is_a_clear_error(demo_cfg, onet) -> None:
+def test_a_source_that_ends_is_a_clear_error(demo_config, onet) -> None:
     engine, model = onet
-    pipeline = Pipeline(engine, model, make_decoder(demo_cfg, model))
-    with open_source(demo_cfg.source, loop=False) as source:
+    pipeline = Pipeline(engine, model, make_decoder(demo_config.model, model))
+    with open_source(demo_config.source, loop=False) as source:
         with pytest.raises(InputError, match="ended during the benchmark"):
             run_benchmark(
                 engine,
@@ -98,7 +98,7 @@ def test_a_sampler_without_power_passes_on_its_reason(onet, tmp_path) -> None:
     engine, model = onet
     telemetry = Telemetry(str(tmp_path), tegrastats="off", nvml="off", rapl="off")
     with Sampler(telemetry, rate_hz=10.0) as sampler:
-        report = run_benchmark(engine, model, QUICK, sampler=sampler)
+        report = run_benchmark(engine, model, QUICK, sampler=sampler).to_json()
     assert report["power"] is None and report["energy_mj_per_inference"] is None
     assert report["power_unavailable_reason"].startswith("no power source: no INA3221/INA238 rails")
     assert report["throttling"]["throttled"] is None and report["throttling"]["samples"] >= 1  # sampled, nothing known

@@ -19,7 +19,7 @@ def sleeper(seconds: float):
 
 def test_both_minimums_are_met_by_the_reported_windows() -> None:
     settings = BenchSettings(warmup_s=0.05, min_duration_s=0.3, min_iterations=90, max_duration_s=5.0, windows=3)
-    result = measure(sleeper(0.001), 2, settings)
+    result = measure(sleeper(0.001), 2, settings).to_json()
     assert result["iterations"] >= 90  # 30 per window
     assert result["duration_s"] >= 0.3
     assert result["inferences"] == result["iterations"] * 2
@@ -30,7 +30,7 @@ def test_both_minimums_are_met_by_the_reported_windows() -> None:
 
 def test_iterations_dominate_when_the_duration_is_short() -> None:
     settings = BenchSettings(warmup_s=0.0, min_duration_s=0.0, min_iterations=30, windows=3)
-    result = measure(sleeper(0.0), 1, settings)
+    result = measure(sleeper(0.0), 1, settings).to_json()
     assert result["iterations"] == 30
 
 
@@ -45,7 +45,7 @@ def test_a_drifting_workload_is_reported_unstable_after_max_duration() -> None:
     settings = BenchSettings(
         warmup_s=0.0, min_duration_s=0.15, min_iterations=6, max_duration_s=0.4, windows=3, stability_pct=5.0
     )
-    result = measure(slowing, 1, settings)
+    result = measure(slowing, 1, settings).to_json()
     assert result["stable"] is False
     assert "max_duration_s" in result["stability"]["reason"]
     assert result["measured_s"] >= 0.4
@@ -57,7 +57,7 @@ def test_frame_wait_is_not_latency_but_counts_for_throughput() -> None:
         return {"frame_wait": 4.0, "compute": 0.0}
 
     settings = BenchSettings(warmup_s=0.0, min_duration_s=0.1, min_iterations=9, windows=3)
-    result = measure(waits, 1, settings)
+    result = measure(waits, 1, settings).to_json()
     assert result["latency_ms"]["p50"] < 2.0  # the 4 ms wait is taken out
     assert result["throughput_ips"] < 260  # but one frame every >= 4 ms
     assert result["stages_ms"]["frame_wait"] == 4.0

@@ -11,7 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.model.pipeline import prepare_model
 from agent.model.preprocess import make_batch
 from calibration.calibrators import QuantizeSettings, quantizable_nodes, quantize_qdq
@@ -23,7 +24,7 @@ from calibration.trt_cache import format_cache, parse_cache
 @pytest.fixture(scope="module")
 def onet(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path):
     cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path_factory.mktemp('state')}"])
-    model = prepare_model(cfg)
+    model = prepare_model(Config.from_node(cfg).model)
     normalized = str(tmp_path_factory.mktemp("norm") / "onet.onnx")
     normalize_file(model.path, normalized)
     return model, normalized

@@ -15,7 +15,8 @@ from agent.accuracy.labelsets import load_folders
 from agent.accuracy.metrics import confusion_matrix
 from agent.build.engine import load_built
 from agent.cli.main import main
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.engines.store import EngineStore
 from agent.model.pipeline import make_decoder
 from agent.sources.frames import Frame, read_image
@@ -45,11 +46,11 @@ def black_folder(root: Path, count: int = 30) -> str:
 
 
 def spot_confusion(cfg_path: Path, state: Path, report: Dict[str, Any]) -> List[List[int]]:
-    cfg = load_config(str(cfg_path), [f"paths.state_dir={state}"])
+    cfg = Config.from_node(load_config(str(cfg_path), [f"paths.state_dir={state}"]))
     engine, model = load_built(cfg, report)
     from agent.model.pipeline import Pipeline
 
-    pipeline = Pipeline(engine, model, make_decoder(cfg, model))
+    pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
     labeled = load_folders(cfg.accuracy.spot_labels, model.labels)
     frames = [Frame(read_image(Path(p)), i, 0.0, p) for i, (p, _) in enumerate(labeled.items)]
     predicted = [r["predicted"] for r in pipeline.infer_frames(frames)]
@@ -183,14 +184,14 @@ def test_fp32_build_keeps_its_fields(demo_dir: Path, tmp_path: Path, capsys) -> 
     assert report["cache_hit"] is False and Path(report["engine_path"]).is_file() and len(report["model_sha256"]) == 64
 
 
-def test_python_api_reports_progress_and_writes_the_report(demo_cfg) -> None:
+def test_python_api_reports_progress_and_writes_the_report(demo_config) -> None:
     from agent.build.engine import build
 
     steps: List[tuple] = []
-    report = build(demo_cfg, "int8", progress=lambda *step: steps.append(step))
+    report = build(demo_config, "int8", progress=lambda *step: steps.append(step)).to_json()
     labels = {s[0] for s in steps}
     assert labels == {"calibration frames", "INT8 search"}
     assert [s[1:4:2] for s in steps if s[0] == "INT8 search"] == [(1, "entropy: passed")]
     written = Path(report["report_path"])
-    assert written.parent == Path(demo_cfg.paths.state_dir) / "reports"
+    assert written.parent == Path(demo_config.paths.state_dir) / "reports"
     assert json.loads(written.read_text())["gate"]["passed"] is True

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from agent.build.engine import build
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.util import packaged
 from calibration.trt_cache import parse_cache
 
@@ -55,7 +56,7 @@ def test_ppocr_det_builds_to_int8_without_manual_edits(tmp_path: Path) -> None:
     }
     path = tmp_path / "ppocr.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    report = build(load_config(str(path)), "int8")
+    report = build(Config.from_node(load_config(str(path))), "int8").to_json()
     normalization = report["normalization"]
     assert normalization["constants_moved"] > 300 and (normalization["source_opset"], normalization["opset"]) == (
         12,

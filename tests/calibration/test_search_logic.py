@@ -11,6 +11,7 @@ import pytest
 
 from agent.backends.base import BuildOutput, BuildRequest
 from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.config.sections import Config
 from calibration.artefacts import batch_size_for, settings_folder
 from calibration.calibrators import QuantizeSettings, fit_to_memory
 from calibration.promote import fallback_precision
@@ -93,9 +94,10 @@ def test_best_falls_back_to_a_gated_fp16_engine(demo_cfg, tmp_path: Path, monkey
         cv2.imwrite(str(black / f"{i}.png"), np.zeros((96, 96, 3), np.uint8))
     demo_cfg.calibration["dedup_distance"] = 0
     demo_cfg.gate["mixed_precision"] = False
-    collect(demo_cfg, str(black))
+    config = Config.from_node(demo_cfg)
+    collect(config.calibration, config.source, config.paths.calibration_dir, str(black))
     monkeypatch.setattr(building, "get_backend", lambda name: Fp16CapableBackend())
-    report = building.build(demo_cfg, "best")
+    report = building.build(config, "best").to_json()
     assert report["built_precision"] == "fp16" and report["promoted"]
     assert "FP16 was built and passed" in report["decision"]
     attempts = report["gate"]["attempts"]

@@ -12,8 +12,8 @@ from typing import Callable, Iterator, List, Tuple
 import pytest
 
 from agent.build import engine as building
+from agent.config.sections import Config
 from agent.model.pipeline import Pipeline, make_decoder
-from agent.util.schema import Node
 
 
 class NotifyListener:
@@ -94,12 +94,12 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifyListener]:
 
 
 @pytest.fixture
-def make_pipeline() -> Callable[[Node, str], Tuple[Pipeline, dict]]:
+def make_pipeline() -> Callable[[Config, str], Tuple[Pipeline, dict]]:
     """A real ONNX Runtime pipeline (and its build report) for a configuration and precision."""
 
-    def make(cfg: Node, precision: str = "fp32") -> Tuple[Pipeline, dict]:
-        report = building.build(cfg, precision=precision)
-        engine, model = building.load_built(cfg, report)
-        return Pipeline(engine, model, make_decoder(cfg, model)), report
+    def make(config: Config, precision: str = "fp32") -> Tuple[Pipeline, dict]:
+        report = building.build(config, precision=precision)
+        engine, model = building.load_built(config, report)
+        return Pipeline(engine, model, make_decoder(config.model, model)), report.to_json()
 
     return make

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import SourceConfig
 from agent.sources.cameras import (
     csi_pipeline,
     fourcc_code,
@@ -77,11 +78,11 @@ def test_fourcc():
 def test_missing_cameras_give_errors_naming_the_key(tmp_path):
     cfg = load_config(None, ["source.kind=v4l2", "source.uri=/dev/video57"])
     with pytest.raises(InputError, match="source.uri: cannot open V4L2 camera /dev/video57"):
-        open_camera(cfg.source)
+        open_camera(SourceConfig.from_node(cfg.source))
     cfg = load_config(None, ["source.kind=rtsp", "source.uri=http://x"])
     with pytest.raises(InputError, match="rtsp:// URL"):
-        open_camera(cfg.source)
+        open_camera(SourceConfig.from_node(cfg.source))
     if not gstreamer_in_build(cv2.getBuildInformation()):
         cfg = load_config(None, ["source.kind=csi"])
         with pytest.raises(InputError, match="without GStreamer"):
-            open_camera(cfg.source)
+            open_camera(SourceConfig.from_node(cfg.source))

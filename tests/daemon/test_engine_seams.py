@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
@@ -14,23 +15,23 @@ import pytest
 
 from agent.backends.base import Arrays, Engine, StageTimes
 from agent.build import engine as building
+from agent.config.sections import Config
 from agent.daemon.loop import ProgressEngine
 from agent.daemon.swap import Busy, Handoff, Rebuilder
 from agent.model.preprocess import make_batch
-from agent.util.schema import Node
 
 
-def small_cache(cfg: Node, optimization: str) -> Node:
+def small_cache(cfg: Config, optimization: str) -> Config:
     """A 2 MB engine cache (room for one ONet engine) and an optimization level (a distinct cache key)."""
-    ort = Node(cfg.backend.onnxruntime, graph_optimization=optimization)
-    return Node(cfg, backend=Node(cfg.backend, onnxruntime=ort), paths=Node(cfg.paths, engine_cache_max_mb=2))
+    ort = replace(cfg.backend.onnxruntime, graph_optimization=optimization)
+    return replace(cfg, backend=replace(cfg.backend, onnxruntime=ort), paths=replace(cfg.paths, engine_cache_max_mb=2))
 
 
 @pytest.mark.parametrize("kept", [True, False])
-def test_a_build_does_not_evict_the_engines_in_use(demo_cfg, kept):
-    serving = building.build(small_cache(demo_cfg, "all"), precision="fp32")
+def test_a_build_does_not_evict_the_engines_in_use(demo_config, kept):
+    serving = building.build(small_cache(demo_config, "all"), precision="fp32").to_json()
     keep = [serving["cache_key"]] if kept else []
-    other = building.build(small_cache(demo_cfg, "basic"), precision="fp32", keep=keep)
+    other = building.build(small_cache(demo_config, "basic"), precision="fp32", keep=keep).to_json()
     assert other["cache_key"] != serving["cache_key"]
     assert Path(other["engine_path"]).is_file()
     assert Path(serving["engine_path"]).is_file() is kept  # without keep, the 2 MB cap evicts it
@@ -52,8 +53,8 @@ class SplitStages(Engine):
         return outputs, {"h2d": 0.0, "compute": compute, "d2h": 0.0}
 
 
-def test_progress_engine_passes_the_stage_split_through(demo_cfg, make_pipeline):
-    pipeline, _ = make_pipeline(demo_cfg)
+def test_progress_engine_passes_the_stage_split_through(demo_config, make_pipeline):
+    pipeline, _ = make_pipeline(demo_config)
     ticks: List[float] = []
     wrapped = ProgressEngine(SplitStages(pipeline.engine), lambda: ticks.append(time.monotonic()))
     spec = pipeline.model.spec

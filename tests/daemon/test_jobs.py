@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.daemon import jobs
 from agent.sources.files import VideoFileSource
 from agent.sources.latest import LatestFrameCapture
@@ -22,7 +23,7 @@ def live_capture(demo_dir) -> LatestFrameCapture:
 
 
 def test_engine_benchmark_states_how_it_shared_the_device(demo_dir, tmp_path, make_pipeline):
-    cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}"] + FAST_BENCH)
+    cfg = Config.from_node(load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}"] + FAST_BENCH))
     pipeline, report = make_pipeline(cfg)
     capture = live_capture(demo_dir)
     progress = []
@@ -39,7 +40,9 @@ def test_engine_benchmark_states_how_it_shared_the_device(demo_dir, tmp_path, ma
 
 
 def test_pipeline_benchmark_reads_the_live_capture(demo_dir, tmp_path, make_pipeline):
-    cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}", "bench.mode=pipeline"] + FAST_BENCH)
+    cfg = Config.from_node(
+        load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}", "bench.mode=pipeline"] + FAST_BENCH)
+    )
     pipeline, report = make_pipeline(cfg)
     capture = live_capture(demo_dir)
     try:
@@ -52,7 +55,7 @@ def test_pipeline_benchmark_reads_the_live_capture(demo_dir, tmp_path, make_pipe
 
 
 def test_accuracy_check_on_the_serving_engine(demo_dir, tmp_path, make_pipeline):
-    cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}"])
+    cfg = Config.from_node(load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}"]))
     pipeline, report = make_pipeline(cfg)
     progress = []
     saved = jobs.record_baseline(cfg, pipeline, report, lambda: progress.append(1), "promotion")

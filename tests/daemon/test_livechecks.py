@@ -4,6 +4,7 @@ when the engine is the reference, the live ring fed by frames, capture_samples, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -13,6 +14,8 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from agent.accuracy.metrics import wilson_interval
+from agent.config.sections import Config
+from agent.daemon.handlers import progress_listener
 from agent.daemon.livechecks import (
     REFERENCE_SKIP,
     LiveChecks,
@@ -20,11 +23,9 @@ from agent.daemon.livechecks import (
     open_shadow_reference,
     serves_reference,
 )
-from agent.daemon.supervisor import progress_listener
 from agent.model.pipeline import Pipeline
 from agent.sources.files import VideoFileSource
 from agent.sources.frames import Frame
-from agent.util.schema import Node
 
 
 def stream_frames(demo_dir: Path, count: int) -> List[Frame]:
@@ -41,8 +42,8 @@ def stream_frames(demo_dir: Path, count: int) -> List[Frame]:
     return frames[::step][:count]
 
 
-def with_accuracy(cfg: Node, **values: Any) -> Node:
-    return Node(cfg, accuracy=Node(cfg.accuracy, **values))
+def with_accuracy(cfg: Config, **values: Any) -> Config:
+    return dataclasses.replace(cfg, accuracy=dataclasses.replace(cfg.accuracy, **values))
 
 
 def wait_for(condition: Any, timeout: float = 20.0) -> None:
@@ -53,11 +54,11 @@ def wait_for(condition: Any, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture
-def int8(demo_cfg, make_pipeline) -> Tuple[Pipeline, Dict[str, Any]]:
-    return make_pipeline(demo_cfg, "int8")
+def int8(demo_config, make_pipeline) -> Tuple[Pipeline, Dict[str, Any]]:
+    return make_pipeline(demo_config, "int8")
 
 
-def reference_loader(cfg: Node, loads: List[int]):
+def reference_loader(cfg: Config, loads: List[int]):
     def load() -> Pipeline:
         loads.append(1)
         return open_shadow_reference(cfg)
@@ -85,10 +86,10 @@ def test_disagreeing_classes_need_significance():
     assert list(disagreeing_classes(per_class, 0.9)) == ["b"]
 
 
-def test_the_fp32_reference_engine_is_not_shadowed(demo_cfg, make_pipeline):
-    pipeline, report = make_pipeline(demo_cfg, "fp32")
+def test_the_fp32_reference_engine_is_not_shadowed(demo_config, make_pipeline):
+    pipeline, report = make_pipeline(demo_config, "fp32")
     assert serves_reference(report)
-    live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: pytest.fail("the reference must not load"))
+    live = LiveChecks(demo_config, pipeline.model.labels, lambda: pytest.fail("the reference must not load"))
     live.engine_changed(report)
     snap = live.snapshot()
     assert snap["shadow"] == {
@@ -100,8 +101,8 @@ def test_the_fp32_reference_engine_is_not_shadowed(demo_cfg, make_pipeline):
     live.stop()
 
 
-def test_shadow_agreement_on_live_frames_and_drift_when_the_engine_disagrees(demo_cfg, demo_dir, int8, make_pipeline):
-    cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
+def test_shadow_agreement_on_live_frames_and_drift_when_the_engine_disagrees(demo_config, demo_dir, int8):
+    cfg = with_accuracy(demo_config, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
     pipeline, report = int8
     assert not serves_reference(report)
     loads: List[int] = []
@@ -128,8 +129,8 @@ def test_shadow_agreement_on_live_frames_and_drift_when_the_engine_disagrees(dem
         live.stop()
 
 
-def test_the_shadow_rate_limit_keeps_most_frames_away_from_the_reference(demo_cfg, demo_dir, int8, make_pipeline):
-    cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=0.5, shadow_window=40)
+def test_the_shadow_rate_limit_keeps_most_frames_away_from_the_reference(demo_config, demo_dir, int8, make_pipeline):
+    cfg = with_accuracy(demo_config, shadow_fraction=1.0, shadow_max_per_s=0.5, shadow_window=40)
     pipeline, report = int8
     live = LiveChecks(cfg, pipeline.model.labels, reference_loader(cfg, []))
     live.engine_changed(report)
@@ -145,8 +146,8 @@ def test_the_shadow_rate_limit_keeps_most_frames_away_from_the_reference(demo_cf
         live.stop()
 
 
-def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipeline):
-    cfg = with_accuracy(demo_cfg, live_sample_fraction=0.0)
+def test_capture_samples_label_and_dropped_labels(demo_config, demo_dir, make_pipeline):
+    cfg = with_accuracy(demo_config, live_sample_fraction=0.0)
     pipeline, report = make_pipeline(cfg, "fp32")
     live = LiveChecks(cfg, pipeline.model.labels, lambda: None)
     live.engine_changed(report)
@@ -189,9 +190,9 @@ def test_capture_samples_label_and_dropped_labels(demo_cfg, demo_dir, make_pipel
         live.stop()
 
 
-def test_capture_samples_answers_what_arrived_before_the_timeout(demo_cfg, make_pipeline):
-    pipeline, report = make_pipeline(demo_cfg, "fp32")
-    live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: None)
+def test_capture_samples_answers_what_arrived_before_the_timeout(demo_config, make_pipeline):
+    pipeline, report = make_pipeline(demo_config, "fp32")
+    live = LiveChecks(demo_config, pipeline.model.labels, lambda: None)
     try:
         answer = live.capture_samples(3, 0.2)
         assert answer["captured"] == 0 and answer["ids"] == [] and "within 0.2 s" in answer["note"]
@@ -212,13 +213,13 @@ def test_progress_listener_forwards_the_first_and_every_tenth_update():
     )
 
 
-def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg, demo_dir, int8, caplog):
+def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg, demo_config, demo_dir, int8, caplog):
     from agent.daemon.supervisor import Daemon
     from agent.mqtt.publisher import LogPublisher
 
-    cfg = with_accuracy(demo_cfg, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
+    cfg = with_accuracy(demo_config, shadow_fraction=1.0, shadow_max_per_s=1000.0, shadow_window=40)
     pipeline, report = int8
-    daemon = Daemon(cfg, None, environ={})
+    daemon = Daemon(demo_cfg, None, environ={})
     daemon.publisher = LogPublisher(lambda: {})
     daemon.live = LiveChecks(cfg, pipeline.model.labels, lambda: open_shadow_reference(cfg))
     daemon.live.engine_changed(report)
@@ -245,14 +246,14 @@ def test_the_daemon_publishes_shadow_drift_once_and_refused_label_drops(demo_cfg
         daemon.live.stop()
 
 
-def test_labeled_live_frames_are_compared_with_the_baseline(demo_cfg, demo_dir, make_pipeline):
+def test_labeled_live_frames_are_compared_with_the_baseline(demo_config, demo_dir, make_pipeline):
     from agent.daemon import jobs
 
-    pipeline, report = make_pipeline(demo_cfg, "fp32")
+    pipeline, report = make_pipeline(demo_config, "fp32")
     jobs.record_baseline(
-        demo_cfg, pipeline, report, lambda: None, "promotion"
+        demo_config, pipeline, report, lambda: None, "promotion"
     )  # FP32 on the spot set: every answer right
-    live = LiveChecks(demo_cfg, pipeline.model.labels, lambda: None)
+    live = LiveChecks(demo_config, pipeline.model.labels, lambda: None)
     truth = (demo_dir / "truth.txt").read_text().split()
     face, nonface = pipeline.model.labels.index("face"), pipeline.model.labels.index("non_face")
     try:

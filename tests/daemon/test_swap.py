@@ -9,7 +9,8 @@ from typing import Any, Dict, List
 import pytest
 
 from agent.build import engine as building
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.daemon.loop import InferenceLoop
 from agent.daemon.supervisor import warm_up
 from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
@@ -19,9 +20,9 @@ from agent.util.errors import GateFailed
 
 
 @pytest.fixture
-def live(demo_cfg, demo_dir, make_pipeline):
+def live(demo_config, demo_dir, make_pipeline):
     """A running inference loop on the sample stream (100 frames/s) with the FP32 engine."""
-    pipeline, report = make_pipeline(demo_cfg)
+    pipeline, report = make_pipeline(demo_config)
     capture = LatestFrameCapture(
         lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 2.0, (0.1, 1.0)
     )
@@ -57,7 +58,7 @@ def wait_done(done: List[Dict[str, Any]], timeout: float = 30.0) -> Dict[str, An
     return done[0]
 
 
-def test_rebuild_swaps_between_inferences_while_inference_goes_on(live, demo_cfg, make_pipeline):
+def test_rebuild_swaps_between_inferences_while_inference_goes_on(live, demo_config, make_pipeline):
     loop, handoff, results, swaps = live
     done: List[Dict[str, Any]] = []
     old_engine = loop.pipeline.engine
@@ -65,16 +66,16 @@ def test_rebuild_swaps_between_inferences_while_inference_goes_on(live, demo_cfg
 
     def slow_build(precision: str) -> Dict[str, Any]:
         time.sleep(0.5)  # the build takes a while: inference must go on meanwhile
-        return building.build(demo_cfg, precision=precision, force=True)
+        return building.build(demo_config, precision=precision, force=True).to_json()
 
-    rebuilder = make_rebuilder(demo_cfg, make_pipeline, handoff, slow_build, done)
+    rebuilder = make_rebuilder(demo_config, make_pipeline, handoff, slow_build, done)
     rebuilder.start("fp32", "test")
     with pytest.raises(Busy):
         rebuilder.start("fp32", "second")
     result = wait_done(done)
     assert result["status"] == "swapped", result
     assert loop.inferences - before > 20  # ~50 frames served during the 0.5 s build
-    assert len(swaps) == 1 and swaps[0]["gap_ms"] < demo_cfg.daemon.max_swap_gap_ms
+    assert len(swaps) == 1 and swaps[0]["gap_ms"] < demo_config.daemon.max_swap_gap_ms
     assert result["swap"]["gap_ms"] == swaps[0]["gap_ms"]
     assert loop.pipeline.engine is not old_engine
     count = loop.inferences
@@ -83,7 +84,7 @@ def test_rebuild_swaps_between_inferences_while_inference_goes_on(live, demo_cfg
     assert rebuilder.running is None
 
 
-def test_a_failed_gate_keeps_the_serving_engine(live, demo_cfg, make_pipeline):
+def test_a_failed_gate_keeps_the_serving_engine(live, demo_config, make_pipeline):
     loop, handoff, results, swaps = live
     done: List[Dict[str, Any]] = []
     serving = loop.pipeline
@@ -91,7 +92,7 @@ def test_a_failed_gate_keeps_the_serving_engine(live, demo_cfg, make_pipeline):
     def gate_fails(precision: str) -> Dict[str, Any]:
         raise GateFailed("int8: recall of class face dropped by 12.0 pp (limit 1.0)")
 
-    make_rebuilder(demo_cfg, make_pipeline, handoff, gate_fails, done).start("int8", "test")
+    make_rebuilder(demo_config, make_pipeline, handoff, gate_fails, done).start("int8", "test")
     result = wait_done(done)
     assert result["status"] == "rejected" and "recall of class face" in result["error"]
     count = loop.inferences
@@ -99,16 +100,18 @@ def test_a_failed_gate_keeps_the_serving_engine(live, demo_cfg, make_pipeline):
     assert loop.pipeline is serving and loop.inferences > count and swaps == []
 
 
-def test_a_build_error_keeps_the_serving_engine(live, demo_cfg, demo_dir, make_pipeline, tmp_path):
+def test_a_build_error_keeps_the_serving_engine(live, demo_config, demo_dir, make_pipeline, tmp_path):
     loop, handoff, results, swaps = live
     done: List[Dict[str, Any]] = []
     serving = loop.pipeline
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not an onnx model")
-    bad_cfg = load_config(
-        str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}", f"model.path={broken}"]
+    bad_cfg = Config.from_node(
+        load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}", f"model.path={broken}"])
     )
-    make_rebuilder(demo_cfg, make_pipeline, handoff, lambda p: building.build(bad_cfg, p), done).start("fp32", "t")
+    make_rebuilder(demo_config, make_pipeline, handoff, lambda p: building.build(bad_cfg, p).to_json(), done).start(
+        "fp32", "t"
+    )
     result = wait_done(done)
     assert result["status"] == "failed" and "model.onnx" in result["error"], result
     assert loop.pipeline is serving and swaps == []

@@ -28,8 +28,8 @@ class HangingEngine(Engine):
         return self.engine.infer(feeds)
 
 
-def test_a_hung_inference_loop_stops_watchdog(demo_cfg, demo_dir, make_pipeline, notify_socket):
-    pipeline, report = make_pipeline(demo_cfg)
+def test_a_hung_inference_loop_stops_watchdog(demo_config, demo_dir, make_pipeline, notify_socket):
+    pipeline, report = make_pipeline(demo_config)
     hang, release = threading.Event(), threading.Event()
     pipeline.engine = HangingEngine(pipeline.engine, hang, release)
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
@@ -61,11 +61,11 @@ def test_a_hung_inference_loop_stops_watchdog(demo_cfg, demo_dir, make_pipeline,
         thread.join(5.0)
 
 
-def test_a_camera_outage_is_not_a_hang(demo_cfg, make_pipeline, notify_socket):
+def test_a_camera_outage_is_not_a_hang(demo_config, make_pipeline, notify_socket):
     """No frames while the capture thread re-opens the source: the loop is idle, not stuck."""
     from tests.daemon.test_capture import StallingSource
 
-    pipeline, report = make_pipeline(demo_cfg)
+    pipeline, report = make_pipeline(demo_config)
     never = threading.Event()
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
     pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)

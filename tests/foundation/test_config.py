@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.settings import SCHEMA, load_config, read_secret, reference_markdown, render_yaml
+from agent.config.keys import SCHEMA
+from agent.config.load import load_config, read_secret
+from agent.config.render import reference_markdown, render_yaml
 from agent.util.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +128,7 @@ def test_secrets_come_from_files_and_are_checked(tmp_path: Path) -> None:
     key.write_text("s3cret\n")
     os.chmod(key, 0o600)
     cfg = load_config(write(tmp_path, f"commands:\n  key_file: {key}\n"))
-    assert read_secret(cfg, "commands.key_file") == "s3cret"
+    assert read_secret("commands.key_file", cfg.commands.key_file) == "s3cret"
     assert "s3cret" not in repr(cfg)
     assert errors_of(write(tmp_path, "mqtt:\n  password_file: missing.txt\n")) == [
         f"mqtt.password_file: file not found: {tmp_path / 'missing.txt'}"

@@ -13,6 +13,7 @@ from agent.accuracy.metrics import confusion_matrix
 from agent.backends.base import BuildRequest
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.build import engine as building
+from agent.config.sections import Config, SourceConfig
 from agent.model.info import read_model_info
 from agent.model.pipeline import Pipeline, make_decoder
 from agent.sources.files import ImageFolderSource, VideoFileSource
@@ -21,19 +22,19 @@ from agent.sources.open import open_source
 from agent.util.errors import InputError
 
 
-def test_onet_declared_spec_resolves(demo_cfg) -> None:
+def test_onet_declared_spec_resolves(demo_config) -> None:
     from agent.model.pipeline import prepare_model
 
-    model = prepare_model(demo_cfg)
+    model = prepare_model(demo_config.model)
     assert model.spec.layout == "NHWC" and (model.spec.width, model.spec.height) == (48, 48)
     assert model.spec.batch == 1 and model.output == "softmax_2" and model.labels == ["non_face", "face"]
     assert model.spec.mean == (127.5, 127.5, 127.5) and model.spec.transpose_hw
 
 
-def test_fp32_onet_on_lfw_gives_the_known_confusion_matrix(demo_cfg, demo_dir: Path) -> None:
-    report = building.build(demo_cfg)
-    engine, model = building.load_built(demo_cfg, report)
-    pipeline = Pipeline(engine, model, make_decoder(demo_cfg, model))
+def test_fp32_onet_on_lfw_gives_the_known_confusion_matrix(demo_config, demo_dir: Path) -> None:
+    report = building.build(demo_config)
+    engine, model = building.load_built(demo_config, report)
+    pipeline = Pipeline(engine, model, make_decoder(demo_config.model, model))
     with VideoFileSource(str(demo_dir / "stream.avi")) as source:
         results = pipeline.infer_frames(list(source))
     truth = [model.labels.index(t) for t in (demo_dir / "truth.txt").read_text().split()]
@@ -88,28 +89,30 @@ def tiny_nchw_model(path: Path, batch: object = "N") -> None:
 
 
 def test_nchw_bgr_preprocessing_reaches_the_model(tmp_path: Path, demo_cfg) -> None:
-    from agent.config.settings import load_config
+    from agent.config.load import load_config
     from agent.model.pipeline import prepare_model
 
     tiny_nchw_model(tmp_path / "tiny.onnx")
-    cfg = load_config(
-        None,
-        [
-            f"model.path={tmp_path / 'tiny.onnx'}",
-            "model.input.color=BGR",
-            "model.input.scale=0.5",
-            "model.classification.activation=none",
-            "model.classification.top_k=3",
-            f"paths.state_dir={tmp_path}",
-        ],
+    cfg = Config.from_node(
+        load_config(
+            None,
+            [
+                f"model.path={tmp_path / 'tiny.onnx'}",
+                "model.input.color=BGR",
+                "model.input.scale=0.5",
+                "model.classification.activation=none",
+                "model.classification.top_k=3",
+                f"paths.state_dir={tmp_path}",
+            ],
+        )
     )
-    model = prepare_model(cfg)
+    model = prepare_model(cfg.model)
     assert model.spec.layout == "NCHW" and model.spec.batch == 1 and model.labels == ["class_0", "class_1", "class_2"]
     report = building.build(cfg)
     engine, model = building.load_built(cfg, report)
     frame = np.zeros((16, 16, 3), np.uint8)
     frame[..., 0], frame[..., 1], frame[..., 2] = 20, 100, 60  # B, G, R
-    (result,) = Pipeline(engine, model, make_decoder(cfg, model)).infer_frames([Frame(frame, 0, 0.0, "t")])
+    (result,) = Pipeline(engine, model, make_decoder(cfg.model, model)).infer_frames([Frame(frame, 0, 0.0, "t")])
     assert [t["label"] for t in result["top"]] == ["class_1", "class_2", "class_0"]
     assert [t["score"] for t in result["top"]] == [50.0, 30.0, 10.0]
 
@@ -127,20 +130,20 @@ def test_image_folder_skips_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_file_sources_loop_when_asked(demo_dir: Path) -> None:
-    from agent.config.settings import load_config
+    from agent.config.load import load_config
 
     cfg = load_config(str(demo_dir / "demo.yaml"), ["source.loop=true"])
-    with open_source(cfg.source) as source:
+    with open_source(SourceConfig.from_node(cfg.source)) as source:
         indices = [next(iter(source)).index for _ in range(205)]
     assert indices == list(range(205))
     with pytest.raises(InputError, match="not found"):
         VideoFileSource(str(demo_dir / "nope.avi"))
 
 
-def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) -> None:
+def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_config, monkeypatch) -> None:
     from agent.util.errors import EngineIncompatible
 
-    first = building.build(demo_cfg)
+    first = building.build(demo_config).to_json()
     refused = []
 
     class UpgradedRuntime(OnnxRuntimeBackend):
@@ -156,18 +159,18 @@ def test_an_engine_the_runtime_refuses_is_rebuilt_once(demo_cfg, monkeypatch) ->
     import time
 
     before = time.time()
-    engine, model = building.load_built(demo_cfg, first)
+    engine, model = building.load_built(demo_config, first)
     (created,) = [
-        meta["created"] for key, meta in building.engine_store(demo_cfg).entries() if key == first["cache_key"]
+        meta["created"] for key, meta in building.engine_store(demo_config.paths).entries() if key == first["cache_key"]
     ]
     assert created >= before  # a new engine file, not the refused one
     assert refused == [first["engine_path"]]
     assert engine.info["cache_key"] == first["cache_key"] and model.output == "softmax_2"
-    again = building.build(demo_cfg)
+    again = building.build(demo_config).to_json()
     assert again["cache_hit"] is True  # the rebuilt entry is in the cache again
 
 
-def test_a_build_that_was_not_promoted_is_never_loaded(demo_cfg) -> None:
+def test_a_build_that_was_not_promoted_is_never_loaded(demo_config) -> None:
     from agent.util.errors import GateFailed
 
     refused = {
@@ -178,4 +181,4 @@ def test_a_build_that_was_not_promoted_is_never_loaded(demo_cfg) -> None:
         "cache_key": "k",
     }
     with pytest.raises(GateFailed, match="int8 engine was not promoted.*see /x/build.json"):
-        building.load_built(demo_cfg, refused)
+        building.load_built(demo_config, refused)

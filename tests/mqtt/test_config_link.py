@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from agent.config.settings import load_config
+from agent.config.load import load_config
+from agent.config.sections import Config
 from agent.mqtt.commands import make_request
 from agent.mqtt.link import OUTBOX_FILE, SEQ_FILE, open_command_server, open_link
 
@@ -33,25 +34,33 @@ def secret(path, text):
 
 
 def config(tmp_path, port, password):
-    return load_config(
-        None,
-        [
-            "device.id=cam-9",
-            "mqtt.host=127.0.0.1",
-            f"mqtt.port={port}",
-            "mqtt.username=cam",
-            f"mqtt.password_file={secret(tmp_path / 'mqtt.pass', password)}",
-            "mqtt.reconnect_min_s=0.1",
-            "mqtt.reconnect_max_s=0.5",
-            f"commands.key_file={secret(tmp_path / 'command.key', KEY.decode())}",
-            f"paths.state_dir={tmp_path / 'state'}",
-        ],
+    return Config.from_node(
+        load_config(
+            None,
+            [
+                "device.id=cam-9",
+                "mqtt.host=127.0.0.1",
+                f"mqtt.port={port}",
+                "mqtt.username=cam",
+                f"mqtt.password_file={secret(tmp_path / 'mqtt.pass', password)}",
+                "mqtt.reconnect_min_s=0.1",
+                "mqtt.reconnect_max_s=0.5",
+                f"commands.key_file={secret(tmp_path / 'command.key', KEY.decode())}",
+                f"paths.state_dir={tmp_path / 'state'}",
+            ],
+        )
     )
+
+
+def link_of(cfg, commands=None):
+    return open_link(cfg.mqtt, cfg.device.id, cfg.paths.state_dir, commands)
 
 
 def test_link_from_config_authenticates_and_serves_signed_commands(tmp_path, auth_broker):
     cfg = config(tmp_path, auth_broker.port, "s3cret")
-    link = open_link(cfg, open_command_server(cfg, {"status": lambda args, progress: {"serving": True}}))
+    link = link_of(
+        cfg, open_command_server(cfg.commands, cfg.device.id, {"status": lambda args, progress: {"serving": True}})
+    )
     sub = Subscriber(auth_broker.port, "edge-agent/cam-9/#", ["-u", "cam", "-P", "s3cret"])
     try:
         link.start()
@@ -87,7 +96,7 @@ def test_link_from_config_authenticates_and_serves_signed_commands(tmp_path, aut
 
 def test_a_wrong_password_is_refused_and_counted(tmp_path, auth_broker):
     cfg = config(tmp_path, auth_broker.port, "guess")
-    link = open_link(cfg)
+    link = link_of(cfg)
     try:
         link.start()
         wait_for(lambda: link.stats["connect_refused"] >= 1, 10, "the refusal")

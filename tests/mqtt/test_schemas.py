@@ -10,6 +10,7 @@ import time
 import pytest
 
 from agent.mqtt.commands import make_request
+from agent.mqtt.events import Event
 
 from .conftest import KEY, wait_for
 from .schemas import DOCS, kind_of, validator
@@ -57,7 +58,7 @@ def test_payloads_on_the_wire_match_their_schemas(make_link, subscribe, broker):
     link.publish_report("accuracy", {"status": "ok", "drift": {"status": "ok"}, "ts": "2026-01-31T10:00:00+00:00"})
     link.publish_report("build", {"precision": "int8", "passed": True})
     link.publish_report("calibration", {"frames": 200, "method": "entropy"})
-    link.publish_event("drift", "error", "recall of class face fell", {"class": "face"})
+    link.publish_event(Event.DRIFT, "error", "recall of class face fell", {"class": "face"})
     link.publish_telemetry({"system": {"total_mw": 7500.0, "total_rail": "VDD_IN", "rails": {"VDD_IN": 7500.0}}})
     requests = [
         ("rebuild", make_request(KEY, "dev1", "rebuild", {"precision": "int8"})),

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from agent.build.engine import build_cached
+from agent.config.sections import Config
 from agent.model.pipeline import prepare_model
 from agent.util.errors import EngineIncompatible
-from agent.util.schema import Node
 
 from .conftest import use_double
 from .host_cuda import HostCudaLayer
@@ -23,11 +23,11 @@ def _backend() -> object:
     return TensorRTBackend(cuda_factory=HostCudaLayer)
 
 
-def test_cached_build_keyed_by_release_and_device(demo_cfg: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_build_keyed_by_release_and_device(demo_config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     use_double(monkeypatch, "10.3.0")
-    model = prepare_model(demo_cfg)
-    first = build_cached(demo_cfg, _backend(), model, "fp32", model.sha256)
-    again = build_cached(demo_cfg, _backend(), model, "fp32", model.sha256)
+    model = prepare_model(demo_config.model)
+    first = build_cached(demo_config.backend, demo_config.paths, _backend(), model, "fp32", model.sha256).to_json()
+    again = build_cached(demo_config.backend, demo_config.paths, _backend(), model, "fp32", model.sha256).to_json()
     assert not first["cache_hit"] and again["cache_hit"] and again["engine_path"] == first["engine_path"]
     sidecar = json.loads(Path(first["engine_path"]).with_suffix(".json").read_text())
     assert (
@@ -40,7 +40,7 @@ def test_cached_build_keyed_by_release_and_device(demo_cfg: Node, monkeypatch: p
     use_double(monkeypatch, "10.13.3")  # a JetPack upgrade: the old engine is not looked up, it is rebuilt
     with pytest.raises(EngineIncompatible, match="rebuild"):
         _backend().load(first["engine_path"], {})
-    upgraded = build_cached(demo_cfg, _backend(), model, "fp32", model.sha256)
+    upgraded = build_cached(demo_config.backend, demo_config.paths, _backend(), model, "fp32", model.sha256).to_json()
     assert not upgraded["cache_hit"] and upgraded["cache_key"] != first["cache_key"]
     engine = _backend().load(upgraded["engine_path"], {})
     x = np.zeros(model.input_shapes()[engine.inputs[0].name], np.float32)

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from agent.config.sections import DetectionConfig
 from agent.util.errors import InputError
 
 LAYOUTS = ("yolov5", "yolov8")
@@ -164,9 +165,8 @@ class DetectionDecoder:
         self.transpose_hw = transpose_hw
 
     @classmethod
-    def from_config(cls, cfg: Any, model: Any) -> "DetectionDecoder":
+    def from_config(cls, det: DetectionConfig, model: Any) -> "DetectionDecoder":
         """From model.detection; class names from model.labels, else counted from the output shape."""
-        det = cfg.model.detection
         shape = next(t.shape for t in model.info.outputs if t.name == model.output)
         classes = _class_count(det.format, shape)
         labels = list(model.labels) or ([f"class_{i}" for i in range(classes)] if classes else [])

@@ -1,0 +1,237 @@
+"""Loading the configuration: YAML with ``--set`` overrides, validation that reports every error
+with its key path and line, paths resolved against the file, and secrets read from the files the
+configuration names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import stat
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from agent.config.keys import field_at, schema_tree
+from agent.util.errors import ConfigError
+from agent.util.schema import Node, show, validate
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "pkg:"
+PATH_KEYS = (
+    "model.path",
+    "model.labels_file",
+    "source.uri",
+    "accuracy.spot_labels",
+    "mqtt.password_file",
+    "mqtt.tls.ca_file",
+    "mqtt.tls.cert_file",
+    "mqtt.tls.key_file",
+    "commands.key_file",
+    "paths.state_dir",
+    "paths.engine_cache",
+    "paths.calibration_dir",
+    "telemetry.sysfs_root",
+)
+SECRET_KEYS = ("mqtt.password_file", "commands.key_file", "mqtt.tls.key_file")
+# Keys whose null loading replaces (the hostname, folders under paths.state_dir): never null once loaded.
+DERIVED_KEYS = ("device.id", "paths.engine_cache", "paths.calibration_dir")
+_TOPIC_UNSAFE = set("/+#\x00")
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """'mqtt.port=1884' -> ('mqtt.port', 1884). Values are read as YAML scalars or lists."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text}: expected KEY.PATH=VALUE"], "--set")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    field = field_at(key)
+    if field is not None and field.kind == "str" and value is not None and not isinstance(value, str):
+        value = raw  # 'device.id=42' means the string "42"
+    return key, value
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> List[str]:
+    """Apply KEY.PATH=VALUE overrides to raw config data; return the key paths set."""
+    keys = []
+    for text in overrides:
+        key, value = parse_override(text)
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+        keys.append(key)
+    return keys
+
+
+def _line_numbers(text: str) -> Dict[str, int]:
+    """Map each key path in a YAML document to its 1-based line."""
+    lines: Dict[str, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[path] = key_node.start_mark.line + 1
+                walk(value_node, path)
+
+    walk(root, "")
+    return lines
+
+
+def _with_line(error: str, lines: Dict[str, int], source: str, overridden: Sequence[str]) -> str:
+    path = error.split(":", 1)[0].split("[", 1)[0]
+    if any(path == key or path.startswith(key + ".") or key.startswith(path + ".") for key in overridden):
+        return f"--set {error}"
+    while path:
+        if path in lines:
+            return f"{source}:{lines[path]}: {error}"
+        path = path.rpartition(".")[0]
+    return error
+
+
+def _line_of(error: str) -> int:
+    """Sort key: the line number an error carries, errors without one last."""
+    match = re.match(r"[^:]*:(\d+): ", error)
+    return int(match.group(1)) if match else 1 << 30
+
+
+def _resolve_path(value: Optional[str], base: Path) -> Optional[str]:
+    if value is None or value.startswith(PACKAGE_PREFIX) or "://" in value:
+        return value
+    if value.isdigit():  # a V4L2 device index
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _semantic_errors(cfg: Node) -> List[str]:
+    errors = []
+    for key in ("device.id", "mqtt.prefix"):
+        value = cfg.get_path(key)
+        if value is not None and (set(value) & _TOPIC_UNSAFE or not value.strip()):
+            errors.append(f"{key}: must not be empty or contain / + # (it is an MQTT topic segment), got {show(value)}")
+    lo, hi = cfg.source.reopen_backoff_s
+    if lo > hi:
+        errors.append(f"source.reopen_backoff_s: first wait must not exceed the longest, got {show([lo, hi])}")
+    if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
+        errors.append(
+            f"mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s, got {show(cfg.mqtt.reconnect_min_s)}"
+        )
+    if cfg.accuracy.warn_drop_pp > cfg.accuracy.alert_drop_pp:
+        errors.append(
+            f"accuracy.warn_drop_pp: must not exceed accuracy.alert_drop_pp, got {show(cfg.accuracy.warn_drop_pp)}"
+        )
+    for key in ("mean", "std"):
+        values = cfg.model.input[key]
+        if len(values) not in (1, 3):
+            errors.append(f"model.input.{key}: expected 1 or 3 values, got {show(values)}")
+    tls = cfg.mqtt.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        errors.append("mqtt.tls.cert_file: a client certificate needs both cert_file and key_file")
+    return errors
+
+
+def _secret_file_errors(cfg: Node) -> List[str]:
+    errors = []
+    for key in SECRET_KEYS:
+        path = cfg.get_path(key)
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            errors.append(f"{key}: file not found: {path}")
+        elif not os.access(path, os.R_OK):
+            errors.append(f"{key}: file not readable: {path}")
+    return errors
+
+
+def validate_data(
+    data: Any,
+    source: str = "configuration",
+    base: Optional[Path] = None,
+    text: str = "",
+    overridden: Sequence[str] = (),
+) -> Node:
+    """Validate raw config data; raise ConfigError listing every problem at once."""
+    cfg, errors = validate(schema_tree(), data)
+    if not errors:
+        errors = _semantic_errors(cfg)
+    if errors:
+        lines = _line_numbers(text) if text else {}
+        located = [_with_line(e, lines, source, overridden) for e in errors]
+        raise ConfigError(sorted(located, key=_line_of), source)
+    base = base or Path.cwd()
+    for key in PATH_KEYS:
+        section, _, leaf = key.rpartition(".")
+        node = cfg.get_path(section)
+        node[leaf] = _resolve_path(node[leaf], base)
+    paths = cfg.paths
+    paths["engine_cache"] = paths.engine_cache or str(Path(paths.state_dir) / "engines")
+    paths["calibration_dir"] = paths.calibration_dir or str(Path(paths.state_dir) / "calibration")
+    cfg.device["id"] = cfg.device.id or socket.gethostname().split(".")[0] or "edge-agent"
+    secret_errors = _secret_file_errors(cfg)
+    if secret_errors:
+        raise ConfigError(secret_errors, source)
+    return cfg
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Node:
+    """Load a YAML config file (or the built-in defaults when ``path`` is None) plus overrides."""
+    if path is None:
+        data: Any = {}
+        text, source, base = "", "defaults", Path.cwd()
+    else:
+        file = Path(path)
+        source = str(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"cannot read the file: {exc.strerror}"], source) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"], source) from None
+        base = file.resolve().parent
+    if data is None:
+        data = {}
+    overridden = apply_overrides(data, overrides) if isinstance(data, dict) else []
+    return validate_data(data, source, base, text, overridden)
+
+
+def read_secret(key: str, path: Optional[str]) -> Optional[str]:
+    """The content of the secret file ``path`` that the key ``key`` names (stripped), or None when unset.
+
+    The value is never logged. A file that others can read is refused loudly in the log.
+    """
+    if path is None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "r", encoding="utf-8") as handle:
+            secret = handle.read().strip()
+    except OSError as exc:
+        raise ConfigError([f"{key}: cannot read {path}: {exc.strerror}"]) from None
+    if mode & (stat.S_IRWXO):
+        log.warning("%s: %s is readable by other users; chmod 600 it", key, path)
+    if not secret:
+        raise ConfigError([f"{key}: {path} is empty"])
+    return secret

@@ -1,0 +1,48 @@
+"""The telemetry the daemon publishes every schedules.telemetry_s, as one typed record.
+
+The MQTT link adds the outbox's state (``outbox``, ``dropped``) and the envelope; together they
+make docs/schemas/telemetry.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessStats:
+    """This process's footprint."""
+
+    rss_mb: float
+    open_fds: int
+    threads: int
+
+    @classmethod
+    def now(cls) -> ProcessStats:
+        import psutil
+
+        process = psutil.Process()
+        return cls(round(process.memory_info().rss / 1e6, 1), process.num_fds(), process.num_threads())
+
+
+@dataclasses.dataclass(frozen=True)
+class TelemetryReport:
+    """One telemetry message's body, before the link adds the outbox's state."""
+
+    pipeline: Dict[str, Any]  # agent.daemon.loop.InferenceLoop.stats()
+    capture: Dict[str, Any]  # agent.sources.latest.LatestFrameCapture.stats()
+    process: ProcessStats
+    watchdog_pings: int
+    system: Dict[str, Any]  # agent.daemon.jobs.system_telemetry(): power, temperatures, clocks, load
+    live_checks: Optional[Dict[str, Any]]  # agent.daemon.livechecks.LiveChecks.snapshot(); None before they start
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "capture": self.capture,
+            "process": dataclasses.asdict(self.process),
+            "watchdog_pings": self.watchdog_pings,
+            "system": self.system,
+            "live_checks": self.live_checks,
+        }
