@@ -5,7 +5,7 @@ Method: for each model, the agent's engine is built and loaded the normal way (a
 a second, independent onnxruntime.InferenceSession is opened on the very same engine file with
 the same session options. Rounds alternate the two sides (agent first in even rounds, minimal
 loop first in odd ones) so load from the rest of the machine hits both alike. Each round the
-agent runs :func:`agent.bench.run_benchmark` (its warm-up, windows and stability rule) and the
+agent runs :func:`agent.measure.benchmark.run_benchmark` (its warm-up, windows and stability rule) and the
 minimal loop warms up for the same time and then times ``session.run`` back to back for the
 same duration. Reported: the median over rounds of each side's p50 and throughput, and the
 median of the per-round ratios agent / minimal (target 0.97 to 1.03).

@@ -1,6 +1,6 @@
 """MQTT outbox replay rate after an outage, and publish latency on loopback, with a real mosquitto.
 
-Replay: the broker is stopped; the device link (agent.mqtt.DeviceLink with its SQLite outbox,
+Replay: the broker is stopped; the device link (agent.mqtt.link.DeviceLink with its SQLite outbox,
 synchronous=FULL) stores N benchmark-sized reports; the broker starts again. The clock runs from
 the moment the link is connected until the outbox is empty, i.e. every report was acknowledged
 (PUBACK) and deleted; a mosquitto_sub subscriber (QoS 1) must then have received all N distinct

@@ -1,7 +1,7 @@
 """Calibration frames: taken from a source over time (minimum spacing, near-duplicates skipped by
 a perceptual hash), stored as lossless PNGs with a manifest, and identified by a hash of their
 pixels that enters the engine cache key. Frames are stored as captured; they are preprocessed at
-use time by agent.preprocess, the very code inference runs."""
+use time by agent.model.preprocess, the very code inference runs."""
 
 from __future__ import annotations
 

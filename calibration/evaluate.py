@@ -1,5 +1,5 @@
 """Run engines over the gate's evidence: held-out calibration frames and the spot-labeled set,
-preprocessed by agent.preprocess exactly as inference does, in batches of the engine's size."""
+preprocessed by agent.model.preprocess exactly as inference does, in batches of the engine's size."""
 
 from __future__ import annotations
 

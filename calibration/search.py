@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from agent.backends.base import Backend, BuildRequest
+from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.util.errors import EdgeAgentError
 from agent.util.progress import Progress
 from calibration.calibrators import (
@@ -159,8 +160,6 @@ def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> 
     """Each quantizable node quantized alone, measured on the CPU with ONNX Runtime against the
     float model: how far the output moves (1 - cosine, then the largest difference)."""
     import onnx
-
-    from agent.backends.onnxruntime import OnnxRuntimeBackend
 
     ort_backend = OnnxRuntimeBackend()
     frames = bench.evidence.labeled or bench.evidence.holdout  # labeled images show the real distribution

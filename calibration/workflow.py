@@ -39,7 +39,7 @@ def base_settings(c: CalibrationConfig, backend_name: str, method: Optional[str]
 
 
 def calibration_batches(images: Sequence[np.ndarray], model: PreparedModel) -> List[np.ndarray]:
-    """Frames -> equal batches through agent.preprocess (the inference path). A model with a fixed
+    """Frames -> equal batches through agent.model.preprocess (the inference path). A model with a fixed
     batch drops the frames that do not fill its last batch (zero padding would skew the ranges)."""
     fixed = model.info.inputs[[t.name for t in model.info.inputs].index(model.spec.name)].shape[0]
     size = batch_size_for(len(images), fixed)

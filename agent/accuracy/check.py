@@ -1,6 +1,6 @@
 """Accuracy on the spot-labeled set, and drift against the stored baseline.
 
-``run_check`` loads the set, infers every image through ``agent.pipeline.Pipeline`` (the same
+``run_check`` loads the set, infers every image through ``agent.model.pipeline.Pipeline`` (the same
 path live frames take), computes the confusion matrix and per-class metrics, and compares the
 per-sample outcomes with the newest baseline. ``record_baseline`` is what the promotion path
 calls: it stores the promoted engine's and the FP32 reference's results as the new baseline.

@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping
 import numpy as np
 
 from agent.backends.base import Arrays, Backend, BuildOutput, BuildRequest, Engine, TensorInfo
+from agent.util.device import cpu_identity
 from agent.util.errors import EdgeAgentError, InputError, MissingDependency
 
 _LEVELS = {
@@ -105,7 +106,6 @@ class OnnxRuntimeBackend(Backend):
         return str(_ort().__version__)
 
     def device_identity(self) -> Dict[str, Any]:
-        from agent.util.device import cpu_identity
 
         return {"cpu": cpu_identity(), "machine": platform.machine()}
 

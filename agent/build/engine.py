@@ -19,6 +19,7 @@ from agent.model.pipeline import Pipeline, PreparedModel, make_decoder, prepare_
 from agent.util.errors import EngineIncompatible, GateFailed
 from agent.util.fileio import atomic_write_json
 from agent.util.progress import Listener
+from calibration.promote import build_quantized
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,6 @@ def build(
     precision = precision or config.precision
     backend = get_backend(config.backend.name)
     if precision in ("int8", "best"):
-        from calibration.promote import build_quantized
-
         options = config.backend.options(backend.name)
         report = build_quantized(
             config,

@@ -15,6 +15,10 @@ from agent.cli.common import add_common, emit, load
 from agent.config.sections import Config
 from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmark
 from agent.measure.context import result_context
+from agent.model.pipeline import Pipeline, make_decoder
+from agent.sources.open import open_source
+from agent.telemetry.monitor import telemetry_from_config
+from agent.telemetry.sampler import Sampler
 from agent.util.errors import InputError
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
@@ -117,8 +121,6 @@ def run_compare(cfg: Config, args: argparse.Namespace, settings: BenchSettings) 
 
 
 def run_single(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -> Dict[str, Any]:
-    from agent.telemetry.monitor import telemetry_from_config
-    from agent.telemetry.sampler import Sampler
 
     report = building.build(cfg, precision=args.precision)
     engine, model = building.load_built(cfg, report)
@@ -133,9 +135,6 @@ def run_single(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -
             sampler.start()
         start = sampler.sample_now().snapshot if sampler else telemetry.read()
         if mode == "pipeline":
-            from agent.model.pipeline import Pipeline, make_decoder
-            from agent.sources.open import open_source
-
             pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
             source = open_source(cfg.source, loop=True)
         result = run_benchmark(engine, model, settings, batches, mode, pipeline, source, sampler, reason)

@@ -12,6 +12,8 @@ import argparse
 from typing import Any, Mapping
 
 from agent.cli.common import add_common, emit, key_values, load
+from agent.util.errors import InputError
+from calibration.workflow import calibrate
 
 
 def register(subparsers: Any) -> None:
@@ -46,11 +48,8 @@ def _human(result: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from calibration.workflow import calibrate
 
     if args.frames is not None and args.frames < 1:
-        from agent.util.errors import InputError
-
         raise InputError(f"--frames: expected a positive number, got {args.frames}")
     cfg = load(args)
     result = calibrate(cfg, args.source, args.frames, args.method)

@@ -14,7 +14,7 @@ import time
 from typing import Any, Dict, Mapping
 
 from agent.cli.common import add_common, emit, load
-from agent.telemetry.monitor import Telemetry
+from agent.telemetry.monitor import Telemetry, telemetry_from_config
 from agent.telemetry.sampler import Sampler
 from agent.telemetry.tegrastats import TegrastatsParseError, parse_line
 from agent.util.errors import EXIT_INPUT, InputError
@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     if args.count is not None and args.count < 1:
         raise InputError(f"--count: expected a positive number, got {args.count}")
-    from agent.telemetry.monitor import telemetry_from_config
 
     telemetry = telemetry_from_config(cfg.telemetry)
     if args.once:

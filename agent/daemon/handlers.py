@@ -19,6 +19,7 @@ from agent.daemon.swap import Busy, EngineState, Rebuilder
 from agent.engines.identity import engine_label, served_precision
 from agent.mqtt.publisher import Publisher
 from agent.util.errors import EdgeAgentError, GateFailed, InputError
+from calibration.workflow import calibrate as run_calibration
 
 Progress = Callable[[Optional[float], str], None]
 Handler = Callable[[Dict[str, Any], Progress], Any]
@@ -87,7 +88,6 @@ def rollback(daemon: Served, args: Dict[str, Any], progress: Progress) -> Dict[s
 
 def calibrate(daemon: Served, args: Dict[str, Any], progress: Progress) -> Dict[str, Any]:
     """Collect a calibration set and calibrate on it, in the rebuild slot; publish report/calibration."""
-    from calibration.workflow import calibrate as run_calibration
 
     kind = daemon.config.source.kind
     if args.get("source") is None and kind in HELD_CAMERAS:

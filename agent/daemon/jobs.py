@@ -12,12 +12,17 @@ import logging
 import time
 from typing import Any, Callable, Dict, Optional
 
+from agent.accuracy.check import EngineRun, record_baseline, run_check
 from agent.config.sections import Config, TelemetryConfig
 from agent.daemon.loop import ProgressEngine
 from agent.engines.identity import EngineIdentity
+from agent.measure.benchmark import BenchSettings, run_benchmark
+from agent.measure.context import result_context
 from agent.model.pipeline import Pipeline
 from agent.sources.frames import Frame, Source
 from agent.sources.latest import LatestFrameCapture
+from agent.telemetry.monitor import telemetry_from_config
+from agent.telemetry.sampler import Sampler
 from agent.util.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,6 @@ def benchmark(
 ) -> Dict[str, Any]:
     """bench.* on the serving engine (engine or pipeline mode), with how it shared the device (reads the
     bench, source and telemetry sections)."""
-    from agent.measure.benchmark import BenchSettings, run_benchmark
-    from agent.measure.context import result_context
 
     timed = with_progress(pipeline, on_progress)
     source = CaptureAsSource(capture, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
@@ -93,29 +96,24 @@ def accuracy_check(
     cfg: Config, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None]
 ) -> Dict[str, Any]:
     """The spot-labeled check (agent.accuracy) on the serving engine, with drift against the baseline."""
-    from agent.accuracy.check import EngineRun, run_check
 
     if not cfg.accuracy.spot_labels:
         raise InputError("accuracy.spot_labels: not set; there is no spot-labeled set to check")
     return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))).to_json()
 
 
-def record_baseline(
+def baseline_of_serving(
     cfg: Config, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str
 ) -> Dict[str, Any]:
-    """Store the promoted engine's results (and the FP32 reference's) on the spot-labeled set as the baseline."""
-    from agent.accuracy import check as accuracy
-
-    run = accuracy.EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))
-    return accuracy.record_baseline(cfg, run, reason=reason)
+    """Store the serving engine's results (and the FP32 reference's) on the spot-labeled set as the
+    baseline, through agent.accuracy.check.record_baseline."""
+    run = EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))
+    return record_baseline(cfg, run, reason=reason)
 
 
 def open_sampler(telemetry: TelemetryConfig) -> Any:
     """The telemetry sampler thread (agent.telemetry), started; None (logged) when it cannot run."""
     try:
-        from agent.telemetry.monitor import telemetry_from_config
-        from agent.telemetry.sampler import Sampler
-
         return Sampler(telemetry_from_config(telemetry), telemetry.rate_hz, telemetry.history_s).start()
     except Exception as exc:  # telemetry is optional: the daemon serves without it
         log.warning("telemetry: not available (%s: %s); reports carry no power figures", type(exc).__name__, exc)

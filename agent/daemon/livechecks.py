@@ -1,6 +1,6 @@
 """The daemon's live checks: shadow evaluation against the FP32 reference and the live ring.
 
-``LiveChecks`` wires agent.shadow into the daemon. The inference loop calls :meth:`observe`
+``LiveChecks`` wires agent.accuracy.shadow into the daemon. The inference loop calls :meth:`observe`
 after every frame (cheap: random draws, a token bucket and hand-overs that never wait); the FP32
 reference runs on the shadow thread with one ONNX Runtime thread on the CPU so it cannot starve
 the loop, and ring frames are written by the ring's thread. ``capture_samples`` takes the next N
@@ -14,6 +14,8 @@ import logging
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from agent.accuracy import baselines, drift
+from agent.accuracy.check import open_reference
 from agent.accuracy.livelabels import live_ring_from_config
 from agent.accuracy.shadow import ShadowEvaluator
 from agent.config.sections import Config
@@ -34,7 +36,6 @@ def serves_reference(report: Mapping[str, Any]) -> bool:
 
 def open_shadow_reference(cfg: Config) -> Any:
     """The FP32 reference pipeline, on one CPU thread so it leaves the other cores to inference."""
-    from agent.accuracy.check import open_reference
 
     return open_reference(cfg.model, cfg.backend, threads=1).pipeline
 
@@ -196,12 +197,11 @@ class LiveChecks:
         return fresh
 
     def label_drift(self) -> Optional[Dict[str, Any]]:
-        """The labeled live frames against the newest baseline's outcomes (agent.drift.compare: the
+        """The labeled live frames against the newest baseline's outcomes (agent.accuracy.drift.compare: the
         samples differ, so Fisher's exact test); None without labels or a baseline."""
         outcomes = self.ring.outcomes() if self.ring is not None else {}
         if not outcomes:
             return None
-        from agent.accuracy import baselines, drift
 
         try:
             record = baselines.latest(self.cfg.paths.state_dir)

@@ -86,7 +86,7 @@ class InferenceLoop:
         observe: Optional[Callable[[Frame, Dict[str, Any]], None]] = None,
     ) -> None:
         self.capture = capture
-        self.observe = observe  # live checks (agent.livechecks): must never wait or raise
+        self.observe = observe  # live checks (agent.daemon.livechecks): must never wait or raise
         self.pipeline = pipeline
         self.report = report
         self.handoff = handoff

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from agent import __version__
+from agent.accuracy import baselines
 from agent.build import engine as building
 from agent.config.load import load_config
 from agent.config.sections import Config, SourceConfig
@@ -46,6 +47,7 @@ from agent.daemon.telemetry_report import ProcessStats, TelemetryReport
 from agent.engines.identity import engine_label, served_precision
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
 from agent.mqtt.publisher import LogPublisher, Publisher, open_publisher
+from agent.sources.cameras import gstreamer_missing_sentence
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
 from agent.sources.open import open_source
@@ -459,8 +461,6 @@ class Daemon:
         if not self.config.accuracy.spot_labels or self.loop is None:
             return
         try:
-            from agent.accuracy import baselines
-
             missing = baselines.latest(self.config.paths.state_dir) is None
         except (ImportError, EdgeAgentError):
             missing = True
@@ -470,7 +470,7 @@ class Daemon:
     def _baseline_job(self, pipeline: Pipeline) -> None:
         assert self.loop is not None
         try:
-            saved = jobs.record_baseline(self.config, pipeline, self.loop.report, self.pacer.progress, "promotion")
+            saved = jobs.baseline_of_serving(self.config, pipeline, self.loop.report, self.pacer.progress, "promotion")
         except (EdgeAgentError, ImportError) as exc:
             events.publish(self.publisher, events.baseline_failed(exc))
             return
@@ -566,8 +566,6 @@ class Daemon:
 def check_source_at_start(source: SourceConfig) -> None:
     """Fail early (exit code 2) on a source that can never work; say when cv2 lacks the GStreamer it needs."""
     import cv2
-
-    from agent.sources.cameras import gstreamer_missing_sentence
 
     sentence = gstreamer_missing_sentence(source.kind, cv2.getBuildInformation())
     if sentence and source.kind == "csi":

@@ -1,6 +1,6 @@
 """Engine rebuilds without downtime: build in the background, gate, hand over between two inferences.
 
-``Rebuilder`` runs ``build(precision)`` (agent.build.build: calibration, build and accuracy gate)
+``Rebuilder`` runs ``build(precision)`` (agent.build.engine.build: calibration, build and accuracy gate)
 on its own thread while the inference loop keeps serving. A candidate is promoted only with a
 passed gate (FP32 is the reference and needs none); it is loaded and warmed up off the inference
 thread, then offered through ``Handoff``: the inference loop swaps it in between two inferences

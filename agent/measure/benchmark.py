@@ -27,6 +27,9 @@ import numpy as np
 from agent.backends.base import Engine, StageTimes
 from agent.config.sections import BenchConfig
 from agent.measure.report import BatchRun, BenchmarkReport
+from agent.model.preprocess import make_batch
+from agent.telemetry.energy import energy_over
+from agent.telemetry.throttle import throttling
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.stats import latency_stats
 
@@ -221,7 +224,6 @@ def engine_step(engine: Engine, feeds: Mapping[str, np.ndarray]) -> Step:
 
 def pipeline_step(pipeline: Any, source: Any, batch: int) -> Step:
     """Frames from ``source`` through preprocess, the engine and the decoder, timed per stage."""
-    from agent.model.preprocess import make_batch
 
     spec = replace(pipeline.model.spec, batch=batch)
 
@@ -254,8 +256,6 @@ def pipeline_step(pipeline: Any, source: Any, batch: int) -> Step:
 def attach_power(result: BatchRun, sampler: Any, reason_if_none: Optional[str]) -> None:
     """Add power, energy_mj_per_inference, power_unavailable_reason and (with samples) throttling
     to one batch's result."""
-    from agent.telemetry.energy import energy_over
-    from agent.telemetry.throttle import throttling
 
     result.power, result.energy_mj_per_inference, result.power_unavailable_reason = None, None, reason_if_none
     if sampler is None:
@@ -300,8 +300,8 @@ def run_benchmark(
 ) -> BenchmarkReport:
     """Measure each batch size; the first one's figures are also the top-level fields.
 
-    ``mode='pipeline'`` needs ``pipeline`` (agent.pipeline.Pipeline) and an open ``source``.
-    ``sampler`` (agent.telemetry.Sampler, started) adds power and energy per inference.
+    ``mode='pipeline'`` needs ``pipeline`` (agent.model.pipeline.Pipeline) and an open ``source``.
+    ``sampler`` (agent.telemetry.sampler.Sampler, started) adds power and energy per inference.
     """
     if mode not in ("engine", "pipeline"):
         raise InputError(f"bench.mode: expected engine or pipeline, got {mode!r}")

@@ -15,6 +15,8 @@ from agent.backends.base import Engine
 from agent.config.sections import ModelConfig
 from agent.model.info import InputSpec, ModelInfo, load_labels, read_model_info, resolve_input_spec
 from agent.model.preprocess import make_batch
+from agent.model.tasks.classification import ClassificationDecoder
+from agent.model.tasks.detection import DetectionDecoder
 from agent.sources.frames import Frame
 from agent.util import packaged
 from agent.util.errors import InputError
@@ -53,14 +55,11 @@ def prepare_model(model_cfg: ModelConfig, path: str = "") -> PreparedModel:
 
 def make_decoder(model_cfg: ModelConfig, model: PreparedModel) -> Any:
     if model_cfg.task == "classification":
-        from agent.model.tasks.classification import ClassificationDecoder
-
         c = model_cfg.classification
         try:
             return ClassificationDecoder(model.labels, c.activation, c.top_k, c.threshold, c.class_thresholds)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    from agent.model.tasks.detection import DetectionDecoder
 
     return DetectionDecoder.from_config(model_cfg.detection, model)
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Protocol
 
 from agent.config.sections import Config
 from agent.mqtt.events import Event
+from agent.mqtt.link import open_command_server, open_link
 
 log = logging.getLogger(__name__)
 StatusFields = Callable[[], Dict[str, Any]]
@@ -79,7 +80,6 @@ def open_publisher(config: Config, handlers: Mapping[str, Any], status_fields: S
     Takes the whole configuration: mqtt, commands, device (the client id) and paths (the outbox)."""
     if not config.mqtt.enabled:
         return LogPublisher(status_fields)
-    from agent.mqtt.link import open_command_server, open_link
 
     server = open_command_server(config.commands, config.device.id, dict(handlers))
     return open_link(config.mqtt, config.device.id, config.paths.state_dir, server, status_fields)

@@ -6,6 +6,7 @@ same way: each error names the key path and the offending value.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -87,7 +88,7 @@ class Field:
 
     def _fail(self, value: Any, path: str, errors: List[str]) -> Any:
         errors.append(f"{path}: expected {self.expectation()}, got {show(value)}")
-        return self.default
+        return copy.deepcopy(self.default)
 
     def _in_range(self, value: float) -> bool:
         return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
@@ -192,7 +193,7 @@ def _validate_section(schema: Schema, data: Any, prefix: str, errors: List[str])
             if key in data:
                 out[key] = spec.check(data[key], path, errors)
             else:
-                out[key] = spec.default
+                out[key] = copy.deepcopy(spec.default)  # a loaded value never aliases the schema's
         else:
             out[key] = _validate_section(spec, data.get(key), path, errors)
     return out

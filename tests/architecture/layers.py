@@ -154,3 +154,17 @@ def stray_modules(root: Path) -> List[str]:
     """Modules directly under agent/ besides __init__.py and __main__.py."""
     allowed = {"__init__.py", "__main__.py"}
     return sorted(p.name for p in (root / "agent").glob("*.py") if p.name not in allowed)
+
+
+def function_level_imports(root: Path) -> List[str]:
+    """Imports of project modules made inside a function or class body, as 'module:line'."""
+    found = []
+    for path in project_files(root):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top_level:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or "."]
+                if getattr(node, "level", 0) or any(n.split(".")[0] in PROJECT_PACKAGES for n in names):
+                    found.append(f"{module_name(root, path)}:{node.lineno}")
+    return found

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.architecture.layers import import_cycles, layer_violations, read_layers, stray_modules
+from tests.architecture.layers import (
+    function_level_imports,
+    import_cycles,
+    layer_violations,
+    read_layers,
+    stray_modules,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = read_layers(REPO / "docs" / "architecture.md")
@@ -28,6 +34,13 @@ def test_every_import_follows_the_layer_order() -> None:
 
 def test_no_import_cycles() -> None:
     assert import_cycles(REPO) == []
+
+
+def test_project_imports_sit_at_module_level() -> None:
+    """Only the backend registry imports inside functions: a backend is loaded when asked for
+    (TensorRT is optional)."""
+    inside = [site for site in function_level_imports(REPO) if not site.startswith("agent.backends.registry:")]
+    assert inside == []
 
 
 def test_agent_holds_only_area_packages() -> None:
@@ -53,6 +66,7 @@ def test_an_upward_function_level_import_is_caught(copy_of_the_code: Path) -> No
     problems = layer_violations(copy_of_the_code, LAYERS)
     assert len(problems) == 1
     assert "agent.util.fileio imports agent.daemon.supervisor: agent.daemon is a higher layer" in problems[0]
+    assert [s for s in function_level_imports(copy_of_the_code) if s.startswith("agent.util.fileio:")] != []
 
 
 def test_an_import_across_one_layer_is_caught(copy_of_the_code: Path) -> None:

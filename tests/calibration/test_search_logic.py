@@ -1,5 +1,5 @@
 """The search's pure helpers, and the gated FP16 fallback of best with a backend that builds FP16
-(ONNX Runtime running the model converted by agent.fp16, a real FP16 graph on the CPU)."""
+(ONNX Runtime running the model converted by agent.backends.tensorrt.fp16, a real FP16 graph on the CPU)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_fallback_precision_says_why_fp32() -> None:
 
 
 class Fp16CapableBackend(OnnxRuntimeBackend):
-    """ONNX Runtime, plus FP16 engines made by agent.fp16 (the TensorRT 11 conversion)."""
+    """ONNX Runtime, plus FP16 engines made by agent.backends.tensorrt.fp16 (the TensorRT 11 conversion)."""
 
     precisions = ("fp32", "fp16", "int8")
 

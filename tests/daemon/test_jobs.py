@@ -58,7 +58,7 @@ def test_accuracy_check_on_the_serving_engine(demo_dir, tmp_path, make_pipeline)
     cfg = Config.from_node(load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}"]))
     pipeline, report = make_pipeline(cfg)
     progress = []
-    saved = jobs.record_baseline(cfg, pipeline, report, lambda: progress.append(1), "promotion")
+    saved = jobs.baseline_of_serving(cfg, pipeline, report, lambda: progress.append(1), "promotion")
     check = jobs.accuracy_check(cfg, pipeline, report, lambda: progress.append(1))
     assert saved["version"] == 1
     assert check["confusion_matrix"] == [[100, 0], [0, 100]]

@@ -1,4 +1,4 @@
-"""Live checks in the daemon (agent.livechecks) with the real ONet engines and the sample stream:
+"""Live checks in the daemon (agent.daemon.livechecks) with the real ONet engines and the sample stream:
 shadow agreement against the FP32 reference on ONNX Runtime, drift on disagreement, the skip
 when the engine is the reference, the live ring fed by frames, capture_samples, label and drops."""
 
@@ -250,7 +250,7 @@ def test_labeled_live_frames_are_compared_with_the_baseline(demo_config, demo_di
     from agent.daemon import jobs
 
     pipeline, report = make_pipeline(demo_config, "fp32")
-    jobs.record_baseline(
+    jobs.baseline_of_serving(
         demo_config, pipeline, report, lambda: None, "promotion"
     )  # FP32 on the spot set: every answer right
     live = LiveChecks(demo_config, pipeline.model.labels, lambda: None)

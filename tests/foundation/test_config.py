@@ -145,3 +145,9 @@ def test_schema_sections_all_documented() -> None:
                 assert spec.doc, f"{path}{key} has no doc"
 
     walk(SCHEMA, "")
+
+
+def test_a_loaded_default_list_is_its_own_copy() -> None:
+    first = load_config(None)
+    first.source.reopen_backoff_s.append(99.0)
+    assert 99.0 not in load_config(None).source.reopen_backoff_s

@@ -15,7 +15,7 @@ from agent.mqtt.events import Event
 from .conftest import KEY, wait_for
 from .schemas import DOCS, kind_of, validator
 
-# The shape agent.bench and the daemon produce (the daemon's real reports are validated in tests/daemon).
+# The shape agent.measure.benchmark and the daemon produce (the daemon's real reports are validated in tests/daemon).
 BENCHMARK = {
     "mode": "engine",
     "batch": 1,

@@ -1,6 +1,6 @@
 """A host-memory stand-in for the CUDA buffer layer, for CI machines without a GPU.
 
-It implements the same small interface as agent.backends.cuda's layers with ordinary host
+It implements the same small interface as agent.backends.tensorrt.cuda's layers with ordinary host
 memory: "device" pointers are addresses of numpy arrays, copies are memmoves done at once, and
 an event records the host clock when it is recorded. What it proves: the runtime's bookkeeping
 (which buffer goes to which tensor address, sizes, shapes, dtypes, copy directions, re-binding,

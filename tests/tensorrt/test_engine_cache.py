@@ -1,4 +1,4 @@
-"""The backend inside the engine store (agent.build.build_cached): identity in the key, rebuild on change."""
+"""The backend inside the engine store (agent.build.engine.build_cached): identity in the key, rebuild on change."""
 
 from __future__ import annotations
 

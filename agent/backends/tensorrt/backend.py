@@ -4,7 +4,7 @@ through the CUDA buffer layer.
 Importing this module without an importable ``tensorrt`` raises MissingDependency with how to
 install it on JetPack, so ``edge-agent build --backend tensorrt`` exits 2 with one sentence.
 Loading an engine built by another TensorRT release or for another device raises
-:class:`~agent.backends.base.EngineIncompatible` (TensorRT's "magic tag" / "version tag"
+:class:`~agent.util.errors.EngineIncompatible` (TensorRT's "magic tag" / "version tag"
 failures): callers rebuild instead of crashing.
 """
 

@@ -20,6 +20,7 @@ import warnings
 from typing import Any, Dict, List, Mapping, Optional
 
 from agent.backends.tensorrt.compat import features, plan_build, platform_notes
+from agent.backends.tensorrt.fp16 import convert_to_fp16
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.fileio import atomic_write_bytes, atomic_write_json
 
@@ -155,8 +156,6 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         notes += platform_notes(job["precision"], builder.platform_has_fast_fp16, builder.platform_has_fast_int8)
     model_path = job["model_path"]
     if plan.convert_fp16:
-        from agent.backends.tensorrt.fp16 import convert_to_fp16
-
         model_path = os.path.join(job["work_dir"], "model.fp16.onnx")
         convert_to_fp16(job["model_path"], model_path)
         notes.append(
