@@ -15,6 +15,12 @@ from typing import List, Optional
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+def mosquitto_pub(port: int, topic: str, payload: str, *options: str) -> None:
+    """One QoS 1 message through the real mosquitto_pub client (``options``: e.g. -u, -P)."""
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), *options, "-t", topic, "-m", payload, "-q", "1"]
+    subprocess.run(command, check=True, timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

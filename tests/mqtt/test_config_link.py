@@ -12,7 +12,7 @@ from agent.config.sections import Config
 from agent.mqtt.commands import make_request
 from agent.mqtt.link import OUTBOX_FILE, SEQ_FILE, open_command_server, open_link
 
-from .brokers import Broker
+from .brokers import Broker, mosquitto_pub
 from .conftest import KEY, Subscriber, wait_for
 
 pytestmark = pytest.mark.mqtt
@@ -67,25 +67,7 @@ def test_link_from_config_authenticates_and_serves_signed_commands(tmp_path, aut
         wait_for(lambda: link.connected, 10, "an authenticated connection")
         link.publish_report("build", {"passed": True})
         request = make_request(KEY, "cam-9", "status", {})
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-p",
-                str(auth_broker.port),
-                "-u",
-                "cam",
-                "-P",
-                "s3cret",
-                "-t",
-                "edge-agent/cam-9/cmd/status",
-                "-m",
-                json.dumps(request),
-                "-q",
-                "1",
-            ],
-            check=True,
-            timeout=10,
-        )
+        mosquitto_pub(auth_broker.port, "edge-agent/cam-9/cmd/status", json.dumps(request), "-u", "cam", "-P", "s3cret")
         got = sub.collect(1, timeout=10, where=lambda t, p: t.endswith("/response"))
         assert got and got[0][1]["status"] == "ok" and got[0][1]["result"] == {"serving": True}
         assert (tmp_path / "state" / OUTBOX_FILE).exists() and (tmp_path / "state" / SEQ_FILE).exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -12,6 +11,7 @@ import pytest
 from agent.mqtt.commands import make_request
 from agent.mqtt.outbox import Bounds
 
+from .brokers import mosquitto_pub
 from .conftest import KEY, unique_seqs, wait_for
 
 pytestmark = pytest.mark.mqtt
@@ -80,23 +80,7 @@ def test_exception_in_a_callback_is_counted_and_the_loop_goes_on(make_link, subs
         raise RuntimeError("handler bug")
 
     link.commands.handle = explode  # called from the on_message callback
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(broker.port),
-            "-t",
-            "edge-agent/dev1/cmd/status",
-            "-m",
-            "{}",
-            "-q",
-            "1",
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker.port, "edge-agent/dev1/cmd/status", "{}")
     wait_for(lambda: link.stats["callback_errors"] == 1, 10, "the callback error to be counted")
     sub = subscribe("edge-agent/dev1/report/#")
     link.publish_report("accuracy", {"status": "ok"})
@@ -118,23 +102,7 @@ def test_signed_command_answers_accepted_progress_result_over_mosquitto(make_lin
     time.sleep(0.2)  # the command subscription
     sub = subscribe("edge-agent/dev1/cmd/rebuild/response")
     request = make_request(KEY, "dev1", "rebuild", {"precision": "int8"})
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(broker.port),
-            "-t",
-            "edge-agent/dev1/cmd/rebuild",
-            "-m",
-            json.dumps(request),
-            "-q",
-            "1",
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker.port, "edge-agent/dev1/cmd/rebuild", json.dumps(request))
     got = [p for _, p in sub.collect(3, timeout=10)]
     assert [p["status"] for p in got] == ["accepted", "progress", "ok"]
     assert all(p["id"] == request["id"] for p in got)
@@ -150,23 +118,7 @@ def test_wrong_key_gets_an_error_and_no_handler_call(make_link, subscribe, broke
     time.sleep(0.2)
     sub = subscribe("edge-agent/dev1/cmd/rebuild/response")
     request = make_request(b"not-the-key", "dev1", "rebuild", {"precision": "int8"})
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(broker.port),
-            "-t",
-            "edge-agent/dev1/cmd/rebuild",
-            "-m",
-            json.dumps(request),
-            "-q",
-            "1",
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker.port, "edge-agent/dev1/cmd/rebuild", json.dumps(request))
     got = sub.collect(1, timeout=10)
     assert got and got[0][1]["status"] == "error" and got[0][1]["error"]["code"] == "bad_signature"
     assert got[0][1]["id"] == request["id"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -12,6 +11,7 @@ import pytest
 from agent.mqtt.commands import make_request
 from agent.mqtt.events import Event
 
+from .brokers import mosquitto_pub
 from .conftest import KEY, wait_for
 from .schemas import DOCS, kind_of, validator
 
@@ -67,23 +67,7 @@ def test_payloads_on_the_wire_match_their_schemas(make_link, subscribe, broker):
     ]
     for name, request in requests:
         assert validator("command").is_valid(request)
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.port),
-                "-t",
-                f"edge-agent/dev1/cmd/{name}",
-                "-m",
-                json.dumps(request),
-                "-q",
-                "1",
-            ],
-            check=True,
-            timeout=10,
-        )
+        mosquitto_pub(broker.port, f"edge-agent/dev1/cmd/{name}", json.dumps(request))
     time.sleep(0.5)
     release.set()
     assert link.commands.wait_idle(5)  # the rebuild's ok answer is handed to the link before it stops
