@@ -5,8 +5,17 @@ asymmetric UINT8 for ONNX Runtime on the CPU, whose fast kernels are U8S8 (measu
 machine: a ResNet-18-shaped model runs about 3.5x faster than FP32 as U8S8, and barely faster
 than FP32 as S8S8).
 
+Q/DQ placement follows the target too. TensorRT (its rules: calibration.conformance, checked on
+every model made for it): Q/DQ on the inputs of weighted ops and on the residual input of their
+Adds, none on their outputs (TensorRT fuses the ReLU after them), biases left float. ONNX Runtime
+on the CPU: Relu and Clip are quantized as well, so the quantizer folds each into the UINT8 range
+before it (one Q/DQ pair, not two; ONNX Runtime's own defaults do the same) and the int32 biases
+stay, which its QLinearConv fusion takes.
+
 Only APIs present since onnxruntime 1.16 are used: ``quantize_static`` with a
-``CalibrationDataReader``, ``nodes_to_exclude`` and the ``extra_options`` of that release.
+``CalibrationDataReader``, ``nodes_to_exclude`` and the ``extra_options`` of that release
+(``QuantizeBias`` and ``OpTypesToExcludeOutputQuantization`` read in qdq_quantizer.py of 1.16.3
+and of 1.32).
 """
 
 from __future__ import annotations
@@ -23,12 +32,17 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from agent.util.errors import EdgeAgentError, MissingDependency
+from calibration.conformance import require
+from calibration.placement import residual_adds, unquantize_fused_branches
 
 log = logging.getLogger(__name__)
 # INT8 goes where the arithmetic is; element-wise ops between them stay float. Quantizing those too
 # gained no speed on a ResNet-18-shaped model here, and quantizing PP-OCRv4 det's final Sigmoid
 # collapsed its probability map to zero.
 COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+# ONNX Runtime CPU: ReLU-like ops the quantizer folds into the asymmetric range of the Q before them
+# (QDQRemovableActivation in onnxruntime's quantization/operators/activation.py, 1.16.3 and 1.32).
+REMOVABLE_ACTIVATIONS = ("Relu", "Clip")
 METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -94,6 +108,9 @@ class QuantizeSettings:
 
 def _extra_options(settings: QuantizeSettings) -> Dict[str, Any]:
     options: Dict[str, Any] = {"ActivationSymmetric": settings.symmetric_activations, "WeightSymmetric": True}
+    if settings.symmetric_activations:  # TensorRT (module docstring)
+        options["QuantizeBias"] = False  # an INT32 constant behind DequantizeLinear fails TensorRT's parser
+        options["OpTypesToExcludeOutputQuantization"] = list(COMPUTE_OPS) + ["Add"]
     if settings.method == "minmax" and strided_minmax():
         options["CalibStridedMinMax"] = 1  # one batch at a time; ranges merge exactly
     if settings.method == "percentile":
@@ -114,6 +131,7 @@ def quantize_qdq(
     q = _quantization()
     if settings.method not in METHODS:
         raise ValueError(f"calibration method {settings.method!r}: expected one of {', '.join(METHODS)}")
+    op_types, exclude = _placement(normalized_model, settings)
     method = {
         "minmax": q.CalibrationMethod.MinMax,
         "entropy": q.CalibrationMethod.Entropy,
@@ -133,9 +151,9 @@ def quantize_qdq(
                 per_channel=settings.per_channel,
                 activation_type=q.QuantType.QInt8 if settings.symmetric_activations else q.QuantType.QUInt8,
                 weight_type=q.QuantType.QInt8,
-                op_types_to_quantize=list(COMPUTE_OPS),
+                op_types_to_quantize=op_types,
                 nodes_to_quantize=list(settings.only) or None,
-                nodes_to_exclude=list(settings.exclude),
+                nodes_to_exclude=exclude,
                 calibrate_method=method[settings.method],
                 extra_options=_extra_options(settings),
             )
@@ -144,6 +162,36 @@ def quantize_qdq(
         finally:
             os.chdir(cwd)
     log.debug("quantizer output: %s", chatter.getvalue().strip())
+    if settings.symmetric_activations:
+        _finish_for_tensorrt(output_path, exclude)
+
+
+def _placement(normalized_model: str, settings: QuantizeSettings) -> Tuple[List[str], List[str]]:
+    """The op types to quantize and the nodes to keep in float, for the settings' target."""
+    exclude = list(settings.exclude)
+    if not settings.symmetric_activations:
+        return list(COMPUTE_OPS + REMOVABLE_ACTIVATIONS), exclude
+    import onnx
+
+    model = onnx.load(normalized_model, load_external_data=False)
+    residual = set(residual_adds(model))
+    exclude += [n.name for n in model.graph.node if n.op_type == "Add" and n.name not in residual]
+    if settings.per_channel and not convtranspose_axis_ok():
+        exclude += [n.name for n in model.graph.node if n.op_type == "ConvTranspose"]
+        log.info("this onnxruntime quantizes ConvTranspose weights on axis 0; TensorRT needs axis 1: kept in float")
+    return list(COMPUTE_OPS) + ["Add"], exclude
+
+
+def _finish_for_tensorrt(output_path: str, exclude: List[str]) -> None:
+    """Residual Adds keep Q/DQ on their shortcut only (calibration.placement); then the model must
+    pass TensorRT's rules (calibration.conformance), else an InputError names each violation."""
+    import onnx
+
+    model = onnx.load(output_path)
+    adds = [a for a in residual_adds(model) if a not in exclude]
+    if unquantize_fused_branches(model, adds):
+        onnx.save(model, output_path)
+    require(model, "the QDQ model made for TensorRT")
 
 
 class _DropAdvice(logging.Filter):
@@ -174,6 +222,20 @@ def strided_minmax() -> bool:
     try:
         return "CalibStridedMinMax" in inspect.getsource(_quantization().quantize_static)
     except (OSError, TypeError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def convtranspose_axis_ok() -> bool:
+    """Whether this onnxruntime quantizes ConvTranspose weights per channel on their output-channel
+    axis (1): 1.16.3's QDQConv passes axis 0 for Conv and ConvTranspose alike, 1.32's passes 1."""
+    import inspect
+
+    try:
+        from onnxruntime.quantization.operators.conv import QDQConv
+
+        return "quantize_weight_tensor_per_channel(node.input[1], 0)" not in inspect.getsource(QDQConv.quantize)
+    except (ImportError, OSError, TypeError):
         return False
 
 

@@ -79,7 +79,7 @@ def _one(config: Config, precision: str, evidence: Dict[str, Any], settings: Sel
     finally:
         engine.close()
     if settings.trtexec and report.backend == "tensorrt" and report.engine_path:
-        timed = run_trtexec(settings.trtexec, report.engine_path)
+        timed = run_trtexec(settings.trtexec, report.engine_path, model.input_shapes())
         timed["ours_p50_over_trtexec_median"] = _latency_ratio(entry["benchmark"], timed["summary"])
         entry["trtexec"] = timed
     return entry

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 # Where JetPack puts trtexec (it is not on PATH there): the TensorRT samples of the L4T packages.
 JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
@@ -55,9 +55,17 @@ def parse_summary(text: str) -> Dict[str, Any]:
     return summary
 
 
-def run_trtexec(binary: str, engine_path: str, timeout_s: float = TIMEOUT_S) -> Dict[str, Any]:
-    """``trtexec --loadEngine=ENGINE``: its command, exit code, summary, and the error if it failed."""
-    command: List[str] = [binary, f"--loadEngine={engine_path}"]
+def shapes_option(shapes: Mapping[str, Sequence[int]]) -> str:
+    """trtexec's ``--shapes=name:AxBxC,...`` (the shapes to run an engine with dynamic dimensions at)."""
+    return "--shapes=" + ",".join(f"{name}:{'x'.join(str(d) for d in dims)}" for name, dims in shapes.items())
+
+
+def run_trtexec(
+    binary: str, engine_path: str, shapes: Mapping[str, Sequence[int]], timeout_s: float = TIMEOUT_S
+) -> Dict[str, Any]:
+    """``trtexec --loadEngine=ENGINE --shapes=... --useSpinWait`` (spin-waiting, as our benchmark
+    synchronizes): its command, exit code, summary, and the error if it failed."""
+    command: List[str] = [binary, f"--loadEngine={engine_path}", shapes_option(shapes), "--useSpinWait"]
     result: Dict[str, Any] = {"command": command, "returncode": None, "summary": {}, "error": None}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)

@@ -91,7 +91,9 @@ def test_each_method_gives_ranges_covering_the_data(onet, lfw, tmp_path: Path, m
         i.name for i in normalized_model.graph.input
     }
     assert set(ranges) <= graph_tensors, "cache names are the float model's tensor names"
-    assert "dense_40" in ranges and model.output not in ranges  # the softmax head stays float (COMPUTE_OPS)
+    assert model.output not in ranges  # the softmax head stays float (COMPUTE_OPS)
+    # a weighted op's output (MatMul dense_4): quantized for ONNX Runtime, left float for TensorRT's fusions
+    assert ("dense_40" in ranges) != symmetric
     stats = tensor_statistics(normalized, model.spec.name, batches, ranges)
     for name, entry in stats.items():
         low, high = entry["range"]

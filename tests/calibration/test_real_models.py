@@ -14,6 +14,7 @@ from agent.build.engine import build
 from agent.config.load import load_config
 from agent.config.sections import Config
 from agent.util import packaged
+from calibration.artefacts import cache_from_ranges
 from calibration.trt_cache import parse_cache
 
 PPOCR_DET = "pkg:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
@@ -69,6 +70,6 @@ def test_ppocr_det_builds_to_int8_without_manual_edits(tmp_path: Path) -> None:
         assert attempt["built_precision"] == "int8" and attempt["outputs"]["samples"] == 4
         assert attempt["outputs"]["top1_agreement"] is None  # a probability map: cosine decides
     assert report["promoted"] == report["gate"]["passed"] == (report["engine_path"] is not None)
-    cache = parse_cache(Path(report["artefacts"]["trt_calibration_cache"]).read_text())
+    cache = parse_cache(cache_from_ranges(report["artefacts"]["trt_ranges"], "8.6.1"))
     float_tensors = {o for n in onnx.load(report["normalized_model"]).graph.node for o in n.output}
     assert cache.scales and set(cache.scales) <= float_tensors | {"x"}

@@ -49,7 +49,10 @@ def test_parser_reads_a_cache_as_tensorrt_writes_it() -> None:
     [
         ("", "empty"),
         ("TRT-8601-Bogus\nx: 3f800000\n", ":1:"),
-        ("TRT-8601-EntropyCalibration2\nx: 3f8000\n", ":2:"),
+        (
+            "TRT-8601-EntropyCalibration2\nx: 3f80000000\n",
+            ":2:",
+        ),  # more than 8 hex digits (fewer: leading zeros left out)
         ("TRT-8601-EntropyCalibration2\nx 3f800000\n", ":2:"),
     ],
 )

@@ -64,6 +64,7 @@ def subcommand_names() -> List[List[str]]:
         ["calibrate"],
         ["bench"],
         ["check"],
+        ["selftest"],
         ["telemetry"],
         ["monitor"],
         ["send"],
@@ -79,7 +80,7 @@ def test_help_everywhere(words: List[str]) -> None:
 
 
 def test_every_registered_subcommand_is_covered() -> None:
-    assert len(SUBCOMMANDS) == 9
+    assert len(SUBCOMMANDS) == 10
     usage = cli("--help", check=True).stdout
     for words in subcommand_names():
         assert words[0] in usage

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.selftest.trtexec import find_trtexec, parse_summary, run_trtexec
+from agent.selftest.trtexec import find_trtexec, parse_summary, run_trtexec, shapes_option
 
 LOG = Path(__file__).resolve().parents[1] / "fixtures" / "trtexec" / "performance_summary.log"
 
@@ -48,20 +48,24 @@ def _program(tmp_path: Path, body: str) -> str:
 
 
 def test_a_run_passes_the_engine_and_reads_what_it_printed(tmp_path: Path) -> None:
-    program = _program(tmp_path, f"assert sys.argv[1] == '--loadEngine=e.plan'\nprint(open({str(LOG)!r}).read())")
-    result = run_trtexec(program, "e.plan")
+    expected = ["--loadEngine=e.plan", "--shapes=input_3:4x48x48x3", "--useSpinWait"]
+    program = _program(tmp_path, f"assert sys.argv[1:] == {expected!r}\nprint(open({str(LOG)!r}).read())")
+    result = run_trtexec(program, "e.plan", {"input_3": (4, 48, 48, 3)})
     assert result["returncode"] == 0 and result["error"] is None
     assert result["summary"]["latency_ms"]["median"] == 9.76404
 
 
 def test_a_failing_or_silent_run_says_why(tmp_path: Path) -> None:
-    failing = run_trtexec(_program(tmp_path, "sys.stderr.write('[E] Error opening engine file\\n'); sys.exit(1)"), "x")
+    shapes = {"x": (1, 3)}
+    failing = run_trtexec(
+        _program(tmp_path, "sys.stderr.write('[E] Error opening engine file\\n'); sys.exit(1)"), "x", shapes
+    )
     assert failing["returncode"] == 1 and "Error opening engine file" in failing["error"]
-    silent = run_trtexec(_program(tmp_path, "print('hello')"), "x")
+    silent = run_trtexec(_program(tmp_path, "print('hello')"), "x", shapes)
     assert silent["error"] == "no performance summary in trtexec's output"
-    missing = run_trtexec(str(tmp_path / "absent"), "x")
+    missing = run_trtexec(str(tmp_path / "absent"), "x", shapes)
     assert missing["returncode"] is None and "FileNotFoundError" in missing["error"]
-    slow = run_trtexec(_program(tmp_path, "import time; time.sleep(5)"), "x", timeout_s=0.5)
+    slow = run_trtexec(_program(tmp_path, "import time; time.sleep(5)"), "x", shapes, timeout_s=0.5)
     assert "TimeoutExpired" in slow["error"]
 
 
@@ -70,3 +74,7 @@ def test_an_explicit_binary_wins_and_path_is_searched(tmp_path: Path, monkeypatc
     program = _program(tmp_path, "pass")
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_trtexec() == program
+
+
+def test_shapes_are_written_as_trtexec_reads_them() -> None:
+    assert shapes_option({"images": (1, 3, 416, 416), "mask": (1, 8)}) == "--shapes=images:1x3x416x416,mask:1x8"

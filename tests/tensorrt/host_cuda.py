@@ -4,14 +4,17 @@ It implements the same small interface as agent.backends.tensorrt.cuda's layers 
 memory: "device" pointers are addresses of numpy arrays, copies are memmoves done at once, and
 an event records the host clock when it is recorded. What it proves: the runtime's bookkeeping
 (which buffer goes to which tensor address, sizes, shapes, dtypes, copy directions, re-binding,
-graph capture and replay order, stage timing wiring). What it cannot prove: asynchrony, pinned
-memory, or anything about a real device; tests/gpu/ runs the real layers for that.
+graph capture and replay order, stage timing wiring), and lifetimes: it counts the streams,
+events and graphs created and destroyed (``live``, ``created``, ``destroyed``) and refuses to
+destroy one twice. What it cannot prove: asynchrony, pinned memory, or anything about a real
+device; tests/gpu/ runs the real layers for that.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+from collections import Counter
 from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -28,6 +31,20 @@ class HostCudaLayer(CudaLayer):
         self.calls: List[Tuple[str, Any]] = []
         self.capturing: List[str] = []
         self.closed = False
+        self.created: Counter = Counter()
+        self.destroyed: Counter = Counter()
+        self.live: Dict[int, Tuple[str, Any]] = {}
+
+    def _make(self, kind: str, handle: Any) -> Any:
+        self.created[kind] += 1
+        self.live[id(handle)] = (kind, handle)
+        return handle
+
+    def _destroy(self, kind: str, handle: Any) -> None:
+        if self.live.get(id(handle), (None,))[0] != kind:
+            raise AssertionError(f"destroying a {kind} that is not live (destroyed twice, or never created)")
+        del self.live[id(handle)]
+        self.destroyed[kind] += 1
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -40,7 +57,10 @@ class HostCudaLayer(CudaLayer):
         return (0, 0)
 
     def create_stream(self) -> Any:
-        return object()
+        return self._make("stream", object())
+
+    def destroy_stream(self, stream: Any) -> None:
+        self._destroy("stream", stream)
 
     def stream_handle(self, stream: Any) -> int:
         return id(stream)
@@ -83,7 +103,10 @@ class HostCudaLayer(CudaLayer):
         ctypes.memmove(dst, src, nbytes)
 
     def create_event(self) -> Any:
-        return [0.0]
+        return self._make("event", [0.0])
+
+    def destroy_event(self, event: Any) -> None:
+        self._destroy("event", event)
 
     def record(self, event: Any, stream: Any) -> None:
         from time import perf_counter
@@ -98,10 +121,13 @@ class HostCudaLayer(CudaLayer):
 
     def end_capture(self, stream: Any) -> Any:
         self.capturing.append("end")
-        return "graph"
+        return self._make("graph", ["graph"])
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
-        self.calls.append(("graph", graph))
+        self.calls.append(("graph", graph[0]))
+
+    def destroy_graph(self, graph: Any) -> None:
+        self._destroy("graph", graph)
 
     def close(self) -> None:
         self.closed = True

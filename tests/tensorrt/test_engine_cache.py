@@ -34,7 +34,7 @@ def test_cached_build_keyed_by_release_and_device(demo_config: Config, monkeypat
         sidecar["key_fields"]["device"]["tensorrt"] == "10.3.0"
         and sidecar["key_fields"]["device"]["gpu"] == "host stand-in"
     )
-    assert sidecar["build"]["details"]["network_flags"] == ["EXPLICIT_BATCH"]
+    assert sidecar["build"]["details"]["network_flags"] == []  # EXPLICIT_BATCH is ignored from 10.0
     assert (Path(first["engine_path"]).parent / "timing-cache").is_dir()
 
     use_double(monkeypatch, "10.13.3")  # a JetPack upgrade: the old engine is not looked up, it is rebuilt

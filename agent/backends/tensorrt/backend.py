@@ -115,7 +115,12 @@ class TensorRTBackend(Backend):
     def load(self, engine_path: str, options: Mapping[str, Any]) -> Engine:
         trt = self._trt
         log: List[str] = []
-        runtime = trt.Runtime(make_logger(trt, log))
+        logger = make_logger(trt, log)
+        # Before deserializing, as Polygraphy does (tools/Polygraphy/polygraphy/backend/trt/loader.py,
+        # EngineFromBytes.call_impl: 8.5.2 l.552, v10.3.0 l.700): an engine holding plugin layers
+        # deserializes only once this process has registered the plugin creators.
+        trt.init_libnvinfer_plugins(logger, "")
+        runtime = trt.Runtime(logger)
         if options.get("dla_core") is not None:
             runtime.DLA_core = int(options["dla_core"])
         with open(engine_path, "rb") as handle:
@@ -132,4 +137,4 @@ class TensorRTBackend(Backend):
             errors = [line for line in log if "ERROR" in line] or ["no reason logged"]
             raise EngineIncompatible(f"TensorRT {self.version()} cannot load {engine_path}: {errors[-1]}; rebuild it")
         info = {"backend": self.name, "backend_version": self.version(), "cuda_binding": cuda.name}
-        return TensorRTEngine(engine, cuda, info, cuda_graph=bool(options.get("cuda_graph", False)))
+        return TensorRTEngine(engine, cuda, info, cuda_graph=bool(options.get("cuda_graph", False)), trt=trt)

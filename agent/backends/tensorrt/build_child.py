@@ -146,14 +146,26 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     feat = features(trt)
     dla_core, level = options.get("dla_core"), options.get("builder_optimization_level")
     workspace_mb = int(options.get("workspace_mb", 1024))
-    plan = plan_build(
-        feat, job["precision"], job["model_qdq"], job["model_fp16"], job.get("calibration_cache"), dla_core
-    )
     logger = make_logger(trt, log)
+    # Before parsing, as Polygraphy does (tools/Polygraphy/polygraphy/backend/trt/loader.py, v10.3.0,
+    # BaseNetworkFromOnnx.call_impl l.155): plugin-backed ONNX ops (EfficientNMS_TRT, ...) parse only
+    # once the plugin library has registered its creators.
+    trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
+    fast_fp16 = bool(builder.platform_has_fast_fp16) if feat.platform_flags else None
+    plan = plan_build(
+        feat,
+        job["precision"],
+        job["model_qdq"],
+        job["model_fp16"],
+        job.get("calibration_cache"),
+        dla_core,
+        fast_fp16=fast_fp16,
+        int8_fp16=bool(options.get("int8_fp16", True)),
+    )
     notes = list(plan.notes)
     if feat.platform_flags:
-        notes += platform_notes(job["precision"], builder.platform_has_fast_fp16, builder.platform_has_fast_int8)
+        notes += platform_notes(job["precision"], fast_fp16, builder.platform_has_fast_int8)
     model_path = job["model_path"]
     if plan.convert_fp16:
         model_path = os.path.join(job["work_dir"], "model.fp16.onnx")
@@ -203,6 +215,7 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         "tensorrt": feat.version,
         "network_flags": plan.network_flags,
         "builder_flags": plan.builder_flags,
+        "strongly_typed": plan.strongly_typed,
         "calibrator": "cache replay" if plan.calibrator else None,
         "converted_fp16": plan.convert_fp16,
         "workspace_mb": workspace_mb,

@@ -1,17 +1,66 @@
 """What differs between TensorRT 8.5, 8.6, 10.x and 11.x, and the build plan that follows from it.
 
-Features are read from the ``tensorrt`` module itself (``hasattr`` on its enums and classes), never
-from a version table, so a release that drops a name is handled by the same code path. The plan
-is pure logic: tested directly, and it decides network flags, builder flags, calibrator use, FP16
-conversion and the notes that say what could not be honoured.
+Two sources, each for what it is good at. :data:`RULES` is the one table of how each release
+family takes precision (network creation flags, strong typing, builder precision flags), one row
+per family with the source it was read from; :func:`features` reads which API names the installed
+module binds (calibrator, optimization levels, progress monitor), with ``hasattr``. The plan is
+pure logic: tested per release against the double, it decides network flags, builder flags,
+calibrator use, FP16 conversion and the notes that say what could not be honoured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from agent.util.errors import InputError
+
+# How a release family types its network.
+WEAK = "weak"  # precision comes from builder flags; no strong typing exists
+OPTIONAL = "optional"  # STRONGLY_TYPED is a creation flag; a strongly typed network refuses precision flags
+ALWAYS = "always"  # every network is strongly typed; the flag is deprecated and ignored
+
+
+@dataclass(frozen=True)
+class ReleaseRules:
+    """How one TensorRT release family takes precision (a row of :data:`RULES`)."""
+
+    family: str
+    explicit_batch: bool  # pass NetworkDefinitionCreationFlag.EXPLICIT_BATCH when creating the network
+    typing: str  # WEAK, OPTIONAL or ALWAYS
+    precision_flags: bool  # BuilderFlag.FP16 / INT8 exist (and are honoured on weakly typed networks)
+
+
+# The one table of flags and typing per release family. Each row names its sources (NVIDIA/TensorRT
+# at the release tag; line numbers are those of include/NvInfer.h at that tag).
+RULES: Dict[int, ReleaseRules] = {
+    # 8.5.2 / 8.6.1: NvInfer.h (8.5.2 l.9332-9344, v8.6.1 l.9926-9938) has EXPLICIT_BATCH and the no-op
+    # EXPLICIT_PRECISION only: no strong typing. The ONNX parser needs an explicit batch network (dynamic
+    # shapes "require" kEXPLICIT_BATCH, same lines). Precision comes from BuilderFlag only: an FP16-typed
+    # ONNX without BuilderFlag.FP16 builds FP32 kernels (NVIDIA/TensorRT#3057), and kINT8 is "Int8 layer
+    # selection, with FP32 fallback with FP16 fallback if kFP16 also specified" (BuilderFlag docs).
+    8: ReleaseRules("8.x", explicit_batch=True, typing=WEAK, precision_flags=True),
+    # 10.3.0 / 10.13.3: kEXPLICIT_BATCH is "Ignored because networks are always explicit batch",
+    # deprecated in 10.0 (v10.3.0 l.9611-9614, v10.13.3 l.10472-10475), so it is not passed. kSTRONGLY_TYPED
+    # (v10.3.0 l.9616-9620): types follow the network, layer precisions may not be set; the developer guide
+    # ("Strong Typing") and Polygraphy (tools/Polygraphy/polygraphy/backend/trt/loader.py, CreateNetwork,
+    # v10.3.0) treat it as exclusive of the FP16/INT8/BF16 builder flags, which TensorRT rejects on such a
+    # network. kFP16/kINT8 remain (deprecated from 10.12, v10.13.3 l.8848-8854) for weakly typed networks.
+    10: ReleaseRules("10.x", explicit_batch=False, typing=OPTIONAL, precision_flags=True),
+    # 11.1: EXPLICIT_BATCH is gone; kSTRONGLY_TYPED is "Deprecated in TensorRT 11.0. Strongly typed mode is
+    # always enabled ... ignored" (v11.1 l.11464-11471); BuilderFlag has no FP16/INT8 (tests/tensorrt/api/
+    # trt-11.1.json) and the calibrator classes are gone: precision comes from the model's types and Q/DQ.
+    11: ReleaseRules("11.x", explicit_batch=False, typing=ALWAYS, precision_flags=False),
+}
+
+
+def rules_for(version: str) -> ReleaseRules:
+    """The row of :data:`RULES` for ``version``: its major, or the nearest older family; InputError below 8."""
+    major = int(str(version).split(".")[0])
+    known = [m for m in sorted(RULES) if m <= major]
+    if not known:
+        raise InputError(f"TensorRT {version}: the tensorrt backend supports TensorRT 8.5 and newer")
+    return RULES[known[-1]]
 
 
 @dataclass(frozen=True)
@@ -27,11 +76,6 @@ class Features:
     optimization_level: bool  # IBuilderConfig.builder_optimization_level (8.6+)
     progress_monitor: bool  # IProgressMonitor + IBuilderConfig.progress_monitor (10.x+)
     platform_flags: bool  # Builder.platform_has_fast_fp16 / _int8 (gone in 11)
-
-    @property
-    def requires_strong_typing(self) -> bool:
-        """11.x: no precision flags at all; types come from the network."""
-        return self.strongly_typed and not self.fp16_flag
 
 
 def features(trt: Any) -> Features:
@@ -54,6 +98,7 @@ def features(trt: Any) -> Features:
 class BuildPlan:
     network_flags: List[str] = field(default_factory=list)
     builder_flags: List[str] = field(default_factory=list)
+    strongly_typed: bool = False  # the network is strongly typed (by the flag on 10.x, always on 11.x)
     calibrator: bool = False  # replay the calibration cache through IInt8EntropyCalibrator2
     convert_fp16: bool = False  # convert the ONNX model to FP16 types first (11.x)
     notes: List[str] = field(default_factory=list)
@@ -66,10 +111,20 @@ def plan_build(
     model_fp16: bool,
     calibration_cache: Optional[str],
     dla_core: Optional[int] = None,
+    fast_fp16: Optional[bool] = None,
+    int8_fp16: bool = True,
 ) -> BuildPlan:
-    """Decide how to build ``precision`` on this release; InputError if it cannot be built honestly."""
+    """Decide how to build ``precision`` on this release; InputError if it cannot be built honestly.
+
+    ``fast_fp16`` is ``Builder.platform_has_fast_fp16`` (None: the release cannot tell); with
+    ``int8_fp16`` an INT8 build on a weakly typed network also sets FP16, so that the layers left
+    unquantized run FP16 rather than FP32 where the GPU has fast FP16.
+    """
+    rules = rules_for(feat.version)
     plan = BuildPlan()
-    if feat.explicit_batch:
+    if int(feat.version.split(".")[0]) not in RULES:
+        plan.notes.append(f"TensorRT {feat.version} is not in the release table: built with the {rules.family} rules")
+    if rules.explicit_batch:
         plan.network_flags.append("EXPLICIT_BATCH")
     if precision not in ("fp32", "fp16", "int8"):
         raise InputError(f"precision {precision}: the tensorrt backend builds fp32, fp16 or int8")
@@ -77,7 +132,6 @@ def plan_build(
         raise InputError(
             f"precision {precision}: the model has Q/DQ nodes (an INT8 model); build it as int8 or give the FP32 model"
         )
-    typed = model_qdq or model_fp16
     if precision == "int8":
         if not model_qdq and not calibration_cache:
             raise InputError("precision int8: give a QDQ model (calibrate first) or a TensorRT calibration cache")
@@ -85,15 +139,30 @@ def plan_build(
             raise InputError(
                 f"precision int8: TensorRT {feat.version} has no implicit INT8 calibration; build from the QDQ model"
             )
-        if not (model_qdq and feat.strongly_typed):  # strongly typed: INT8 comes from the Q/DQ nodes
+        # Implicit INT8 (a calibrator) needs a weakly typed network, even for an FP16-typed model on 10.x.
+        plan.strongly_typed = rules.typing == ALWAYS or (rules.typing == OPTIONAL and model_qdq)
+        if not plan.strongly_typed:
             plan.builder_flags.append("INT8")
             plan.calibrator = not model_qdq
-    elif precision == "fp16" and not model_fp16:
-        if feat.fp16_flag:
-            plan.builder_flags.append("FP16")
+            if model_fp16 or (int8_fp16 and fast_fp16):
+                plan.builder_flags.append("FP16")  # unquantized layers: FP16 fallback instead of FP32
+            elif int8_fp16 and fast_fp16 is False:
+                plan.notes.append("this GPU has no fast FP16: the layers left unquantized run FP32")
+        elif not model_fp16:
+            plan.notes.append(
+                "strongly typed INT8: the layers outside Q/DQ pairs run in the model's float type (FP32); precision "
+                "flags are refused on strongly typed networks"
+            )
+    elif precision == "fp16":
+        if model_fp16 and rules.typing != WEAK:
+            plan.strongly_typed = True  # the model's FP16 types are the precision
+        elif rules.precision_flags:
+            plan.builder_flags.append("FP16")  # weakly typed: FP16 types alone still build FP32 kernels
         else:
-            plan.convert_fp16 = typed = True
-    if feat.requires_strong_typing or (typed and feat.strongly_typed):
+            plan.convert_fp16 = plan.strongly_typed = True
+    else:
+        plan.strongly_typed = rules.typing == ALWAYS or (rules.typing == OPTIONAL and model_fp16)
+    if plan.strongly_typed and rules.typing == OPTIONAL:
         plan.network_flags.append("STRONGLY_TYPED")
     if dla_core is not None and precision == "fp32":
         plan.notes.append(f"DLA core {dla_core} runs FP16 and INT8 only: an fp32 build runs on the GPU (GPU fallback)")

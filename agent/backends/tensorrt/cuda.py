@@ -4,7 +4,8 @@ A :class:`CudaLayer` owns one device context and offers what one engine instance
 device buffers, pinned host arrays, async copies, events with elapsed times, and stream capture
 into a CUDA graph. Handles (streams, events, graphs) are opaque objects of the binding; pointers
 are plain ints, as TensorRT's ``set_tensor_address`` takes them. Every call that touches the
-device must run inside ``with layer.active():`` (pycuda keeps a context stack per thread).
+device must run inside ``with layer.active():`` (pycuda keeps a context stack per thread). Whoever
+creates a stream, event or graph destroys it with the matching ``destroy_*`` call.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class CudaLayer(abc.ABC):
     def create_stream(self) -> Any: ...
 
     @abc.abstractmethod
+    def destroy_stream(self, stream: Any) -> None: ...
+
+    @abc.abstractmethod
     def stream_handle(self, stream: Any) -> int:
         """The ``cudaStream_t`` as an int (what ``execute_async_v3`` takes)."""
 
@@ -77,6 +81,9 @@ class CudaLayer(abc.ABC):
     def create_event(self) -> Any: ...
 
     @abc.abstractmethod
+    def destroy_event(self, event: Any) -> None: ...
+
+    @abc.abstractmethod
     def record(self, event: Any, stream: Any) -> None: ...
 
     @abc.abstractmethod
@@ -92,6 +99,10 @@ class CudaLayer(abc.ABC):
 
     @abc.abstractmethod
     def launch_graph(self, graph: Any, stream: Any) -> None: ...
+
+    @abc.abstractmethod
+    def destroy_graph(self, graph: Any) -> None:
+        """Destroy what ``end_capture`` made: the executable graph and the graph it came from."""
 
     def close(self) -> None:
         """Release the context (buffers must have been freed by their owner)."""
@@ -130,6 +141,12 @@ class PycudaLayer(CudaLayer):
     def create_stream(self) -> Any:
         return self._drv.Stream()
 
+    # pycuda's Stream and Event own their handles and destroy them (cuStreamDestroy, cuEventDestroy)
+    # when the Python object is freed (pycuda src/cpp/cuda.hpp, class stream / class event destructors):
+    # dropping the owner's last reference is the destruction.
+    def destroy_stream(self, stream: Any) -> None:
+        pass
+
     def stream_handle(self, stream: Any) -> int:
         return int(stream.handle)
 
@@ -166,6 +183,9 @@ class PycudaLayer(CudaLayer):
     def create_event(self) -> Any:
         return self._drv.Event()
 
+    def destroy_event(self, event: Any) -> None:
+        pass
+
     def record(self, event: Any, stream: Any) -> None:
         event.record(stream)
 
@@ -186,11 +206,19 @@ class PycudaLayer(CudaLayer):
     def end_capture(self, stream: Any) -> Any:
         graph, executable = ctypes.c_void_p(), ctypes.c_void_p()
         self._driver("cuStreamEndCapture", ctypes.c_void_p(stream.handle), ctypes.byref(graph))
-        self._driver("cuGraphInstantiateWithFlags", ctypes.byref(executable), graph, ctypes.c_ulonglong(0))
-        return executable
+        try:
+            self._driver("cuGraphInstantiateWithFlags", ctypes.byref(executable), graph, ctypes.c_ulonglong(0))
+        except CudaError:
+            self._driver("cuGraphDestroy", graph)
+            raise
+        return graph, executable
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
-        self._driver("cuGraphLaunch", graph, ctypes.c_void_p(stream.handle))
+        self._driver("cuGraphLaunch", graph[1], ctypes.c_void_p(stream.handle))
+
+    def destroy_graph(self, graph: Any) -> None:
+        self._driver("cuGraphExecDestroy", graph[1])
+        self._driver("cuGraphDestroy", graph[0])
 
     def close(self) -> None:
         self._context.detach()
@@ -233,6 +261,9 @@ class CudaPythonLayer(CudaLayer):
     def create_stream(self) -> Any:
         return self._call("cudaStreamCreateWithFlags", self._rt.cudaStreamNonBlocking)
 
+    def destroy_stream(self, stream: Any) -> None:
+        self._call("cudaStreamDestroy", stream)
+
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
 
@@ -268,6 +299,9 @@ class CudaPythonLayer(CudaLayer):
     def create_event(self) -> Any:
         return self._call("cudaEventCreate")
 
+    def destroy_event(self, event: Any) -> None:
+        self._call("cudaEventDestroy", event)
+
     def record(self, event: Any, stream: Any) -> None:
         self._call("cudaEventRecord", event, stream)
 
@@ -279,10 +313,24 @@ class CudaPythonLayer(CudaLayer):
 
     def end_capture(self, stream: Any) -> Any:
         graph = self._call("cudaStreamEndCapture", stream)
-        return self._call("cudaGraphInstantiate", graph, 0)
+        # cudaGraphInstantiate changed its arguments in CUDA 12.0: (graph, pLogBuffer, bufferSize), returning
+        # (err, graphExec, errorNode), in cuda-python 11.x (CUDA 11.4 on JetPack 5; cuda_runtime_api.h 11.x
+        # "cudaGraphInstantiate(pGraphExec, graph, pErrorNode, pLogBuffer, bufferSize)"), (graph, flags) in
+        # 12.x. cudaGraphInstantiateWithFlags(graph, flags) -> (err, graphExec) is the same in CUDA 11.4+ and
+        # 12.x (CUDA Runtime API reference, Graph Management), so that one is called.
+        try:
+            executable = self._call("cudaGraphInstantiateWithFlags", graph, 0)
+        except CudaError:
+            self._call("cudaGraphDestroy", graph)
+            raise
+        return graph, executable
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
-        self._call("cudaGraphLaunch", graph, stream)
+        self._call("cudaGraphLaunch", graph[1], stream)
+
+    def destroy_graph(self, graph: Any) -> None:
+        self._call("cudaGraphExecDestroy", graph[1])
+        self._call("cudaGraphDestroy", graph[0])
 
 
 _LAYERS = {"cuda-python": CudaPythonLayer, "pycuda": PycudaLayer}

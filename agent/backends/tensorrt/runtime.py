@@ -5,12 +5,14 @@ Per call: feeds are copied into pinned host buffers, copied to device buffers as
 asynchronously, and CUDA events around each stage give ``h2d``, ``compute`` and ``d2h`` in ms,
 the split trtexec reports. Only names present in every release from 8.5 to 11 are used:
 ``num_io_tensors``, ``get_tensor_name/mode/shape/dtype``, ``create_execution_context``,
-``set_input_shape``, context ``get_tensor_shape``, ``set_tensor_address``, ``execute_async_v3``.
+``set_input_shape``, context ``get_tensor_shape``, ``set_tensor_address``, ``execute_async_v3``,
+and ``IOutputAllocator`` / ``set_output_allocator`` (bound from 8.5 on: tests/tensorrt/api/) for
+outputs whose shape only the run decides (NonZero, NonMaxSuppression: -1 in the context's shape).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -47,13 +49,41 @@ def _dims(shape: Any) -> Tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+def make_output_allocator(trt: Any, reallocate: Callable[[str, int], int], shapes: Dict[str, Tuple[int, ...]]) -> Any:
+    """An ``IOutputAllocator`` handing out the engine's device buffers and recording the shapes TensorRT reports.
+
+    As Polygraphy's runner does (tools/Polygraphy/polygraphy/backend/trt/runner.py, v10.3.0, OutputAllocator):
+    ``reallocate_output`` and ``notify_shape``. On 10.x and 11.x TensorRT calls ``reallocate_output_async``,
+    which falls back to ``reallocate_output`` when Python does not override it (python/src/infer/pyCore.cpp,
+    v10.3.0 l.537-550; v11.1 l.631-644).
+    """
+
+    class OutputAllocator(trt.IOutputAllocator):
+        def __init__(self) -> None:
+            trt.IOutputAllocator.__init__(self)
+
+        def reallocate_output(self, tensor_name: str, memory: int, size: int, alignment: int) -> int:
+            return reallocate(str(tensor_name), int(size))
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            shapes[str(tensor_name)] = _dims(shape)
+
+    return OutputAllocator()
+
+
 class TensorRTEngine(Engine):
     """A loaded engine bound to one CUDA layer (context), stream and set of buffers."""
 
-    def __init__(self, engine: Any, cuda: CudaLayer, info: Dict[str, Any], cuda_graph: bool = False) -> None:
+    def __init__(
+        self, engine: Any, cuda: CudaLayer, info: Dict[str, Any], cuda_graph: bool = False, trt: Any = None
+    ) -> None:
         self.cuda = cuda
         self.info = info
         self._engine = engine
+        self._trt = trt
+        self._allocator: Any = None
+        self._allocated: Set[str] = set()  # outputs handed to the output allocator
+        self._reported: Dict[str, Tuple[int, ...]] = {}  # their shapes, as notify_shape gave them
         self._use_graph = cuda_graph
         self._graph: Any = None
         self._bound: Optional[Tuple[Any, ...]] = None
@@ -108,14 +138,39 @@ class TensorRTEngine(Engine):
             buffer.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
         shapes = {t.name: tuple(np.asarray(feeds[t.name]).shape) for t in self.inputs}
         for tensor in self.outputs:
-            shapes[tensor.name] = _dims(self._context.get_tensor_shape(tensor.name))
-            self._buffer(tensor.name, int(np.prod(shapes[tensor.name])) * self._dtypes[tensor.name].itemsize)
+            shape = _dims(self._context.get_tensor_shape(tensor.name))
+            if any(d < 0 for d in shape):  # data-dependent: the run decides, the output allocator provides
+                self._allocate_at_run(tensor.name)
+                continue
+            shapes[tensor.name] = shape
+            self._buffer(tensor.name, int(np.prod(shape)) * self._dtypes[tensor.name].itemsize)
         binding = tuple((name, shapes[name], self._buffers[name].device) for name in sorted(shapes))
         if binding != self._bound:
             for name, _, ptr in binding:
                 self._context.set_tensor_address(name, ptr)
-            self._bound, self._graph = binding, None
+            self._drop_graph()  # captured with the old addresses: re-captured on the next run
+            self._bound = binding
         return shapes
+
+    def _allocate_at_run(self, name: str) -> None:
+        if name in self._allocated:
+            return
+        if self._allocator is None:
+            if self._trt is None:
+                raise EdgeAgentError(f"engine output {name!r} has a data-dependent shape and no output allocator")
+            self._allocator = make_output_allocator(
+                self._trt, lambda tensor, size: self._buffer(tensor, size).device, self._reported
+            )
+        if not self._context.set_output_allocator(name, self._allocator):
+            raise EdgeAgentError(f"TensorRT refused an output allocator for the data-dependent output {name!r}")
+        self._allocated.add(name)
+        # The allocator picks the address during each run, which a replayed CUDA graph could not follow.
+        self._use_graph = False
+
+    def _drop_graph(self) -> None:
+        if self._graph is not None:
+            graph, self._graph = self._graph, None
+            self.cuda.destroy_graph(graph)
 
     def _enqueue(self) -> None:
         stream = self._stream
@@ -133,6 +188,7 @@ class TensorRTEngine(Engine):
             finally:
                 graph = self.cuda.end_capture(stream)
             if not ok:
+                self.cuda.destroy_graph(graph)
                 raise EdgeAgentError("TensorRT execute_async_v3 failed during CUDA graph capture")
             self._graph = graph
 
@@ -148,6 +204,9 @@ class TensorRTEngine(Engine):
             cuda.record(events[1], stream)
             self._enqueue()
             cuda.record(events[2], stream)
+            if self._allocated:
+                cuda.synchronize(stream)  # the run has reported the data-dependent shapes
+                shapes.update({name: self._reported[name] for name in self._allocated})
             for tensor in self.outputs:
                 buffer = self._buffers[tensor.name]
                 nbytes = int(np.prod(shapes[tensor.name])) * self._dtypes[tensor.name].itemsize
@@ -174,8 +233,13 @@ class TensorRTEngine(Engine):
             return
         with self.cuda.active():
             self.cuda.synchronize(self._stream)
+            self._drop_graph()
+            for event in self._events:
+                self.cuda.destroy_event(event)
+            self.cuda.destroy_stream(self._stream)
             for buffer in self._buffers.values():
                 buffer.free(self.cuda)
         self._buffers.clear()
-        self._context = self._engine = self._graph = None
+        self._events = []
+        self._context = self._engine = self._stream = None
         self.cuda.close()

@@ -17,6 +17,14 @@ the release, deserializing (a plan from another release fails as TensorRT does: 
 error in the log), and executing: inputs are read from and outputs written to the tensor
 addresses as host pointers, the model itself runs in ONNX Runtime. Device facts come from
 ``EDGE_TRT_DOUBLE_DEVICE`` (JSON: fast_fp16, fast_int8, dla_cores, crash = segv|oom|hang).
+
+Typing and precision as each release documents them (sources at each rule below): on a weakly
+typed network layers run FP16 only with BuilderFlag.FP16, whatever the model's types; a strongly
+typed network refuses precision flags; 11.x networks are always strongly typed. Plugin ops
+(:data:`PLUGIN_OPS`) parse, and engines holding them deserialize, only after
+``init_libnvinfer_plugins`` in that process. An output dimension that no input dimension names
+(NonZero, NonMaxSuppression) is data-dependent: -1 in every shape query, even with the input
+shapes set, and the run writes it only through an ``IOutputAllocator`` set for it.
 """
 
 from __future__ import annotations
@@ -40,6 +48,25 @@ _DEVICE.update(json.loads(os.environ.get("EDGE_TRT_DOUBLE_DEVICE", "{}")))
 _bool = bool  # the module attribute `bool` (DataType.BOOL) shadows the builtin below
 _MAGIC = b"ptrtDBL\0"
 _module = sys.modules[__name__]
+# Op types the TensorRT plugin library registers (creator names in plugin/README.md of NVIDIA/TensorRT,
+# v10.3.0; the same names at 8.5.2): the ONNX parser imports a node of one of them through its plugin
+# fallback importer, which needs the creator in the registry (onnx-tensorrt, importFallbackPluginImporter /
+# checkFallbackPluginImporter).
+PLUGIN_OPS = frozenset(
+    {
+        "EfficientNMS_TRT",
+        "EfficientNMS_ONNX_TRT",
+        "BatchedNMS_TRT",
+        "BatchedNMSDynamic_TRT",
+        "NMSDynamic_TRT",
+        "ROIAlign_TRT",
+        "ResizeNearest_TRT",
+        "GridAnchor_TRT",
+        "InstanceNormalization_TRT",
+        "PyramidROIAlign_TRT",
+    }
+)
+_PLUGINS = {"initialised": False}  # per process, as the plugin registry is
 
 
 # ----------------------------------------------------------------------------- generation
@@ -210,6 +237,11 @@ def _create_network(self: Any, flags: int = 0) -> Any:
     return _new("INetworkDefinition", flags=int(flags), model=None, inputs=[], outputs=[], logger=self._logger)
 
 
+def _init_plugins(logger: Any, namespace: str) -> bool:
+    _PLUGINS["initialised"] = True
+    return True
+
+
 def _parser_init(self: Any, network: Any, logger: Any) -> None:
     self._network, self._logger, self._errors = network, logger, []
 
@@ -223,9 +255,17 @@ def _parse_from_file(self: Any, path: str) -> bool:
         return False
     try:
         model = onnx.load(path)
-        onnx.checker.check_model(model)
+        plugins = sorted({n.op_type for n in model.graph.node} & PLUGIN_OPS)
+        if not plugins:  # plugin ops have no ONNX schema: TensorRT imports them through its plugin registry
+            onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises several types
         self._errors.append(f"ModelImporter: failed to parse {path}: {exc}")
+        return False
+    if plugins and not _PLUGINS["initialised"]:
+        self._errors.append(
+            f"In node 0 with operator: {plugins[0]} (checkFallbackPluginImporter): INVALID_NODE: creator && "
+            '"Plugin not found, are the plugin name, version, and namespace correct?"'
+        )
         return False
     initializers = {i.name for i in model.graph.initializer}
 
@@ -240,7 +280,14 @@ def _parse_from_file(self: Any, path: str) -> bool:
         return out
 
     ops = {node.op_type for node in model.graph.node}
+    named = {d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim if d.dim_param}
+    network._data_dependent = {
+        value.name: [i for i, d in enumerate(value.type.tensor_type.shape.dim) if not d.HasField("dim_value")]
+        for value in model.graph.output
+        if any(not d.HasField("dim_value") and d.dim_param not in named for d in value.type.tensor_type.shape.dim)
+    }
     network._model = model.SerializeToString()
+    network._plugins = plugins
     network._qdq = _bool(ops & {"QuantizeLinear", "DequantizeLinear"})
     network._fp16 = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
     network._inputs, network._outputs = tensors(model.graph.input), tensors(model.graph.output)
@@ -314,8 +361,10 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
     strong = _flag_set(network._flags, "NetworkDefinitionCreationFlag", "STRONGLY_TYPED")
     if network._model is None:
         return fail("Network has no layers (nothing was parsed)")
-    if RELEASE.startswith("11.") and not strong:
-        return fail("TensorRT 11 networks must be created STRONGLY_TYPED")
+    # 11.x: "Strongly typed mode is always enabled"; the flag is ignored (NvInfer.h v11.1 l.11464-11471).
+    strong = strong or RELEASE.startswith("11.")
+    # Strongly typed networks take their types from the network and refuse precision flags (NvInfer.h
+    # v10.3.0 l.9616-9620; the developer guide's "Strong Typing").
     if strong and flags & {"FP16", "INT8", "BF16"}:
         return fail(
             f"Builder flags {sorted(flags & {'FP16', 'INT8', 'BF16'})} are not allowed with a strongly typed network"
@@ -365,16 +414,25 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
     if config._cache is not None:
         _log(logger, "INFO", f"Loaded {config._cache._loaded} timing cache entries")
         config._cache._entries += 3
-    if network._fp16 or network._qdq and strong:
-        precision = "fp16" if network._fp16 else "int8"
+    if strong:
+        precision = "int8" if network._qdq else "fp16" if network._fp16 else "fp32"
+        fallback = "fp16" if network._fp16 else "fp32"
     else:
+        # Weakly typed: precision comes from the builder flags; FP16 types in the model alone build FP32
+        # kernels (NVIDIA/TensorRT#3057), and INT8 falls back to FP16 only "if kFP16 also specified"
+        # (BuilderFlag::kINT8, NvInfer.h v10.3.0 l.8302).
         precision = "int8" if "INT8" in flags else "fp16" if "FP16" in flags else "fp32"
+        fallback = "fp16" if "FP16" in flags else "fp32"
+    _log(logger, "INFO", f"Engine layer info: {precision} layers, unquantized layers {fallback}")
     header = {
         "release": RELEASE,
         "precision": precision,
+        "fallback": fallback,
+        "plugins": network._plugins,
         "profiles": profiles,
         "inputs": [[t._name, list(t._shape), t._dtype.name] for t in network._inputs],
         "outputs": [[t._name, list(t._shape), t._dtype.name] for t in network._outputs],
+        "data_dependent": network._data_dependent,
     }
     blob = json.dumps(header).encode()
     _log(logger, "INFO", f"Engine built: {precision}, {len(network._model)} bytes of model")
@@ -405,7 +463,17 @@ def _deserialize(self: Any, data: Any) -> Any:
             f"expecting library version {RELEASE} got {header['release']}, please rebuild.",
         )
         return None
-    return _new("ICudaEngine", header=header, model=data[len(_MAGIC) + 4 + size :])
+    if header["plugins"] and not _PLUGINS["initialised"]:
+        # An engine's plugin layers are recreated from the registry of the deserializing process.
+        _log(self._logger, "ERROR", f"getPluginCreator could not find plugin: {header['plugins'][0]} version: 1")
+        _log(
+            self._logger,
+            "ERROR",
+            "Error Code 1: Serialization (Cannot deserialize plugin since corresponding "
+            "IPluginCreator not found in Plugin Registry)",
+        )
+        return None
+    return _new("ICudaEngine", header=header, model=data[len(_MAGIC) + 4 + size :], logger=self._logger)
 
 
 def _io(self: Any) -> List[Any]:
@@ -426,7 +494,12 @@ def _dims(shape: Any) -> Any:
 
 
 def _create_context(self: Any) -> Any:
-    return _new("IExecutionContext", engine=self, shapes={}, addresses={})
+    return _new("IExecutionContext", engine=self, shapes={}, addresses={}, allocators={})
+
+
+def _set_output_allocator(self: Any, name: str, allocator: Any) -> bool:
+    self._allocators[name] = allocator
+    return True
 
 
 def _set_input_shape(self: Any, name: str, shape: Any) -> bool:
@@ -441,6 +514,10 @@ def _set_input_shape(self: Any, name: str, shape: Any) -> bool:
 def _context_tensor_shape(self: Any, name: str) -> Any:
     if name in self._shapes:
         return _dims(self._shapes[name])
+    if name in self._engine._header["data_dependent"]:
+        # Data-dependent dims stay -1 until the run: IOutputAllocator::notifyShape reports them (NvInferRuntime.h,
+        # v10.3.0, class IOutputAllocator; getTensorShape "-1 ... for data-dependent" dimensions).
+        return _dims(_tensor(self._engine, name)[1])
     batch = next(iter(self._shapes.values()))[0] if self._shapes else -1
     return _dims([batch if d == -1 else d for d in _tensor(self._engine, name)[1]])
 
@@ -459,7 +536,18 @@ def _execute_async_v3(self: Any, stream: int) -> bool:
         engine.__dict__["_session"] = onnxruntime.InferenceSession(engine._model, providers=["CPUExecutionProvider"])
     feeds = {n: _host_view(self._addresses[n], self._shapes[n], dt).copy() for n, _, dt in engine._header["inputs"]}
     for (name, _, dtype), value in zip(engine._header["outputs"], engine._session.run(None, feeds)):
-        _host_view(self._addresses[name], value.shape, dtype)[...] = value
+        address = self._addresses.get(name)
+        if name in engine._header["data_dependent"]:
+            allocator = self._allocators.get(name)
+            if allocator is None:
+                _log(engine._logger, "ERROR", f"Neither address or allocator is set for output tensor {name}")
+                return False
+            # 10.x and 11.x call reallocate_output_async when Python overrides it, else reallocate_output.
+            reallocate = getattr(allocator, "reallocate_output_async", None)
+            args = (name, address or 0, max(1, value.nbytes), 256)
+            address = reallocate(*args, stream) if reallocate else allocator.reallocate_output(*args)
+            allocator.notify_shape(name, _dims(value.shape))
+        _host_view(address, value.shape, dtype)[...] = value
     return True
 
 
@@ -473,8 +561,10 @@ def _cache_serialize(self: Any) -> Any:
 
 
 _BEHAVIOUR: Dict[str, Any] = {
+    "init_libnvinfer_plugins": _init_plugins,
     "ILogger.__init__": lambda self: None,
     "IProgressMonitor.__init__": lambda self: None,
+    "IOutputAllocator.__init__": lambda self: None,
     "IInt8Calibrator.__init__": lambda self: None,
     "IInt8EntropyCalibrator2.__init__": lambda self: None,
     "Builder.__init__": _builder_init,
@@ -526,6 +616,7 @@ _BEHAVIOUR: Dict[str, Any] = {
     "IExecutionContext.get_tensor_shape": _context_tensor_shape,
     "IExecutionContext.set_tensor_address": _set_address,
     "IExecutionContext.execute_async_v3": _execute_async_v3,
+    "IExecutionContext.set_output_allocator": _set_output_allocator,
 }
 
 _generate()
