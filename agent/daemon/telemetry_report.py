@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional
 
+from agent.util.records import KEEP_NONE, record_json
+
 
 @dataclasses.dataclass(frozen=True)
 class ProcessStats:
@@ -25,6 +27,9 @@ class ProcessStats:
         process = psutil.Process()
         return cls(round(process.memory_info().rss / 1e6, 1), process.num_fds(), process.num_threads())
 
+    def to_json(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class TelemetryReport:
@@ -35,14 +40,8 @@ class TelemetryReport:
     process: ProcessStats
     watchdog_pings: int
     system: Dict[str, Any]  # agent.daemon.jobs.system_telemetry(): power, temperatures, clocks, load
-    live_checks: Optional[Dict[str, Any]]  # agent.daemon.livechecks.LiveChecks.snapshot(); None before they start
+    # agent.daemon.livechecks.LiveChecks.snapshot(); None (sent as null) before they start
+    live_checks: Optional[Dict[str, Any]] = dataclasses.field(metadata=KEEP_NONE)
 
     def to_json(self) -> Dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "capture": self.capture,
-            "process": dataclasses.asdict(self.process),
-            "watchdog_pings": self.watchdog_pings,
-            "system": self.system,
-            "live_checks": self.live_checks,
-        }
+        return record_json(self)

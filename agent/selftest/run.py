@@ -54,10 +54,13 @@ def _one(config: Config, precision: str, evidence: Dict[str, Any], settings: Sel
     report = build(config, precision=precision)
     entry: Dict[str, Any] = {"precision": precision, "built_precision": served_precision(report)}
     entry["build"] = {
-        k: v for k, v in report.to_json().items() if k in ("backend", "backend_version", "cache_key", "engine_path")
+        "backend": report.backend,
+        "backend_version": report.backend_version,
+        "cache_key": report.cache_key,
+        "engine_path": report.engine_path,
     }
     if report.promoted is False:
-        gate = report.to_json().get("gate") or {}
+        gate = report.gate or {}
         why = gate.get("reason") or gate.get("decision") or "see the build report"
         entry.update(status="not_promoted", reasons=[f"the accuracy gate refused it: {why}"])
         return entry
