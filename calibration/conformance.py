@@ -173,18 +173,27 @@ def check(model: Any) -> List[Violation]:
     return found
 
 
-def require(model: Any, what: str) -> None:
-    """Raise an InputError naming every violation in ``model`` (``what`` says whose model it is)."""
+def require(model: Any, what: str, advice: str = "") -> None:
+    """Raise an InputError naming every violation in ``model`` (``what`` says whose model it is,
+    ``advice`` what to do about it)."""
     found = check(model)
     if found:
         lines = "\n".join(f"  {v}" for v in found)
         raise InputError(
             f"{what} breaks {len(found)} TensorRT explicit-quantization rule(s) (docs/calibration.md):\n{lines}"
+            + (f"\n{advice}" if advice else "")
         )
+
+
+USER_MODEL_ADVICE = (
+    "Re-export it with INT8 symmetric quantization (zero points 0), per-tensor activation scales, per-channel "
+    "weight scales on the output-channel axis and float (unquantized) biases, or give the FP32 model and let "
+    "`edge-agent build --precision int8` calibrate it."
+)
 
 
 def require_file(path: str) -> None:
     """Check a user's QDQ model before a TensorRT build (see ``require``)."""
     import onnx
 
-    require(onnx.load(path, load_external_data=False), f"QDQ model {path}")
+    require(onnx.load(path, load_external_data=False), f"model.path {path} (a QDQ model)", USER_MODEL_ADVICE)

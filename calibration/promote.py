@@ -29,6 +29,8 @@ from calibration.collect import collect
 from calibration.datasets import CalibrationSet, current_set
 from calibration.evaluate import Decode, Evidence, load_labeled, set_reference
 from calibration.gate import Thresholds
+from calibration.implicit import CACHE_FILE as TENSORRT_CACHE
+from calibration.implicit import route_notes, tensorrt_calibrates
 from calibration.search import (
     Attempt,
     SearchResult,
@@ -286,8 +288,9 @@ def _workbench(
         Thresholds.from_config(config.gate),
         workdir,
         histogram_batches=histogram_batches(config.calibration, normalized, model, batches),
+        tensorrt_calibrates=tensorrt_calibrates(backend, options),
     )
-    report.notes = frames_note(bench.histogram_batches or batches, batches)
+    report.notes = frames_note(bench.histogram_batches or batches, batches) + route_notes(backend, options)
     return bench, batches
 
 
@@ -346,3 +349,8 @@ def _write_artefacts(
         where,
     )
     report.method = final.settings.method
+    written = Path(final.engine_path).parent / TENSORRT_CACHE if final.engine_path else None
+    if written is not None and written.is_file():  # the cache TensorRT's own calibrator wrote
+        kept = folder / TENSORRT_CACHE
+        shutil.copyfile(written, kept)
+        report.artefacts["tensorrt_calibrator_cache"] = str(kept)

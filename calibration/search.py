@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from agent.backends.base import Backend, BuildRequest
+from agent.backends.base import Backend, BuildRequest, Int8Calibration
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.util.errors import EdgeAgentError
 from agent.util.progress import Progress
@@ -26,6 +26,7 @@ from calibration.calibrators import (
 )
 from calibration.evaluate import Decode, Evidence, assess, run_outputs
 from calibration.gate import Thresholds, output_agreement, score
+from calibration.implicit import implicit_calibration
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Workbench:
     workdir: Path
     progress: Optional[Progress] = None
     histogram_batches: Optional[List[np.ndarray]] = None  # entropy / percentile: capped by memory
+    tensorrt_calibrates: bool = False  # INT8 candidates calibrated by TensorRT itself (calibration.implicit)
 
     def batches_for(self, method: str) -> List[np.ndarray]:
         if needs_memory_cap(method) and self.histogram_batches is not None:
@@ -99,13 +101,18 @@ def exclusion_steps(limit: int) -> List[int]:
     return steps + [limit] if limit > 0 else []
 
 
-def _judge_build(bench: Workbench, model_path: str, precision: str, folder: Path) -> Tuple[str, Dict[str, Any]]:
+def _judge_build(
+    bench: Workbench, model_path: str, precision: str, folder: Path, calibration: Optional[Int8Calibration] = None
+) -> Tuple[str, Dict[str, Any]]:
     """Build ``model_path`` at ``precision`` with the backend into ``folder``, load it, judge it."""
     engine_path = str(folder / f"engine{bench.backend.engine_suffix}")
-    output = bench.backend.build(BuildRequest(model_path, precision, bench.input_shapes, bench.options), engine_path)
+    request = BuildRequest(model_path, precision, bench.input_shapes, bench.options, calibration)
+    output = bench.backend.build(request, engine_path)
     with bench.backend.load(engine_path, bench.options) as engine:
         verdict = assess(bench.evidence, engine, bench.decode, bench.limits)
     verdict["built_precision"] = output.precision
+    if output.details.get("calibrator"):
+        verdict["tensorrt_calibration"] = {**output.details["calibrator"], "notes": output.notes}
     return engine_path, verdict
 
 
@@ -129,7 +136,13 @@ def try_candidate(bench: Workbench, settings: QuantizeSettings, number: int) -> 
         }
         log.warning("INT8 attempt %d (%s): %s", number, settings.method, exc)
         return Attempt(number, "int8", settings, "", "", verdict, time.monotonic() - started)
-    engine_path, verdict = _judge_build(bench, qdq, "int8", folder)
+    calibration = None
+    if bench.tensorrt_calibrates:
+        batches = bench.calibration_batches
+        name = bench.evidence.spec.name
+        calibration = implicit_calibration(bench.backend, bench.normalized_model, name, settings, qdq, batches, folder)
+    built_from = bench.normalized_model if calibration else qdq
+    engine_path, verdict = _judge_build(bench, built_from, "int8", folder, calibration)
     attempt = Attempt(number, "int8", settings, qdq, engine_path, verdict, time.monotonic() - started)
     log.info(
         "INT8 attempt %d (%s, %d node(s) in float): %s",

@@ -29,15 +29,35 @@ class TensorInfo:
     dtype: str
 
 
+@dataclass(frozen=True)
+class Int8Calibration:
+    """Implicit INT8 (TensorRT below 11): the scales come from TensorRT's own calibrator run over
+    ``frames_path``, or from a calibration cache.
+
+    TensorRT first reads the cache at ``cache_path`` (used only when its header names the installed
+    release and ``algorithm``) and otherwise calibrates on the frames, writing its own cache there.
+    ``fallback_cache`` (cache text for the installed release, e.g. from ONNX Runtime ranges) is
+    replayed when there are no frames or TensorRT's calibration fails; ``fallback_source`` says what
+    its scales are, for the build notes.
+    """
+
+    algorithm: str = "EntropyCalibration2"  # EntropyCalibration2 | MinMaxCalibration | EntropyCalibration
+    frames_path: Optional[str] = None  # .npy of preprocessed batches, shape (batches, batch, ...), float32
+    cache_path: Optional[str] = None
+    fallback_cache: Optional[str] = None
+    fallback_source: str = ""
+    keep_float: Tuple[str, ...] = ()  # ONNX node names whose layers stay in float (mixed precision)
+
+
 @dataclass
 class BuildRequest:
     """What to build: the ONNX file to start from and everything that shapes the engine."""
 
     model_path: str
-    precision: str  # fp32 | fp16 | int8 (int8: model_path is a QDQ model, or calibration_cache is set)
+    precision: str  # fp32 | fp16 | int8 (int8: model_path is a QDQ model, or ``calibration`` is set)
     input_shapes: Mapping[str, Tuple[int, ...]]  # the profile the engine must accept
     options: Mapping[str, Any] = field(default_factory=dict)  # backend options from the config
-    calibration_cache: Optional[str] = None  # TensorRT < 11 implicit INT8 only
+    calibration: Optional[Int8Calibration] = None  # TensorRT < 11 implicit INT8 only
     timeout_s: Optional[float] = None
 
 

@@ -16,9 +16,10 @@ from agent.engines.identity import EngineIdentity, served_precision
 from agent.engines.report import BuildReport
 from agent.engines.store import EngineStore, cache_key
 from agent.model.pipeline import Pipeline, PreparedModel, make_decoder, prepare_model
-from agent.util.errors import EngineIncompatible, GateFailed
+from agent.util.errors import EngineIncompatible, GateFailed, InputError
 from agent.util.fileio import atomic_write_json
 from agent.util.progress import Listener
+from calibration import conformance
 from calibration.promote import build_quantized
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,14 @@ def key_fields(
 # Options that change the built engine; runtime-only options (threads, CUDA binding) stay out of the key.
 BUILD_OPTION_KEYS = {
     "onnxruntime": ("graph_optimization",),
-    "tensorrt": ("workspace_mb", "builder_optimization_level", "dla_core", "gpu_fallback"),
+    "tensorrt": (
+        "workspace_mb",
+        "builder_optimization_level",
+        "dla_core",
+        "gpu_fallback",
+        "int8_fp16",
+        "int8_calibration",
+    ),
 }
 
 
@@ -65,7 +73,6 @@ def build_cached(
     precision: str,
     source_model_sha256: str,
     calibration_hash: Optional[str] = None,
-    calibration_cache: Optional[str] = None,
     force: bool = False,
     keep: Sequence[str] = (),
 ) -> BuildReport:
@@ -93,7 +100,7 @@ def build_cached(
         report.built_precision, report.notes = built.get("precision", precision), built.get("notes", [])
         return report
     reason = "forced" if force else found.reason
-    request = BuildRequest(model.path, precision, model.input_shapes(), options, calibration_cache)
+    request = BuildRequest(model.path, precision, model.input_shapes(), options)
     started = time.monotonic()
     output_holder: Dict[str, BuildOutput] = {}
 
@@ -124,14 +131,18 @@ def build(
 
     int8 and best run the gated INT8 search (calibration.workflow). Its report has ``promoted``:
     a failed int8 search promotes nothing (the caller keeps the engine it has) and ``gate`` says
-    why; best falls back to gate.fallback and says so. Every report that is not a cache hit is
+    why; best falls back to gate.fallback and says so. A model that is already quantized is built
+    as is instead (``build_prequantized``). Every report that is not a cache hit is
     also written to <state_dir>/reports/build-<time>.json (``report_path``) for publishing.
     ``progress`` is called on every step of calibration and of the INT8 search. ``keep``: cache
     keys that storing this engine must not evict (the daemon's current and previous engines).
     """
     precision = precision or config.precision
     backend = get_backend(config.backend.name)
-    if precision in ("int8", "best"):
+    model = prepare_model(config.model)
+    if precision in ("int8", "best") and model.info.quantized:
+        report = build_prequantized(config, backend, model, precision, force, keep)
+    elif precision in ("int8", "best"):
         options = config.backend.options(backend.name)
         report = build_quantized(
             config,
@@ -148,14 +159,46 @@ def build(
             listener=progress,
             keep=keep,
         )
+    elif model.info.quantized:  # an INT8 model served as fp32/fp16 would report a precision it does not have
+        raise InputError(
+            f"model.path {model.path} is already quantized (Q/DQ nodes): build it with precision int8 or best, not "
+            f"{precision}"
+        )
     else:
-        model = prepare_model(config.model)
         report = build_cached(
             config.backend, config.paths, backend, model, precision, model.sha256, force=force, keep=keep
         )
         report.promoted = True
     if not report.cache_hit:
         report.report_path = write_report(config.paths.state_dir, report)
+    return report
+
+
+def build_prequantized(
+    config: Config, backend: Backend, model: PreparedModel, precision: str, force: bool, keep: Sequence[str]
+) -> BuildReport:
+    """int8 or best from a model that already has Q/DQ nodes (NVIDIA ModelOpt, pytorch-quantization, ...):
+    built as is, without calibration or the INT8 search. For TensorRT the model is first checked against
+    TensorRT's explicit-quantization rules (calibration.conformance): an InputError lists each violation."""
+    if backend.name == "tensorrt":
+        conformance.require_file(model.path)
+        checked = "it conforms to TensorRT's explicit-quantization rules"
+    else:
+        checked = (
+            f"the {backend.name} backend runs Q/DQ models natively: TensorRT's explicit-quantization rules are not "
+            "checked"
+        )
+    report = build_cached(config.backend, config.paths, backend, model, "int8", model.sha256, force=force, keep=keep)
+    report.precision, report.promoted = precision, True
+    report.decision = (
+        "built as given: model.path is already quantized (Q/DQ nodes), so there was no calibration and no INT8 "
+        "search, and there is no FP32 model to gate it against"
+        + ("; best does not fall back to gate.fallback" if precision == "best" else "")
+    )
+    report.notes = list(report.notes or []) + [
+        checked,
+        "the daemon's accuracy check on the spot-labeled set (accuracy.spot_labels) still judges the engine it serves",
+    ]
     return report
 
 

@@ -150,6 +150,21 @@ SCHEMA: Dict[str, Any] = {
                 choices=["auto", "pycuda", "cuda-python"],
             ),
             "cuda_graph": Field("bool", False, "Capture inference in a CUDA graph and replay it."),
+            "int8_calibration": Field(
+                "str",
+                "qdq",
+                "Where INT8 scales come from. qdq: a QDQ model calibrated with ONNX Runtime (explicit quantization, "
+                "TensorRT 8.5 to 11). tensorrt: TensorRT's own calibrator over the calibration frames (implicit "
+                "quantization, TensorRT below 11; percentile ranges and a failed calibration use a cache from ONNX "
+                "Runtime ranges, and the report says so).",
+                choices=["qdq", "tensorrt"],
+            ),
+            "int8_fp16": Field(
+                "bool",
+                True,
+                "INT8 builds also enable FP16 where the GPU has fast FP16, so layers left unquantized run FP16, not "
+                "FP32 (weakly typed networks: TensorRT below 11, implicit INT8 on 10.x).",
+            ),
         },
     },
     "precision": Field(

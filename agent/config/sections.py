@@ -106,6 +106,8 @@ class TensorRTConfig(Section):
     build_memory_limit_mb: Optional[int]
     cuda_binding: str
     cuda_graph: bool
+    int8_calibration: str
+    int8_fp16: bool
 
 
 @dataclass(frozen=True)

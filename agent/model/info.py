@@ -10,6 +10,8 @@ from agent.backends.base import Dim, TensorInfo
 from agent.config.sections import InputConfig, ModelConfig
 from agent.util.errors import InputError
 
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -17,6 +19,7 @@ class ModelInfo:
     inputs: Tuple[TensorInfo, ...]
     outputs: Tuple[TensorInfo, ...]
     opset: int
+    quantized: bool = False  # the graph has Q/DQ nodes: an explicitly quantized (QDQ) model
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def read_model_info(path: str) -> ModelInfo:
     inputs, outputs = tensors(graph.input), tensors(graph.output)
     if not inputs or not outputs:
         raise InputError(f"model.path: {path} declares no inputs or no outputs")
-    return ModelInfo(path, inputs, outputs, opset)
+    return ModelInfo(path, inputs, outputs, opset, quantized=any(n.op_type in QDQ_OPS for n in graph.node))
 
 
 def _layout_from_shape(shape: Tuple[Dim, ...]) -> Optional[str]:

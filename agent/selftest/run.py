@@ -21,6 +21,7 @@ from agent.backends.registry import get_backend
 from agent.build.engine import build, load_built
 from agent.config.sections import Config
 from agent.engines.identity import served_precision
+from agent.engines.report import BuildReport
 from agent.measure.benchmark import BenchSettings, run_benchmark
 from agent.model.pipeline import Pipeline
 from agent.selftest.trtexec import run_trtexec
@@ -49,6 +50,18 @@ def _latency_ratio(ours: Dict[str, Any], theirs: Dict[str, Any]) -> Optional[flo
     return round(float(ours["latency_ms"]["p50"]) / float(latency["median"]), 4)
 
 
+def int8_scales(report: BuildReport) -> Optional[str]:
+    """Where the INT8 engine's scales came from (None for another precision): TensorRT's calibrator,
+    a calibration cache (named), a QDQ model the search calibrated, or the model's own Q/DQ nodes."""
+    if report.built_precision != "int8":
+        return None
+    passed = [a for a in (report.gate or {}).get("attempts", []) if a.get("passed")]
+    if not passed:
+        return "the model's own Q/DQ nodes"
+    calibration = passed[-1].get("tensorrt_calibration")
+    return str(calibration["scales"]) if calibration else "QDQ model calibrated with ONNX Runtime"
+
+
 def _one(config: Config, precision: str, evidence: Dict[str, Any], settings: SelftestSettings) -> Dict[str, Any]:
     """Build, compare, benchmark and (with trtexec) time one precision."""
     report = build(config, precision=precision)
@@ -58,6 +71,8 @@ def _one(config: Config, precision: str, evidence: Dict[str, Any], settings: Sel
         "backend_version": report.backend_version,
         "cache_key": report.cache_key,
         "engine_path": report.engine_path,
+        "int8_scales": int8_scales(report),
+        "notes": list(report.notes or []),
     }
     if report.promoted is False:
         gate = report.gate or {}

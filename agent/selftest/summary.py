@@ -43,6 +43,8 @@ def render(report: Mapping[str, Any]) -> str:
             head += f" (built {entry['built_precision']})"
         detail = _figures(entry) if entry.get("agreement") else "; ".join(entry.get("reasons") or [])
         lines.append(f"{head}: {detail}")
+        if (entry.get("build") or {}).get("int8_scales"):
+            lines.append(f"  INT8 scales: {entry['build']['int8_scales']}")
         if entry.get("agreement") and entry.get("reasons"):
             lines.append("  " + "; ".join(entry["reasons"]))
     lines.append("selftest " + ("PASSED" if report["passed"] else "FAILED"))

@@ -15,7 +15,10 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-# Where JetPack puts trtexec (it is not on PATH there): the TensorRT samples of the L4T packages.
+# Where JetPack puts trtexec (not on PATH there): beside the TensorRT samples, whose trtexec sources are in
+# /usr/src/tensorrt/samples/trtexec. NVIDIA's Orin DLA sample calls it by this path and rebuilds it there on
+# JetPack < 6.0 (NVIDIA-AI-IOT/cuDLA-samples, data/model/build_dla_standalone_loadable.sh at 45f5590 and
+# README.md at 01e01a1). No JetPack with another path was found; PATH is looked at first all the same.
 JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
 TIMEOUT_S = 300.0
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"

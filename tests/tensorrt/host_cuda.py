@@ -6,8 +6,10 @@ an event records the host clock when it is recorded. What it proves: the runtime
 (which buffer goes to which tensor address, sizes, shapes, dtypes, copy directions, re-binding,
 graph capture and replay order, stage timing wiring), and lifetimes: it counts the streams,
 events and graphs created and destroyed (``live``, ``created``, ``destroyed``) and refuses to
-destroy one twice. What it cannot prove: asynchrony, pinned memory, or anything about a real
-device; tests/gpu/ runs the real layers for that.
+destroy one twice; ``memory`` and ``pinned`` hold the live device and pinned buffers, and freeing
+one twice fails. A stream in capture mode (``in_capture``) refuses to be synchronized, as CUDA
+does (cudaErrorStreamCaptureUnsupported). What it cannot prove: asynchrony, pinned memory, or
+anything about a real device; tests/gpu/ runs the real layers for that.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 
@@ -28,8 +30,10 @@ class HostCudaLayer(CudaLayer):
     def __init__(self, binding: str = "auto") -> None:
         self.binding = binding
         self.memory: Dict[int, np.ndarray] = {}
+        self.pinned: Dict[int, np.ndarray] = {}
         self.calls: List[Tuple[str, Any]] = []
         self.capturing: List[str] = []
+        self.in_capture: Set[int] = set()
         self.closed = False
         self.created: Counter = Counter()
         self.destroyed: Counter = Counter()
@@ -66,6 +70,8 @@ class HostCudaLayer(CudaLayer):
         return id(stream)
 
     def synchronize(self, stream: Any) -> None:
+        if id(stream) in self.in_capture:
+            raise AssertionError("synchronize on a stream in capture mode (cudaErrorStreamCaptureUnsupported)")
         self.calls.append(("sync", None))
 
     def alloc_device(self, nbytes: int) -> int:
@@ -77,10 +83,12 @@ class HostCudaLayer(CudaLayer):
         del self.memory[ptr]
 
     def alloc_pinned(self, nbytes: int) -> np.ndarray:
-        return np.zeros(max(1, nbytes), np.uint8)
+        array = np.zeros(max(1, nbytes), np.uint8)
+        self.pinned[array.ctypes.data] = array
+        return array
 
     def free_pinned(self, array: np.ndarray) -> None:
-        pass
+        del self.pinned[array.ctypes.data]
 
     def _check(self, ptr: int, nbytes: int) -> None:
         base = max((p for p in self.memory if p <= ptr), default=None)
@@ -117,11 +125,18 @@ class HostCudaLayer(CudaLayer):
         return (end[0] - start[0]) * 1000.0
 
     def begin_capture(self, stream: Any) -> None:
+        assert id(stream) not in self.in_capture, "the stream is already capturing"
+        self.in_capture.add(id(stream))
         self.capturing.append("begin")
 
     def end_capture(self, stream: Any) -> Any:
+        self.in_capture.remove(id(stream))
         self.capturing.append("end")
         return self._make("graph", ["graph"])
+
+    def abort_capture(self, stream: Any) -> None:
+        self.in_capture.remove(id(stream))
+        self.capturing.append("abort")
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
         self.calls.append(("graph", graph[0]))

@@ -7,15 +7,17 @@ counting host stand-in of the CUDA layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.backends.base import BuildRequest
+from agent.backends.base import BuildRequest, Int8Calibration
 from agent.backends.tensorrt.fp16 import convert_to_fp16
+from agent.util.errors import InputError
+from calibration.trt_cache import tensorrt_version_number
 
 from .conftest import use_double
 from .host_cuda import HostCudaLayer
@@ -49,9 +51,10 @@ def fp16_model(tmp_path: Path) -> str:
     return str(tmp_path / "dense16.onnx")
 
 
-def _build(tmp: Path, model: str, precision: str, cache: str = None) -> Any:
+def _build(tmp: Path, model: str, precision: str, cache: Optional[str] = None) -> Any:
     engine = str(tmp / f"{precision}.engine")
-    request = BuildRequest(model, precision, {"x": (1, 16)}, {"build_timeout_s": 60}, cache)
+    calibration = Int8Calibration(cache_path=cache) if cache else None
+    request = BuildRequest(model, precision, {"x": (1, 16)}, {"build_timeout_s": 60}, calibration)
     return _backend().build(request, engine), engine
 
 
@@ -66,7 +69,7 @@ def test_fp16_typed_model_int8_with_cache_builds(trt: Any, tmp_path: Path, fp16_
     if not hasattr(trt, "IInt8EntropyCalibrator2"):
         return  # 11.x: no implicit INT8 (test_plan covers the refusal)
     cache = tmp_path / "calib.cache"
-    cache.write_bytes(b"TRT-8501-EntropyCalibration2\nx: 3c010a14\n")
+    cache.write_text(f"TRT-{tensorrt_version_number(trt.__version__)}-EntropyCalibration2\nx: 3c010a14\n")
     out, _ = _build(tmp_path, fp16_model, "int8", str(cache))
     assert not out.details["strongly_typed"] and out.details["builder_flags"] == ["INT8", "FP16"]
     assert "Engine layer info: int8 layers, unquantized layers fp16" in "\n".join(out.log)
@@ -178,3 +181,60 @@ def test_data_dependent_outputs_come_through_the_output_allocator(trt: Any, tmp_
     assert not engine.cuda.capturing  # the allocator picks addresses per run: no graph capture
     engine.close()
     assert engine.cuda.destroyed == engine.cuda.created
+
+
+@pytest.fixture(scope="module")
+def small_resnet(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from benchmarks.resnet import resnet18
+
+    path = str(tmp_path_factory.mktemp("resnet") / "resnet.onnx")
+    onnx.save(resnet18(size=(32, 32)), path)
+    return path
+
+
+def _calibration_batches() -> List[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32) for _ in range(2)]
+
+
+@pytest.mark.parametrize("release", ["8.5.2", "10.3.0"])
+def test_onnxruntime_default_qdq_fails_to_parse_as_on_tensorrt(
+    trt: Any, release: str, tmp_path: Path, small_resnet: str
+) -> None:
+    """Defect 1: ONNX Runtime's quantize_static defaults put INT32 biases behind DequantizeLinear, which
+    TensorRT's parser refuses ("only activation types allowed as input to this layer",
+    microsoft/onnxruntime#14229); the project's TensorRT-form QDQ model of the same network builds."""
+    from onnxruntime import quantization as q
+
+    from calibration.calibrators import QuantizeSettings, make_reader, quantize_qdq
+
+    theirs = str(tmp_path / "ort-default.onnx")
+    q.quantize_static(small_resnet, theirs, make_reader("input", _calibration_batches()))
+    shapes = {"input": (1, 3, 32, 32)}
+    with pytest.raises(InputError, match="only activation types allowed as input to this layer"):
+        _backend().build(BuildRequest(theirs, "int8", shapes, {"build_timeout_s": 60}), str(tmp_path / "a.engine"))
+    ours = str(tmp_path / "ours.onnx")
+    quantize_qdq(small_resnet, ours, "input", _calibration_batches(), QuantizeSettings("minmax"))
+    out = _backend().build(BuildRequest(ours, "int8", shapes, {"build_timeout_s": 60}), str(tmp_path / "b.engine"))
+    assert out.precision == "int8"
+
+
+@pytest.mark.parametrize(
+    "zero, message",
+    [
+        (np.uint8(0), "Found invalid input type of UINT8"),
+        (np.int8(3), "TensorRT only supports symmetric quantization"),
+    ],
+)
+def test_the_double_refuses_what_tensorrts_qdq_importer_refuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zero: np.generic, message: str
+) -> None:
+    use_double(monkeypatch, "8.6.1")
+    inits = [numpy_helper.from_array(np.float32(0.02), "s"), numpy_helper.from_array(zero, "z")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["y"], name="dq"),
+    ]
+    model = _save(tmp_path, "qdq", nodes, inits, [1, 16])
+    with pytest.raises(InputError, match=message):
+        _backend().build(BuildRequest(model, "int8", {"x": (1, 16)}, {}), str(tmp_path / "e.engine"))

@@ -68,3 +68,21 @@ def test_selftest_builds_compares_and_times_each_precision(
     assert entries["int8"]["built_precision"] == "int8"
     assert report["passed"] is True
     assert render(report).splitlines()[-1] == "selftest PASSED"
+
+
+def test_selftest_proves_tensorrts_own_calibrator_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Jetson: ``edge-agent selftest --precisions int8 --set backend.tensorrt.int8_calibration=tensorrt``."""
+    use_double(monkeypatch, "10.3.0")
+    monkeypatch.setattr(building, "get_backend", _backend)
+    monkeypatch.setattr(selftest, "get_backend", _backend)
+    path = sample.prepare(tmp_path)
+    overrides = ["backend.name=tensorrt", "backend.tensorrt.int8_calibration=tensorrt", f"paths.state_dir={tmp_path}/s"]
+    settings = selftest.SelftestSettings(
+        bench=BenchSettings(warmup_s=0.1, min_duration_s=0.2, min_iterations=5, max_duration_s=5),
+        precisions=("int8",),
+    )
+    report = selftest.run_selftest(Config.from_node(load_config(str(path), overrides)), settings)
+    (entry,) = report["results"]
+    assert entry["status"] == "passed" and entry["build"]["int8_scales"] == "tensorrt calibration"
+    assert any("TensorRT 10.3.0's own calibrator" in note for note in entry["build"]["notes"])
+    assert "  INT8 scales: tensorrt calibration" in render(report).splitlines()

@@ -10,6 +10,7 @@ failures): callers rebuild instead of crashing.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -53,6 +54,11 @@ def model_numerics(path: str) -> Dict[str, bool]:
         "model_qdq": any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node),
         "model_fp16": any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer),
     }
+
+
+def _qualified(factory: Callable[..., Any]) -> str:
+    """``module:qualname`` of a CUDA layer factory, for the build child to open the same kind of layer."""
+    return f"{factory.__module__}:{factory.__qualname__}"
 
 
 class TensorRTBackend(Backend):
@@ -101,7 +107,8 @@ class TensorRTBackend(Backend):
             "precision": request.precision,
             "input_shapes": {k: list(v) for k, v in request.input_shapes.items()},
             "options": options,
-            "calibration_cache": request.calibration_cache,
+            "calibration": dataclasses.asdict(request.calibration) if request.calibration else None,
+            "cuda": {"factory": _qualified(self._cuda_factory), "binding": str(options.get("cuda_binding", "auto"))},
             "engine_path": os.path.abspath(engine_path),
             "timing_cache_path": self.timing_cache_path(engine_path) if options.get("timing_cache", True) else None,
             **model_numerics(request.model_path),

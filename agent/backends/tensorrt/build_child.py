@@ -17,9 +17,13 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+import numpy as np
+
+from agent.backends.tensorrt.calibrator import make_calibrator
 from agent.backends.tensorrt.compat import features, plan_build, platform_notes
+from agent.backends.tensorrt.cuda import CudaLayer
 from agent.backends.tensorrt.fp16 import convert_to_fp16
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.fileio import atomic_write_bytes, atomic_write_json
@@ -66,28 +70,6 @@ def _make_progress_monitor(trt: Any, lines: List[str]) -> Any:
     return ProgressLog()
 
 
-def _make_calibrator(trt: Any, cache: bytes) -> Any:
-    class CacheReplay(trt.IInt8EntropyCalibrator2):
-        """Replays a calibration cache written by edge-agent calibrate; it has no data to calibrate with."""
-
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: Any) -> None:
-            return None
-
-        def read_calibration_cache(self) -> bytes:
-            return cache
-
-        def write_calibration_cache(self, data: Any) -> None:
-            return None
-
-    return CacheReplay()
-
-
 def _profile_shapes(declared: List[int], wanted: List[int]) -> List[List[int]]:
     """min/opt/max: the configured shape, with a dynamic batch accepting 1 up to the configured batch."""
     if len(declared) != len(wanted):
@@ -132,6 +114,106 @@ def _use_dla(trt: Any, builder: Any, config: Any, core: int, gpu_fallback: bool)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
+def cuda_opener(spec: Mapping[str, Any]) -> Callable[[], CudaLayer]:
+    """The CUDA layer the parent's backend uses (``module:name`` of its factory, and the binding)."""
+
+    def open_layer() -> CudaLayer:
+        import importlib
+
+        module, _, name = str(spec["factory"]).partition(":")
+        factory = importlib.import_module(module)
+        for part in name.split("."):
+            factory = getattr(factory, part)
+        return factory(str(spec.get("binding", "auto")))  # type: ignore[operator]
+
+    return open_layer
+
+
+def node_layers(layer_name: str, nodes: Any) -> bool:
+    """Whether a parsed layer comes from one of the ONNX ``nodes``. onnx-tensorrt names the first
+    layer of a node after the node and further ones ``<node>_<counter>``
+    (ImporterContext::registerLayer and generateUniqueName, onnx/onnx-tensorrt release/8.6-GA and
+    10.1-GA, ImporterContext.hpp/.cpp)."""
+    if layer_name in nodes:
+        return True
+    base, _, suffix = layer_name.rpartition("_")
+    return suffix.isdigit() and base in nodes
+
+
+def keep_float(trt: Any, network: Any, nodes: Any) -> List[str]:
+    """Pin the layers of ``nodes`` to FP32 (mixed precision in implicit INT8); the names pinned.
+
+    A layer precision is only a hint unless BuilderFlag.PREFER_ or OBEY_PRECISION_CONSTRAINTS is
+    set (ILayer::setPrecision, NvInfer.h v8.6.1 l.637-659): the caller sets PREFER."""
+    pinned = []
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if node_layers(layer.name, nodes):
+            layer.precision = trt.DataType.FLOAT
+            for output in range(layer.num_outputs):
+                layer.set_output_type(output, trt.DataType.FLOAT)
+            pinned.append(layer.name)
+    return pinned
+
+
+def _calibration_profile(builder: Any, network: Any, shapes: Mapping[str, List[int]]) -> Any:
+    """A profile of exactly ``shapes``: "Calibration optimization profile must be set if int8
+    calibration is used to set scales for a network with runtime dimensions" (IBuilderConfig::
+    setCalibrationProfile, NvInfer.h v8.6.1 l.9509-9518; MIN and MAX are overwritten by OPT)."""
+    profile = builder.create_optimization_profile()
+    for index in range(network.num_inputs):
+        name = network.get_input(index).name
+        profile.set_shape(name, shapes[name], shapes[name], shapes[name])
+    return profile
+
+
+def _build_calibrated(
+    trt: Any, builder: Any, network: Any, config: Any, spec: Mapping[str, Any], job: Mapping[str, Any], log: List[str]
+) -> Tuple[Any, Dict[str, Any], List[str]]:
+    """Build with TensorRT's calibrator over the job's frames (or a cache replay), falling back to
+    the job's fallback cache when calibration fails; (serialized engine or None, details, notes)."""
+    frames = np.load(spec["frames_path"], mmap_mode="r") if spec.get("frames_path") else None
+    fallback = (spec.get("fallback_cache") or "").encode()
+    source = spec.get("fallback_source") or "the fallback cache"
+    opener = cuda_opener(job["cuda"])
+    notes: List[str] = []
+    shapes = {n: list(s) for n, s in job["input_shapes"].items()}
+    if frames is not None:
+        (name,) = shapes  # the calibration frames feed a single-input model
+        shapes[name] = [int(d) for d in frames.shape[1:]]
+        rank = len(network.get_input(0).shape)
+        if len(shapes[name]) != rank:
+            raise InputError(
+                f"calibration frames of shape {tuple(shapes[name])} cannot feed model input {name!r} of rank {rank}"
+            )
+    config.set_calibration_profile(_calibration_profile(builder, network, shapes))
+
+    def attempt(batches: Optional[np.ndarray], replay: bytes) -> Tuple[Any, Dict[str, Any]]:
+        calibrator = make_calibrator(trt, spec["algorithm"], batches, spec.get("cache_path"), replay, opener)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.x, still the way below 11
+            config.int8_calibrator = calibrator
+        try:
+            return builder.build_serialized_network(network, config), calibrator.summary()
+        finally:
+            calibrator.free()
+
+    serialized, used = attempt(frames, fallback)
+    used["scales"] = "tensorrt calibration" if used["batches_fed"] else "calibration cache"
+    if frames is None and fallback and not used["batches_fed"]:
+        used["scales"] = source
+        notes.append(f"INT8 scales from {source}, not from TensorRT's calibrator")
+    if serialized is None and frames is not None and fallback:
+        errors = used["errors"] + [line for line in log if line.startswith("[ERROR]")][-1:]
+        notes.append(
+            f"TensorRT's calibration failed ({'; '.join(errors) or 'no reason logged'}): INT8 scales from {source} "
+            "instead (fallback)"
+        )
+        serialized, retry = attempt(None, fallback)
+        used = dict(retry, scales=source, failed_calibration=used)
+    return serialized, used, notes
+
+
 def _read_optional(path: Optional[str]) -> bytes:
     if path and os.path.isfile(path):
         with open(path, "rb") as handle:
@@ -158,10 +240,11 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         job["precision"],
         job["model_qdq"],
         job["model_fp16"],
-        job.get("calibration_cache"),
+        bool(job.get("calibration")),
         dla_core,
         fast_fp16=fast_fp16,
         int8_fp16=bool(options.get("int8_fp16", True)),
+        gpu_fallback=bool(options.get("gpu_fallback", True)),
     )
     notes = list(plan.notes)
     if feat.platform_flags:
@@ -186,11 +269,11 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     profiles = _add_profile(builder, network, config, job["input_shapes"])
     for name in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
-    if plan.calibrator:
-        calibrator = _make_calibrator(trt, _read_optional(job["calibration_cache"]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.x, still the way below 11
-            config.int8_calibrator = calibrator
+    calibration = job.get("calibration") or {}
+    pinned = keep_float(trt, network, set(calibration.get("keep_float", ()))) if plan.calibrator else []
+    if pinned and hasattr(trt.BuilderFlag, "PREFER_PRECISION_CONSTRAINTS"):  # 8.2 to 10.x; 11 has no calibrator
+        config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+        notes.append(f"{len(pinned)} layer(s) kept in FP32 (mixed precision)")
     if dla_core is not None:
         _use_dla(trt, builder, config, int(dla_core), bool(options.get("gpu_fallback", True)))
     if feat.progress_monitor:
@@ -199,7 +282,14 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     loaded = _read_optional(cache_path)
     if cache_path:
         config.set_timing_cache(config.create_timing_cache(loaded), False)
-    serialized = builder.build_serialized_network(network, config)
+    calibrated: Optional[Dict[str, Any]] = None
+    if plan.calibrator:
+        serialized, calibrated, calibration_notes = _build_calibrated(
+            trt, builder, network, config, calibration, job, log
+        )
+        notes += calibration_notes
+    else:
+        serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = [line for line in log if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
         raise BuildFailed(f"TensorRT could not build the engine: {' | '.join(errors[-3:]) or 'no error logged'}")
@@ -216,7 +306,7 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
         "network_flags": plan.network_flags,
         "builder_flags": plan.builder_flags,
         "strongly_typed": plan.strongly_typed,
-        "calibrator": "cache replay" if plan.calibrator else None,
+        "calibrator": dict(calibrated, kept_float=pinned) if calibrated else None,
         "converted_fp16": plan.convert_fp16,
         "workspace_mb": workspace_mb,
         "builder_optimization_level": level if feat.optimization_level else None,

@@ -29,6 +29,8 @@ class ReleaseRules:
     explicit_batch: bool  # pass NetworkDefinitionCreationFlag.EXPLICIT_BATCH when creating the network
     typing: str  # WEAK, OPTIONAL or ALWAYS
     precision_flags: bool  # BuilderFlag.FP16 / INT8 exist (and are honoured on weakly typed networks)
+    dla: bool  # the release builds layers for the DLA at all
+    dla_qdq: bool  # the DLA runs explicitly quantized (Q/DQ) layers; False: DLA INT8 is implicit (calibration) only
 
 
 # The one table of flags and typing per release family. Each row names its sources (NVIDIA/TensorRT
@@ -39,18 +41,35 @@ RULES: Dict[int, ReleaseRules] = {
     # shapes "require" kEXPLICIT_BATCH, same lines). Precision comes from BuilderFlag only: an FP16-typed
     # ONNX without BuilderFlag.FP16 builds FP32 kernels (NVIDIA/TensorRT#3057), and kINT8 is "Int8 layer
     # selection, with FP32 fallback with FP16 fallback if kFP16 also specified" (BuilderFlag docs).
-    8: ReleaseRules("8.x", explicit_batch=True, typing=WEAK, precision_flags=True),
+    # DLA (8.5.2 / 8.6.1): no explicit quantization. The TensorRT 8 developer guide, "Working with DLA", says DLA
+    # does not support explicit quantization (NVIDIA's own translation of that chapter: developer.nvidia.com/zh-cn/
+    # blog/tensorrt-deep-learning-accelerator-cn); NVIDIA/TensorRT#2222 (maintainers, 2022-08): QAT (Q/DQ) models
+    # do not run on the DLA, converted to implicit quantization they do. NVIDIA-AI-IOT/cuDLA-samples (README and
+    # export/README.md at dffbd62, TensorRT 8.6 on Orin) therefore turns its QAT model into a model without Q/DQ
+    # plus a calibration cache (export/qdq_translator) before the DLA build; a Q/DQ layer in a DLA build without
+    # GPU fallback fails: "layer '.../_input_quantizer/Constant_1_output_0' is not supported on DLA"
+    # (cuDLA-samples#19). With GPU_FALLBACK, layers the DLA cannot run go to the GPU (guide, "GPU Fallback Mode").
+    8: ReleaseRules("8.x", explicit_batch=True, typing=WEAK, precision_flags=True, dla=True, dla_qdq=False),
     # 10.3.0 / 10.13.3: kEXPLICIT_BATCH is "Ignored because networks are always explicit batch",
     # deprecated in 10.0 (v10.3.0 l.9611-9614, v10.13.3 l.10472-10475), so it is not passed. kSTRONGLY_TYPED
     # (v10.3.0 l.9616-9620): types follow the network, layer precisions may not be set; the developer guide
     # ("Strong Typing") and Polygraphy (tools/Polygraphy/polygraphy/backend/trt/loader.py, CreateNetwork,
     # v10.3.0) treat it as exclusive of the FP16/INT8/BF16 builder flags, which TensorRT rejects on such a
     # network. kFP16/kINT8 remain (deprecated from 10.12, v10.13.3 l.8848-8854) for weakly typed networks.
-    10: ReleaseRules("10.x", explicit_batch=False, typing=OPTIONAL, precision_flags=True),
+    # DLA (10.3.0 / 10.13.3): still implicit INT8 only. NVIDIA/Deep-Learning-Accelerator-SW tools/qdq-translator
+    # (README at ea61780, JetPack 6.0 / DLA 3.14.1) is the same Q/DQ-to-calibration-cache translation for DLA
+    # builds, and NVIDIA/Model-Optimizer#1661 (2026) states that "DLA still only supports IQ" (implicit
+    # quantization). The ONNX parser's kENABLE_UINT8_AND_ASYMMETRIC_QUANTIZATION_DLA (NVIDIA/TensorRT CHANGELOG.md,
+    # 10.11.0; "DLA version >= 3.16", include/NvOnnxParser.h v10.16) is not in 10.3 and is not set here. 10.13 is
+    # JetPack 7 on Jetson Thor, which has no DLA (TensorRT 11.4.1 docs, "Strongly Typed Networks for DLA").
+    10: ReleaseRules("10.x", explicit_batch=False, typing=OPTIONAL, precision_flags=True, dla=True, dla_qdq=False),
     # 11.1: EXPLICIT_BATCH is gone; kSTRONGLY_TYPED is "Deprecated in TensorRT 11.0. Strongly typed mode is
     # always enabled ... ignored" (v11.1 l.11464-11471); BuilderFlag has no FP16/INT8 (tests/tensorrt/api/
     # trt-11.1.json) and the calibrator classes are gone: precision comes from the model's types and Q/DQ.
-    11: ReleaseRules("11.x", explicit_batch=False, typing=ALWAYS, precision_flags=False),
+    # DLA: "DLA is not supported in TensorRT 11.0 or 11.1" (TensorRT 11.1.0 docs, "Working with DLA"; the 11.3.0
+    # docs add 11.2 and 11.3). It returns in 11.4.1 on Jetson AGX Orin (JetPack 7.2.2), strongly typed, with Q/DQ
+    # as its INT8 (11.4.1 docs, "Strongly Typed Networks for DLA"): that release is not covered by this row.
+    11: ReleaseRules("11.x", explicit_batch=False, typing=ALWAYS, precision_flags=False, dla=False, dla_qdq=False),
 }
 
 
@@ -109,16 +128,18 @@ def plan_build(
     precision: str,
     model_qdq: bool,
     model_fp16: bool,
-    calibration_cache: Optional[str],
+    implicit_int8: bool,
     dla_core: Optional[int] = None,
     fast_fp16: Optional[bool] = None,
     int8_fp16: bool = True,
+    gpu_fallback: bool = True,
 ) -> BuildPlan:
     """Decide how to build ``precision`` on this release; InputError if it cannot be built honestly.
 
     ``fast_fp16`` is ``Builder.platform_has_fast_fp16`` (None: the release cannot tell); with
     ``int8_fp16`` an INT8 build on a weakly typed network also sets FP16, so that the layers left
-    unquantized run FP16 rather than FP32 where the GPU has fast FP16.
+    unquantized run FP16 rather than FP32 where the GPU has fast FP16. ``gpu_fallback`` is
+    backend.tensorrt.gpu_fallback: what TensorRT does with layers the DLA cannot run.
     """
     rules = rules_for(feat.version)
     plan = BuildPlan()
@@ -133,7 +154,7 @@ def plan_build(
             f"precision {precision}: the model has Q/DQ nodes (an INT8 model); build it as int8 or give the FP32 model"
         )
     if precision == "int8":
-        if not model_qdq and not calibration_cache:
+        if not model_qdq and not implicit_int8:
             raise InputError("precision int8: give a QDQ model (calibrate first) or a TensorRT calibration cache")
         if not model_qdq and not feat.calibrator:
             raise InputError(
@@ -164,9 +185,35 @@ def plan_build(
         plan.strongly_typed = rules.typing == ALWAYS or (rules.typing == OPTIONAL and model_fp16)
     if plan.strongly_typed and rules.typing == OPTIONAL:
         plan.network_flags.append("STRONGLY_TYPED")
-    if dla_core is not None and precision == "fp32":
-        plan.notes.append(f"DLA core {dla_core} runs FP16 and INT8 only: an fp32 build runs on the GPU (GPU fallback)")
+    if dla_core is not None:
+        plan.notes += dla_notes(feat.version, rules, precision, model_qdq, dla_core, gpu_fallback)
     return plan
+
+
+def dla_notes(
+    version: str, rules: ReleaseRules, precision: str, model_qdq: bool, core: int, gpu_fallback: bool
+) -> List[str]:
+    """What TensorRT does with a DLA build of ``precision`` (see the DLA comments of :data:`RULES`);
+    InputError where it would fail the build (no GPU fallback for what the DLA cannot run)."""
+    if not rules.dla:
+        what = f"DLA core {core}: TensorRT {version} does not support the DLA, so no layer can run on it"
+        fix = "leave backend.tensorrt.dla_core unset, or build with a TensorRT release that has DLA support (8.x, 10.x)"
+    elif precision == "int8" and model_qdq and not rules.dla_qdq:
+        what = (
+            f"DLA core {core}: TensorRT {version} does not run explicitly quantized (Q/DQ) layers on the DLA (INT8 on "
+            "the DLA is implicit quantization, from a calibration cache), so the quantized layers cannot run on it"
+        )
+        fix = (
+            "for INT8 on the DLA, build the FP32 model as int8 with backend.tensorrt.int8_calibration: tensorrt "
+            "(TensorRT's own calibrator writes the cache)"
+        )
+    elif precision == "fp32":
+        return [f"DLA core {core} runs FP16 and INT8 only: an fp32 build runs on the GPU (GPU fallback)"]
+    else:
+        return []
+    if not gpu_fallback:
+        raise InputError(f"{what}; without GPU fallback (backend.tensorrt.gpu_fallback: false) the build fails: {fix}")
+    return [f"{what}: with GPU fallback they run on the GPU instead; {fix}"]
 
 
 def platform_notes(precision: str, fast_fp16: Optional[bool], fast_int8: Optional[bool]) -> List[str]:

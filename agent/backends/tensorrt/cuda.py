@@ -98,6 +98,11 @@ class CudaLayer(abc.ABC):
         """Stop capturing; returns an executable graph for ``launch_graph``."""
 
     @abc.abstractmethod
+    def abort_capture(self, stream: Any) -> None:
+        """Stop a capture whose work failed: the stream leaves capture mode and whatever graph the capture
+        made is destroyed, uninstantiated. Does not raise for a capture CUDA has already invalidated."""
+
+    @abc.abstractmethod
     def launch_graph(self, graph: Any, stream: Any) -> None: ...
 
     @abc.abstractmethod
@@ -193,10 +198,13 @@ class PycudaLayer(CudaLayer):
         return float(end.time_since(start))
 
     # pycuda binds no stream capture: the driver API's calls are reached through ctypes.
-    def _driver(self, name: str, *args: Any) -> None:
+    def _raw(self, name: str, *args: Any) -> int:
         if self._libcuda is None:
             self._libcuda = ctypes.CDLL("libcuda.so.1")
-        code = getattr(self._libcuda, name)(*args)
+        return int(getattr(self._libcuda, name)(*args))
+
+    def _driver(self, name: str, *args: Any) -> None:
+        code = self._raw(name, *args)
         if code != 0:
             raise CudaError(f"CUDA {name} failed: CUresult {code}")
 
@@ -212,6 +220,14 @@ class PycudaLayer(CudaLayer):
             self._driver("cuGraphDestroy", graph)
             raise
         return graph, executable
+
+    def abort_capture(self, stream: Any) -> None:
+        graph = ctypes.c_void_p()
+        # Its result is not checked: an invalidated capture answers CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, ends
+        # the capture all the same and leaves the graph NULL (CUDA Driver API reference, cuStreamEndCapture).
+        self._raw("cuStreamEndCapture", ctypes.c_void_p(stream.handle), ctypes.byref(graph))
+        if graph.value:
+            self._driver("cuGraphDestroy", graph)
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
         self._driver("cuGraphLaunch", graph[1], ctypes.c_void_p(stream.handle))
@@ -229,11 +245,17 @@ class CudaPythonLayer(CudaLayer):
 
     name = "cuda-python"
 
+    # Every runtime call below has the same parameters and the same (err, *values) result in cuda-python 11.8
+    # (what JetPack 5's CUDA 11.4 takes) and in 12.x and 13.x, except where a comment says otherwise; read from
+    # the released sources of 11.8.3 (cuda/cudart.pyx), 11.8.7, 12.9.10 and 13.0.3 (cuda/bindings/runtime.pyx),
+    # listed in tests/fixtures/cuda_python/ and checked there by tests/tensorrt/test_cuda_python_api.py.
     def __init__(self, device: int = 0) -> None:
+        # The module is chosen by what is importable: cuda.bindings.runtime in 11.8.7, 12.9.10 and 13.0.3
+        # (cuda.cudart is a deprecated alias of it in the first two and gone in 13.0.3); only cuda.cudart in 11.8.3.
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
-            from cuda import cudart  # cuda-python < 12.6
+            from cuda import cudart
         self._rt = cudart
         self._device = device
         self._call("cudaSetDevice", device)
@@ -313,17 +335,25 @@ class CudaPythonLayer(CudaLayer):
 
     def end_capture(self, stream: Any) -> Any:
         graph = self._call("cudaStreamEndCapture", stream)
-        # cudaGraphInstantiate changed its arguments in CUDA 12.0: (graph, pLogBuffer, bufferSize), returning
-        # (err, graphExec, errorNode), in cuda-python 11.x (CUDA 11.4 on JetPack 5; cuda_runtime_api.h 11.x
-        # "cudaGraphInstantiate(pGraphExec, graph, pErrorNode, pLogBuffer, bufferSize)"), (graph, flags) in
-        # 12.x. cudaGraphInstantiateWithFlags(graph, flags) -> (err, graphExec) is the same in CUDA 11.4+ and
-        # 12.x (CUDA Runtime API reference, Graph Management), so that one is called.
+        # cudaGraphInstantiate differs: (graph, pLogBuffer, bufferSize) -> (err, graphExec, errorNode) in
+        # cuda-python 11.8.3 (cuda/cudart.pyx) and 11.8.7, (graph, flags) -> (err, graphExec) in 12.9.10 and 13.0.3
+        # (cuda/bindings/runtime.pyx). cudaGraphInstantiateWithFlags(graph, flags) -> (err, graphExec) is the same
+        # in all four (the CUDA runtime has it from 11.4, JetPack 5's CUDA), so that one is called.
         try:
             executable = self._call("cudaGraphInstantiateWithFlags", graph, 0)
         except CudaError:
             self._call("cudaGraphDestroy", graph)
             raise
         return graph, executable
+
+    def abort_capture(self, stream: Any) -> None:
+        # Not through _call: an invalidated capture answers cudaErrorStreamCaptureInvalidated, ends the capture all
+        # the same, and its graph is NULL: (err, None) in cuda-python 12.9.10 and 13.0.3, (err, <NULL cudaGraph_t>)
+        # in 11.8.3 and 11.8.7 (cudaStreamEndCapture in the sources above; its docstring: "If capture was
+        # invalidated ... then a NULL graph will be returned").
+        graph = self._rt.cudaStreamEndCapture(stream)[1]
+        if graph is not None and int(graph):
+            self._call("cudaGraphDestroy", graph)
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
         self._call("cudaGraphLaunch", graph[1], stream)

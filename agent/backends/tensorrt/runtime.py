@@ -38,7 +38,11 @@ class _Buffer:
     def __init__(self, cuda: CudaLayer, nbytes: int) -> None:
         self.nbytes = nbytes
         self.host = cuda.alloc_pinned(nbytes)
-        self.device = cuda.alloc_device(nbytes)
+        try:
+            self.device = cuda.alloc_device(nbytes)
+        except BaseException:
+            cuda.free_pinned(self.host)
+            raise
 
     def free(self, cuda: CudaLayer) -> None:
         cuda.free_pinned(self.host)
@@ -91,6 +95,24 @@ class TensorRTEngine(Engine):
         self._dtypes: Dict[str, np.dtype] = {}
         self.inputs: List[TensorInfo] = []
         self.outputs: List[TensorInfo] = []
+        self._stream: Any = None
+        self._events: List[Any] = []
+        try:
+            self._describe(engine)
+            with cuda.active():
+                self._context = engine.create_execution_context()
+                if self._context is None:
+                    raise EdgeAgentError("TensorRT could not create an execution context (out of device memory?)")
+                self._stream = cuda.create_stream()
+                for _ in range(4):
+                    self._events.append(cuda.create_event())
+        except BaseException:  # this instance owns the layer: what was made before the failure goes with it
+            with cuda.active():
+                self._release()
+            cuda.close()
+            raise
+
+    def _describe(self, engine: Any) -> None:
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
             dtype_name = engine.get_tensor_dtype(name).name
@@ -100,17 +122,12 @@ class TensorRTEngine(Engine):
             shape = tuple(d if d >= 0 else None for d in _dims(engine.get_tensor_shape(name)))
             tensor = TensorInfo(name, shape, DTYPES[dtype_name])
             (self.inputs if engine.get_tensor_mode(name).name == "INPUT" else self.outputs).append(tensor)
-        with cuda.active():
-            self._context = engine.create_execution_context()
-            if self._context is None:
-                raise EdgeAgentError("TensorRT could not create an execution context (out of device memory?)")
-            self._stream = cuda.create_stream()
-            self._events = [cuda.create_event() for _ in range(4)]
 
     def _buffer(self, name: str, nbytes: int) -> _Buffer:
         current = self._buffers.get(name)
         if current is None or current.nbytes < nbytes:
             if current is not None:
+                del self._buffers[name]  # gone before the new allocation, which may fail: never freed twice
                 current.free(self.cuda)
             current = self._buffers[name] = _Buffer(self.cuda, nbytes)
         return current
@@ -185,12 +202,15 @@ class TensorRTEngine(Engine):
             self.cuda.begin_capture(stream)
             try:
                 ok = self._context.execute_async_v3(self.cuda.stream_handle(stream))
-            finally:
-                graph = self.cuda.end_capture(stream)
+            except BaseException:
+                self.cuda.abort_capture(stream)  # the stream leaves capture mode; nothing is instantiated
+                raise
             if not ok:
-                self.cuda.destroy_graph(graph)
-                raise EdgeAgentError("TensorRT execute_async_v3 failed during CUDA graph capture")
-            self._graph = graph
+                self.cuda.abort_capture(stream)
+                raise EdgeAgentError(
+                    "TensorRT execute_async_v3 failed during CUDA graph capture (see the TensorRT log)"
+                )
+            self._graph = self.cuda.end_capture(stream)
 
     def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
         cuda, stream, events = self.cuda, self._stream, self._events
@@ -228,18 +248,22 @@ class TensorRTEngine(Engine):
     def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
         return self.infer_timed(feeds)[0]
 
+    def _release(self) -> None:
+        """Destroy the graph, events, stream and buffers this instance holds (each once)."""
+        self._drop_graph()
+        while self._events:
+            self.cuda.destroy_event(self._events.pop())
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            self.cuda.destroy_stream(stream)
+        while self._buffers:
+            self._buffers.popitem()[1].free(self.cuda)
+
     def close(self) -> None:
         if self._engine is None:
             return
         with self.cuda.active():
             self.cuda.synchronize(self._stream)
-            self._drop_graph()
-            for event in self._events:
-                self.cuda.destroy_event(event)
-            self.cuda.destroy_stream(self._stream)
-            for buffer in self._buffers.values():
-                buffer.free(self.cuda)
-        self._buffers.clear()
-        self._events = []
-        self._context = self._engine = self._stream = None
+            self._release()
+        self._context = self._engine = None
         self.cuda.close()

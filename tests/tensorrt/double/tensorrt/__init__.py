@@ -25,6 +25,15 @@ typed network refuses precision flags; 11.x networks are always strongly typed. 
 ``init_libnvinfer_plugins`` in that process. An output dimension that no input dimension names
 (NonZero, NonMaxSuppression) is data-dependent: -1 in every shape query, even with the input
 shapes set, and the run writes it only through an ``IOutputAllocator`` set for it.
+
+Quantization as TensorRT's parser and calibrator behave: a DequantizeLinear of a constant that
+is not INT8 (INT8/FP8/INT4 from 10.x), UINT8 Q/DQ data or zero points and non-zero zero points
+fail to parse with onnx-tensorrt's messages. Implicit INT8 follows ``IInt8Calibrator``: the cache
+is used only when its header names this release and the calibrator's algorithm, else the
+calibrator's batches (device pointers, read as host memory) run through the model in ONNX
+Runtime and a cache of every tensor's scale is written back; tensors a cache lacks are warned
+about one by one. The scales are maxima whatever the algorithm, and an implicit INT8 engine runs
+the float model: the double proves the protocol, not TensorRT's INT8 numerics.
 """
 
 from __future__ import annotations
@@ -234,12 +243,56 @@ def _create_network(self: Any, flags: int = 0) -> Any:
     )
     if flags & ~known:
         raise TypeError(f"create_network: flags {flags:#x} hold bits this release does not define")
-    return _new("INetworkDefinition", flags=int(flags), model=None, inputs=[], outputs=[], logger=self._logger)
+    return _new(
+        "INetworkDefinition",
+        flags=int(flags),
+        model=None,
+        inputs=[],
+        outputs=[],
+        layers=[],
+        tensors=[],
+        logger=self._logger,
+    )
 
 
 def _init_plugins(logger: Any, namespace: str) -> bool:
     _PLUGINS["initialised"] = True
     return True
+
+
+# Input types a DequantizeLayer takes (IDequantizeLayer in NvInfer.h: INT8 on 8.5/8.6; INT8, FP8 and, from 10.0,
+# INT4 on 10.x/11.x). A constant of another type becomes a tensor of that type, and TensorRT refuses it with
+# "<node>: only activation types allowed as input to this layer" (the log in microsoft/onnxruntime#14229 and
+# onnx/onnx-tensorrt#850: an INT32 bias from ONNX Runtime's quantize_static).
+_DQ_INPUTS = ("INT8",) if RELEASE.startswith("8.") else ("INT8", "FLOAT8E4M3FN", "INT4")
+
+
+def _qdq_problem(node: Any, initializers: Dict[str, Any]) -> str:
+    """What TensorRT's ONNX parser says about a Q/DQ node's constant inputs ("" when it takes it).
+
+    QuantDequantLinearHelper (builtin_op_importers.cpp, onnx/onnx-tensorrt release/8.6-GA l.1157-1300)
+    refuses UINT8 data or zero points ("notInvalidType") and non-zero zero points ("TensorRT only
+    supports symmetric quantization")."""
+    import onnx
+    from onnx import numpy_helper
+
+    if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+        return ""
+    data = initializers.get(node.input[0])
+    zero = initializers.get(node.input[2]) if len(node.input) > 2 else None
+    for tensor in (data, zero):
+        if tensor is not None and tensor.data_type == onnx.TensorProto.UINT8:
+            return f"{node.name}: Found invalid input type of UINT8"
+    if node.op_type == "DequantizeLinear" and data is not None:
+        type_name = onnx.TensorProto.DataType.Name(data.data_type)
+        if type_name not in _DQ_INPUTS:
+            return f"{node.name}: only activation types allowed as input to this layer."
+    if zero is not None and numpy_helper.to_array(zero).any():
+        return (
+            f"{node.name}: TensorRT only supports symmetric quantization. The zero point for the "
+            "QuantizeLinear/DequantizeLinear operator must be all zeros."
+        )
+    return ""
 
 
 def _parser_init(self: Any, network: Any, logger: Any) -> None:
@@ -267,7 +320,12 @@ def _parse_from_file(self: Any, path: str) -> bool:
             '"Plugin not found, are the plugin name, version, and namespace correct?"'
         )
         return False
-    initializers = {i.name for i in model.graph.initializer}
+    initializers = {i.name: i for i in model.graph.initializer}
+    for index, node in enumerate(model.graph.node):
+        problem = _qdq_problem(node, initializers)
+        if problem:
+            self._errors.append(f"In node {index} (parseGraph): INVALID_NODE: Invalid Node - {node.name}\n{problem}")
+            return False
 
     def tensors(values: Any) -> List[Any]:
         out = []
@@ -286,6 +344,15 @@ def _parse_from_file(self: Any, path: str) -> bool:
         for value in model.graph.output
         if any(not d.HasField("dim_value") and d.dim_param not in named for d in value.type.tensor_type.shape.dim)
     }
+    network._layers = [
+        # onnx-tensorrt names a node's layer after the node, an unnamed node "node_of_<first output>"
+        # (getNodeName, onnx2trt_utils.cpp l.1976, onnx/onnx-tensorrt release/8.6-GA).
+        _new("ILayer", p_name=node.name or f"node_of_{node.output[0]}", outputs=len(node.output))
+        for node in model.graph.node
+    ]
+    network._tensors = [v.name for v in model.graph.input if v.name not in initializers] + [
+        out for node in model.graph.node for out in node.output if out
+    ]
     network._model = model.SerializeToString()
     network._plugins = plugins
     network._qdq = _bool(ops & {"QuantizeLinear", "DequantizeLinear"})
@@ -372,15 +439,14 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
     if network._qdq and not strong and "INT8" not in flags:
         return fail("Network has Q/DQ layers: enable BuilderFlag.INT8 or create it STRONGLY_TYPED")
     calibrator = getattr(config, "int8_calibrator", None) if hasattr(type(config), "int8_calibrator") else None
+    scales: Dict[str, float] = {}
     if "INT8" in flags and not network._qdq:
         if calibrator is None:
             return fail("Calibration failure: INT8 without Q/DQ layers needs a calibrator")
-        calibrator.get_batch_size()
-        cache = calibrator.read_calibration_cache()
-        if not cache:
-            if calibrator.get_batch([t._name for t in network._inputs]) is None:
-                return fail("Calibration failure occurred with no scaling factors detected")
-        _log(logger, "INFO", f"Calibration cache read: {len(bytes(cache))} bytes")
+        found = _calibrate(network, config, calibrator, logger)
+        if isinstance(found, str):
+            return fail(found)
+        scales = found
     profiles = {}
     for tensor in network._inputs:
         if -1 in tensor._shape:
@@ -423,7 +489,15 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
         # (BuilderFlag::kINT8, NvInfer.h v10.3.0 l.8302).
         precision = "int8" if "INT8" in flags else "fp16" if "FP16" in flags else "fp32"
         fallback = "fp16" if "FP16" in flags else "fp32"
-    _log(logger, "INFO", f"Engine layer info: {precision} layers, unquantized layers {fallback}")
+    pinned = []
+    if not strong and flags & {"PREFER_PRECISION_CONSTRAINTS", "OBEY_PRECISION_CONSTRAINTS"}:
+        # A layer precision binds only with one of these flags (ILayer::setPrecision, NvInfer.h v8.6.1 l.637-659).
+        pinned = [layer._p_name for layer in network._layers if layer.__dict__.get("_p_precision") is not None]
+    _log(
+        logger,
+        "INFO",
+        f"Engine layer info: {precision} layers, unquantized layers {fallback}, FP32 by constraint: {pinned}",
+    )
     header = {
         "release": RELEASE,
         "precision": precision,
@@ -433,10 +507,116 @@ def _build_serialized_network(self: Any, network: Any, config: Any) -> Any:
         "inputs": [[t._name, list(t._shape), t._dtype.name] for t in network._inputs],
         "outputs": [[t._name, list(t._shape), t._dtype.name] for t in network._outputs],
         "data_dependent": network._data_dependent,
+        "int8_scales": len(scales),
+        "pinned_fp32": pinned,
     }
     blob = json.dumps(header).encode()
     _log(logger, "INFO", f"Engine built: {precision}, {len(network._model)} bytes of model")
     return _host_memory(_MAGIC + len(blob).to_bytes(4, "little") + blob + network._model)
+
+
+def _version_number() -> int:
+    """NV_TENSORRT_VERSION: major*1000+minor*100+patch below 10, major*10000+... from 10
+    (include/NvInferRuntimeBase.h, NVIDIA/TensorRT v8.6.1 and v10.3.0)."""
+    major, minor, patch = (int(p) for p in (RELEASE.split(".") + ["0", "0"])[:3])
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def _algorithm(calibrator: Any) -> str:
+    for cls, name in (
+        ("IInt8EntropyCalibrator2", "EntropyCalibration2"),
+        ("IInt8MinMaxCalibrator", "MinMaxCalibration"),
+        ("IInt8EntropyCalibrator", "EntropyCalibration"),
+        ("IInt8LegacyCalibrator", "LegacyCalibration"),
+    ):
+        if isinstance(calibrator, getattr(_module, cls)):
+            return name
+    raise TypeError(f"{type(calibrator).__name__} is not a TensorRT calibrator")
+
+
+def _read_cache(text: str, expected: str) -> Any:
+    """The scales of a cache whose header is ``expected``; None for another release or algorithm."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or lines[0].strip() != expected:
+        return None
+    scales = {}
+    for line in lines[1:]:
+        name, _, value = line.rpartition(": ")
+        scales[name] = float(np.frombuffer(bytes.fromhex(value.strip().rjust(8, "0")), ">f4")[0])
+    return scales
+
+
+def _tensor_maxima(network: Any, shapes: Dict[str, Any], calibrator: Any, logger: Any) -> Any:
+    """Feed the calibrator's batches (device pointers, read as host memory here) through the model;
+    the largest |value| of every network tensor, or an error when no batch came."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load_from_string(network._model)
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in network._tensors if t not in known)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    maxima: Dict[str, float] = {}
+    batches = 0
+    while True:
+        pointers = calibrator.get_batch([t._name for t in network._inputs])
+        if pointers is None:
+            break
+        batches += 1
+        feeds = {
+            t._name: _host_view(int(p), shapes[t._name], t._dtype.name).copy()
+            for t, p in zip(network._inputs, pointers)
+        }
+        values = dict(zip(names, session.run(None, feeds)), **feeds)
+        for name, value in values.items():
+            maxima[name] = max(maxima.get(name, 0.0), float(np.abs(value).max()) if value.size else 0.0)
+    return maxima if batches else None
+
+
+def _calibrate(network: Any, config: Any, calibrator: Any, logger: Any) -> Any:
+    """Implicit INT8 as IInt8Calibrator documents it (NvInfer.h v8.6.1 l.8267-8340): the cache first, used
+    only when its header names this release and the calibrator's algorithm (TensorRT skips another one
+    and calibrates, NVIDIA/TensorRT#1378); else batches until get_batch returns None, then the cache is
+    written. Scales: tensor name -> amax/127, or an error message. The double's scales are maxima
+    whatever the algorithm: it proves the protocol, not TensorRT's entropy search."""
+    expected = f"TRT-{_version_number()}-{_algorithm(calibrator)}"
+    cache = calibrator.read_calibration_cache()
+    scales = _read_cache(bytes(cache).decode("utf-8", "replace"), expected) if cache else None
+    if scales is None:
+        if cache:
+            _log(logger, "INFO", f"double: calibration cache header is not {expected}: ignored, calibrating")
+        profile = config.__dict__.get("_calibration_profile")
+        shapes = {}
+        for tensor in network._inputs:
+            chosen = profile.__dict__.get("_shapes", {}).get(tensor._name) if profile is not None else None
+            if chosen is None and -1 in tensor._shape:
+                return (
+                    "Calibration optimization profile must be set if int8 calibration is used to set scales for a "
+                    "network with runtime dimensions"
+                )
+            shapes[tensor._name] = chosen[1] if chosen else tensor._shape
+        if RELEASE.startswith("8."):
+            calibrator.get_batch_size()
+        maxima = _tensor_maxima(network, shapes, calibrator, logger)
+        if maxima is None:
+            return "Calibration failure occurred with no scaling factors detected."
+        scales = {name: amax / 127.0 for name, amax in maxima.items()}
+        lines = [expected] + [
+            f"{n}: {int.from_bytes(np.float32(v).astype('>f4').tobytes(), 'big'):x}" for n, v in sorted(scales.items())
+        ]
+        calibrator.write_calibration_cache(memoryview("\n".join(lines).encode() + b"\n"))
+    else:
+        _log(logger, "INFO", f"Calibration cache read: {len(scales)} scales")
+    for tensor in network._tensors:
+        if tensor not in scales:
+            _log(
+                logger,
+                "WARNING",
+                f"Missing scale and zero-point for tensor {tensor}, expect fall back to non-int8 implementation for "
+                "any layer consuming or producing given tensor",
+            )
+    return scales
 
 
 def _runtime_init(self: Any, logger: Any) -> None:
@@ -567,6 +747,15 @@ _BEHAVIOUR: Dict[str, Any] = {
     "IOutputAllocator.__init__": lambda self: None,
     "IInt8Calibrator.__init__": lambda self: None,
     "IInt8EntropyCalibrator2.__init__": lambda self: None,
+    "IInt8EntropyCalibrator.__init__": lambda self: None,
+    "IInt8MinMaxCalibrator.__init__": lambda self: None,
+    "IBuilderConfig.set_calibration_profile": _config(
+        lambda self, p: self.__dict__.update(_calibration_profile=p) or True
+    ),
+    "INetworkDefinition.num_layers": lambda self: len(self._layers),
+    "INetworkDefinition.get_layer": lambda self, i: self._layers[i],
+    "ILayer.num_outputs": lambda self: self._outputs,
+    "ILayer.set_output_type": lambda self, i, dtype: self.__dict__.setdefault("_output_types", {}).update({i: dtype}),
     "Builder.__init__": _builder_init,
     "Builder.create_network": _create_network,
     "Builder.create_builder_config": lambda self: _new("IBuilderConfig"),
