@@ -45,6 +45,7 @@ setup(
             "statsmodels",
             "scipy",
             "jsonschema>=4.18",
+            "pycocotools",  # the reference that detection AP is checked against
             "cryptography",
             "matplotlib",
             "vermin",
