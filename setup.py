@@ -24,6 +24,8 @@ setup(
     packages=find_packages(include=["agent", "agent.*", "calibration", "calibration.*"]),
     include_package_data=True,
     install_requires=[
+        # Ed25519 command signatures (agent.mqtt.keys); python3-cryptography on Debian and JetPack
+        "cryptography>=2.8",
         "numpy>=1.21",
         "onnx>=1.14",
         "onnxruntime>=1.16",
@@ -46,7 +48,6 @@ setup(
             "scipy",
             "jsonschema>=4.18",
             "pycocotools",  # the reference that detection AP is checked against
-            "cryptography",
             "matplotlib",
             "vermin",
             # lint and types, run by scripts/test.sh under the default interpreter only

@@ -9,13 +9,10 @@ Writes the "int8-vs-ort-quantize" section of docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -25,7 +22,7 @@ from agent.model.info import InputSpec  # noqa: E402
 from agent.model.preprocess import make_batch  # noqa: E402
 from benchmarks.bench_int8 import IMAGENET, THREADS, build_engine, photos, variants  # noqa: E402
 from benchmarks.interleave import interleaved  # noqa: E402
-from benchmarks.report import output_options, publish  # noqa: E402
+from benchmarks.report import main_in_tempdir  # noqa: E402
 
 # /proc/cpuinfo flag -> name, best first (Linux arch/x86/include/asm/cpufeatures.h spells them so).
 INT8_ISAS = (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"))
@@ -120,16 +117,10 @@ def markdown(r: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
-    output_options(parser)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-int8-ort-") as tmp:
-        result = run(Path(tmp), args.rounds)
-    print(json.dumps(result, indent=2, default=str))
-    publish("int8-vs-ort-quantize", markdown(result), args.no_write)
-    return 0
+def main(argv: Optional[List[str]] = None) -> int:
+    return main_in_tempdir(
+        argv, __doc__ or "", "int8-vs-ort-quantize", lambda folder, args: run(folder, args.rounds), markdown, rounds=15
+    )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import re
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = (
@@ -46,3 +49,25 @@ def publish(name: str, markdown: str, no_write: bool) -> None:
     print(markdown, flush=True)
     if not no_write:
         write_section(name, markdown)
+
+
+def main_in_tempdir(
+    argv: Optional[List[str]],
+    description: str,
+    name: str,
+    measure: Callable[[Path, argparse.Namespace], Dict[str, Any]],
+    markdown: Callable[[Dict[str, Any]], str],
+    rounds: Optional[int] = None,
+) -> int:
+    """A benchmark's main: options (``--rounds`` when ``rounds`` is its default), ``measure`` in a
+    temporary folder, the JSON result printed, its section published as ``name``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if rounds is not None:
+        parser.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds")
+    output_options(parser)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        result = measure(Path(tmp), args)
+    print(json.dumps(result, indent=2, default=str))
+    publish(name, markdown(result), args.no_write)
+    return 0

@@ -16,11 +16,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from agent.accuracy.check import load_spot_set
 from agent.backends.base import Backend
-from agent.config.sections import CalibrationConfig, Config, GateConfig, ModelConfig
+from agent.config.sections import AccuracyConfig, CalibrationConfig, Config, GateConfig, ModelConfig
 from agent.engines.report import BuildReport
 from agent.engines.store import cache_key
 from agent.model.pipeline import PreparedModel, make_decoder, prepare_model
+from agent.util.errors import InputError
 from agent.util.fileio import atomic_move, sha256_file
 from agent.util.progress import Listener, Progress
 from calibration.artefacts import settings_folder, write_artefacts
@@ -78,24 +80,37 @@ def quantization_key(c: CalibrationConfig, gate: GateConfig, spot_labels: Option
 
 
 def gather_evidence(
-    model_cfg: ModelConfig, spot_labels: Optional[str], model: PreparedModel, holdout: List[np.ndarray]
+    model_cfg: ModelConfig, accuracy: AccuracyConfig, model: PreparedModel, holdout: List[np.ndarray]
 ) -> Evidence:
-    """What the gate judges on: the held-out frames, and for classification the spot-labeled set."""
+    """What the gate judges on: the held-out frames, and the spot-labeled set (classification:
+    labeled images; detection: labeled boxes, the deployed decoder and model.detection.match_iou).
+    A detection model whose outputs no decoder reads is judged on raw outputs, with a note."""
     classify = model_cfg.task == "classification"
     evidence = Evidence(model.spec, model.output, holdout, labels=list(model.labels), classify=classify)
     if not holdout:
         evidence.notes.append(
-            "no held-out frames (calibration.holdout_fraction or too few frames): output agreement is not part of "
+            "no held-out frames (calibration.holdout_fraction or too few frames): agreement with FP32 is not part of "
             "the gate"
         )
     if classify:
-        found = load_labeled(spot_labels, model.labels)
+        found = load_labeled(accuracy.spot_labels, model.labels)
         evidence.labeled, evidence.truth = found["images"], found["truth"]
         evidence.notes += found["notes"]
-    else:
-        evidence.notes.append(
-            f"task {model_cfg.task}: the gate compares raw outputs only (per-class recall needs classification labels)"
-        )
+        return evidence
+    try:
+        detector = make_decoder(model_cfg, model)
+    except InputError as exc:  # outputs no box format reads (a text or probability map): raw outputs only
+        evidence.notes.append(f"{exc}: the gate compares raw outputs only (no boxes to compare)")
+        return evidence
+    evidence.detector, evidence.labels = detector, list(detector.labels)
+    evidence.match_iou = float(model_cfg.detection.match_iou)
+    if not accuracy.spot_labels:
+        evidence.notes.append("accuracy.spot_labels is not set: per-class recall is not part of the gate")
+        return evidence
+    spot = load_spot_set(accuracy, model_cfg.task, evidence.labels)
+    evidence.labeled = [frame.image for frame in spot.frames]
+    evidence.truth_boxes = [sample.truth for sample in spot.samples]
+    evidence.notes += list(spot.labeled.errors)
     return evidence
 
 
@@ -120,6 +135,7 @@ def gate_summary(result: SearchResult, promoted: Optional[Attempt], built: Optio
         "top1_agreement": outputs["top1_agreement"] if outputs else None,
         "cosine": outputs["cosine"] if outputs else None,
         "max_abs_diff": outputs["max_abs_diff"] if outputs else None,
+        "boxes": shown.gate.get("boxes") if shown else None,
         "reasons": shown.gate["reasons"] if shown else [],
         "attempts": [a.as_dict() for a in result.attempts],
         "sensitivity": result.sensitivity,
@@ -268,7 +284,7 @@ def _workbench(
     images = cal_set.images()
     calib_idx, hold_idx = cal_set.split(float(config.calibration.holdout_fraction))
     batches = calibration_batches([images[i] for i in calib_idx], model)
-    evidence = gather_evidence(config.model, config.accuracy.spot_labels, model, [images[i] for i in hold_idx])
+    evidence = gather_evidence(config.model, config.accuracy, model, [images[i] for i in hold_idx])
     decode = class_decoder(config.model, model) if evidence.classify else (lambda outputs: [])
     options = config.backend.options(backend.name)
     with backend.load(str(reference.engine_path), options) as engine:

@@ -252,7 +252,7 @@ def closest(attempts: List[Attempt]) -> Attempt:
     """The INT8 attempt nearest to FP32 by the gate's figures (one that produced a model, if any)."""
     int8 = [a for a in attempts if a.settings]
     usable = [a for a in int8 if a.qdq_path] or int8
-    return max(usable, key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"]))
+    return max(usable, key=lambda a: score(a.gate["outputs"], a.gate["per_class_recall"], a.gate.get("boxes")))
 
 
 def planned_steps(nodes: int, mixed_precision: bool, max_excluded: int) -> int:

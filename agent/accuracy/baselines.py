@@ -4,23 +4,26 @@ A baseline holds what the promoted engine and the FP32 reference did on the spot
 (per-sample outcomes, per-class recall), with the hashes of the model, the engine and the set.
 Each save is a new version file ``<state_dir>/baselines/accuracy-v<N>.json``; the newest
 ``keep`` are kept (an engine rollback can find the baseline recorded for its engine). Every
-file carries a format version and the sha256 of its content, checked on load.
+file carries a format version and the sha256 of its content, checked on load; :func:`set_aside_damaged`
+moves the files that fail it aside (``*.corrupt-<time>``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from agent.util.errors import InputError
-from agent.util.fileio import atomic_write_json, canonical_json, sha256_bytes
+from agent.util.fileio import atomic_write_json, canonical_json, quarantine, sha256_bytes
 
 FORMAT_VERSION = 1
 KEEP = 10
 _NAME = re.compile(r"^accuracy-v(\d+)\.json$")
+_SET_ASIDE = re.compile(r"^accuracy-v(\d+)\.json\.corrupt-")
 
 
 class BaselineError(InputError):
@@ -52,8 +55,10 @@ def path_of(state_dir: str, version: int) -> Path:
 def save(state_dir: str, record: Mapping[str, Any], keep: int = KEEP) -> Dict[str, Any]:
     """Store ``record`` as the next version; returns it with format_version, version, created and sha256."""
     existing = versions(state_dir)
+    folder = baseline_dir(state_dir)
+    aside = [int(m.group(1)) for m in map(_SET_ASIDE.match, os.listdir(folder) if folder.is_dir() else []) if m]
     stored = dict(record)
-    stored.update(format_version=FORMAT_VERSION, version=(existing[-1] + 1) if existing else 1)
+    stored.update(format_version=FORMAT_VERSION, version=max(existing + aside + [0]) + 1)  # never reused
     stored["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     stored["sha256"] = content_hash(stored)
     atomic_write_json(path_of(state_dir, stored["version"]), stored)
@@ -90,3 +95,18 @@ def latest(state_dir: str, engine_id: Optional[str] = None) -> Optional[Dict[str
         if engine_id is None or record.get("engine", {}).get("id") == engine_id:
             return record
     return None
+
+
+def set_aside_damaged(state_dir: str, clock: Callable[[], float] = time.time) -> List[Dict[str, Any]]:
+    """Verify every stored version; move each damaged one aside. Returns what was moved and why."""
+    moved = []
+    for version in versions(state_dir):
+        try:
+            load(state_dir, version)
+        except BaselineError as exc:
+            path = path_of(state_dir, version)
+            target = quarantine(path, clock())
+            moved.append(
+                {"file": str(path), "moved_to": str(target), "reason": str(exc), "lost": f"baseline v{version}"}
+            )
+    return moved

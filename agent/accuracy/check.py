@@ -18,10 +18,13 @@ import numpy as np
 from agent.accuracy import baselines, drift
 from agent.accuracy.labelsets import AnySet, BoxLabels, DetectionSet, detect_format, load_set
 from agent.accuracy.metrics import (
+    ImageBoxes,
     accuracy,
-    ap_per_class,
+    assign_coco,
+    coco_ap,
     confusion_matrix,
     detection_confusion,
+    detection_counts,
     macro,
     per_class,
 )
@@ -37,7 +40,6 @@ from agent.config.sections import (
 )
 from agent.engines.identity import EngineIdentity
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
-from agent.model.tasks.detection import assign_detections
 from agent.sources.frames import Frame, read_image
 from agent.util.errors import InputError
 from agent.util.fileio import canonical_json, sha256_bytes, sha256_file
@@ -99,7 +101,8 @@ def set_hash(samples: Sequence[Sample]) -> str:
 
     def truth_of(s: Sample) -> Any:
         if isinstance(s.truth, BoxLabels):
-            return [np.round(s.truth.boxes, 6).tolist(), s.truth.classes.tolist()]
+            ignored = [s.truth.ignore.tolist()] if s.truth.ignore.any() else []
+            return [np.round(s.truth.boxes, 6).tolist(), s.truth.classes.tolist(), *ignored]
         return int(s.truth)
 
     return sha256_bytes(canonical_json([[s.key, sha256_file(s.path), truth_of(s)] for s in samples]).encode())
@@ -129,17 +132,17 @@ class Evaluation:
     matrix: np.ndarray
     outcomes: Dict[str, Tuple[str, bool]]  # sample (or labeled box) key -> (true class, correct)
     extra: Dict[str, Any] = field(default_factory=dict)
-    ap50: Optional[List[Optional[float]]] = None
+    ap: Optional[List[Optional[List[float]]]] = None  # detection: per class the AP at IoU .50:.05:.95
 
     def report(self) -> AccuracyReport:
         """The metrics part of the accuracy report."""
         per = per_class(self.matrix, self.labels)
         averages: Dict[str, Any] = macro(per, self.labels)
-        if self.ap50 is not None:
-            for name, ap in zip(self.labels, self.ap50):
-                per[name]["ap50"] = ap
-            known = [ap for ap in self.ap50 if ap is not None]
-            averages["ap50"] = float(np.mean(known)) if known else None
+        if self.ap is not None:
+            for name, counts, ap in zip(self.labels, detection_counts(self.matrix), self.ap):
+                per[name].update(counts, ap50=None if ap is None else ap[0], ap50_95=_mean(ap))
+            known = [ap for ap in self.ap if ap is not None]  # COCO's mAP: over the classes with labeled boxes
+            averages.update(ap50=_mean([ap[0] for ap in known]), ap50_95=_mean([float(np.mean(ap)) for ap in known]))
         return AccuracyReport(
             task=self.task,
             classes=self.labels,
@@ -150,6 +153,10 @@ class Evaluation:
             macro=averages,
             task_fields=self.extra,
         )
+
+
+def _mean(values: Optional[Sequence[float]]) -> Optional[float]:
+    return float(np.mean(values)) if values else None
 
 
 def _infer(pipeline: Pipeline, frames: Sequence[Frame]) -> List[Dict[str, Any]]:
@@ -208,37 +215,42 @@ def evaluate_classification(
 def evaluate_detection(
     det: DetectionConfig, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]
 ) -> Evaluation:
-    """Boxes matched at model.detection.match_iou: confusion with background, recall per labeled box, AP50."""
+    """COCO-style matching (agent.accuracy.metrics): the confusion matrix with background, per-class
+    counts and recall per labeled box at model.detection.match_iou, AP at IoU .50:.05:.95. Ignored
+    labeled boxes (crowd, difficult) count neither way, nor do the detections they take."""
     labels = run.labels
     match_iou = det.match_iou
     results = _infer(run.pipeline, frames)
     assignments, images, outcomes = [], [], {}
-    boxes_total = 0
     for sample, frame, result in zip(samples, frames, results):
         height, width = frame.image.shape[:2]
-        truth_boxes = sample.truth.pixel_boxes(width, height)
-        truth_classes = sample.truth.classes
         dets = result["detections"]
-        det_boxes = np.asarray([d["box"] for d in dets], dtype=np.float64).reshape(-1, 4)
-        det_classes = np.asarray([d["index"] for d in dets], dtype=np.int64)
-        det_scores = np.asarray([d["score"] for d in dets], dtype=np.float64)
-        assigned, false_alarms = assign_detections(truth_boxes, truth_classes, det_boxes, det_classes, match_iou)
-        assignments.append((truth_classes, assigned, false_alarms))
-        images.append((truth_boxes, truth_classes, det_boxes, det_scores, det_classes))
-        for i, (t, a) in enumerate(zip(truth_classes.tolist(), assigned.tolist())):
-            outcomes[f"{sample.key}#{i}"] = (labels[t], a == t)
-        boxes_total += len(truth_classes)
+        image = ImageBoxes(
+            sample.truth.pixel_boxes(width, height),
+            sample.truth.classes,
+            np.asarray([d["box"] for d in dets], dtype=np.float64),
+            np.asarray([d["score"] for d in dets], dtype=np.float64),
+            np.asarray([d["index"] for d in dets], dtype=np.int64),
+            sample.truth.ignore,
+        )
+        assigned, false_alarms = assign_coco(image, len(labels), match_iou)
+        regular = ~image.truth_ignore
+        assignments.append((image.truth_classes[regular], assigned[regular], false_alarms))
+        images.append(image)
+        for i in np.flatnonzero(regular).tolist():
+            outcomes[f"{sample.key}#{i}"] = (
+                labels[image.truth_classes[i]],
+                bool(assigned[i] == image.truth_classes[i]),
+            )
     matrix = detection_confusion(assignments, len(labels))
-    extra = {"match_iou": match_iou, "labeled_boxes": boxes_total, "conf_threshold": det.conf_threshold}
-    return Evaluation(
-        "detection",
-        labels,
-        labels + [BACKGROUND],
-        matrix,
-        outcomes,
-        extra,
-        ap_per_class(images, len(labels), match_iou),
-    )
+    ignored = int(sum(np.count_nonzero(image.truth_ignore) for image in images))
+    extra = {
+        "match_iou": match_iou,
+        "labeled_boxes": len(outcomes),
+        "ignored_boxes": ignored,
+        "conf_threshold": det.conf_threshold,
+    }
+    return Evaluation("detection", labels, labels + [BACKGROUND], matrix, outcomes, extra, coco_ap(images, len(labels)))
 
 
 def evaluate(model_cfg: ModelConfig, run: EngineRun, samples: Sequence[Sample], frames: Sequence[Frame]) -> Evaluation:
@@ -265,7 +277,7 @@ def load_spot_set(
     kind = fmt or ("auto" if path else accuracy.format)  # a set named by hand is looked at, not assumed
     if kind == "auto" and where:
         kind = detect_format(where, task)
-    labeled = load_set(where, kind, task, labels)
+    labeled = load_set(where, kind, task, labels, accuracy.default_label)
     samples, frames = read_frames(labeled, list_samples(labeled))
     if not samples:
         raise InputError(f"accuracy.spot_labels: none of the images in {where} is readable")

@@ -1,14 +1,17 @@
 """Spot-labeled sets on the device.
 
 Classification: a folder per class, or a CSV / JSONL manifest of (path, label). Detection: YOLO
-txt files (one per image) or a COCO JSON file. Each bad entry (missing image, unknown label,
-malformed box) becomes an error naming the file and the line (or the JSON entry); the rest are
-still evaluated and the skipped ones are counted.
+txt files (one per image), a COCO JSON file, dlib's imglab XML file or a folder of Pascal VOC XML
+files. Each bad entry (missing image, unknown label, malformed box) becomes an error naming the
+file and the line (or the JSON entry); the rest are still evaluated and the skipped ones are
+counted. Labeled boxes can be marked ignored (COCO ``iscrowd``, VOC ``difficult``, dlib
+``ignore``): the metrics treat them as COCO treats crowd regions.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,11 +20,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from agent.accuracy import xmlread
 from agent.sources.frames import IMAGE_SUFFIXES
 from agent.util.errors import InputError
 
 CLASSIFICATION_FORMATS = ("folders", "csv", "jsonl")
-DETECTION_FORMATS = ("yolo", "coco")
+DETECTION_FORMATS = ("yolo", "coco", "dlib", "voc")
 
 
 @dataclass
@@ -56,6 +60,11 @@ class BoxLabels:
     boxes: np.ndarray  # [M, 4]
     classes: np.ndarray  # [M]
     normalized: bool = False  # True: boxes are (cx, cy, w, h) in 0..1
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # [M] crowd / difficult / ignore
+
+    def __post_init__(self) -> None:
+        if len(self.ignore) != len(self.classes):  # not given: no box is ignored
+            self.ignore = np.zeros(len(self.classes), dtype=bool)
 
     def pixel_boxes(self, width: int, height: int) -> np.ndarray:
         """[M, 4] x1, y1, x2, y2 in pixels of an image of this size."""
@@ -85,24 +94,30 @@ def _relative(path: str, root: str) -> str:
 
 
 def detect_format(path: str, task: str) -> str:
-    """'auto' resolved from what is on disk: a .csv / .jsonl / .json file, or a folder (YOLO txt
-    labels for detection, a folder per class for classification)."""
+    """'auto' resolved from what is on disk: a .csv / .jsonl / .json (COCO) / .xml (dlib) file, or a
+    folder: for detection VOC when it holds .xml files or an Annotations/ folder, else YOLO txt
+    labels; for classification a folder per class."""
     target = Path(path)
     suffix = target.suffix.lower()
     if target.is_file():
-        known = {".csv": "csv", ".jsonl": "jsonl", ".json": "coco"}
+        known = {".csv": "csv", ".jsonl": "jsonl", ".json": "coco", ".xml": "dlib"}
         if suffix not in known:
             raise InputError(
                 f"accuracy.spot_labels: cannot tell the format of {path} from its suffix; set accuracy.format"
             )
         return known[suffix]
     if target.is_dir():
-        return "yolo" if task == "detection" else "folders"
+        if task != "detection":
+            return "folders"
+        return "voc" if (target / "Annotations").is_dir() or any(target.glob("*.xml")) else "yolo"
     raise InputError(f"accuracy.spot_labels: not found: {path}")
 
 
-def load_set(path: Optional[str], fmt: str, task: str, labels: Sequence[str]) -> AnySet:
-    """The spot-labeled set at ``path`` in format ``fmt`` ('auto' looks) for a task's classes."""
+def load_set(
+    path: Optional[str], fmt: str, task: str, labels: Sequence[str], default_label: Optional[str] = None
+) -> AnySet:
+    """The spot-labeled set at ``path`` in format ``fmt`` ('auto' looks) for a task's classes
+    (``default_label``: the class of dlib boxes without a label)."""
     if not path:
         raise InputError("accuracy.spot_labels: no spot-labeled set is configured (set it, or pass --labels)")
     fmt = detect_format(path, task) if fmt == "auto" else fmt
@@ -115,6 +130,8 @@ def load_set(path: Optional[str], fmt: str, task: str, labels: Sequence[str]) ->
         "jsonl": load_jsonl,
         "yolo": load_yolo,
         "coco": load_coco,
+        "dlib": functools.partial(load_dlib, default_label=default_label),
+        "voc": load_voc,
     }
     return loaders[fmt](path, labels)
 
@@ -331,7 +348,7 @@ def load_coco(path: str, labels: Sequence[str]) -> DetectionSet:
         if not image.is_file():
             result.skip(f"{where} (id {entry['id']}): image not found: {image}; skipped")
             continue
-        images[entry["id"]] = {"path": str(image), "boxes": [], "classes": [], "problem": ""}
+        images[entry["id"]] = {"path": str(image), "boxes": [], "classes": [], "ignore": [], "problem": ""}
     for i, ann in enumerate(data["annotations"]):
         where = f"{manifest}: annotations[{i}]" + (
             f" (id {ann.get('id')})" if isinstance(ann, dict) and "id" in ann else ""
@@ -350,6 +367,7 @@ def load_coco(path: str, labels: Sequence[str]) -> DetectionSet:
             x, y, w, h = (float(v) for v in ann["bbox"])
             target["boxes"].append([x, y, x + w, y + h])
             target["classes"].append(categories[ann["category_id"]])
+            target["ignore"].append(bool(ann.get("iscrowd", 0)))
     for entry in images.values():
         if entry["problem"]:
             result.skip(entry["problem"])
@@ -359,6 +377,7 @@ def load_coco(path: str, labels: Sequence[str]) -> DetectionSet:
                     entry["path"],
                     np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4),
                     np.asarray(entry["classes"], dtype=np.int64),
+                    ignore=np.asarray(entry["ignore"], dtype=bool),
                 )
             )
     return _finish(result, path, "images")  # type: ignore[return-value]
@@ -393,3 +412,147 @@ def _coco_box_problem(ann: Dict[str, Any], categories: Dict[Any, Any]) -> str:
     if bbox[2] <= 0 or bbox[3] <= 0:
         return f"bbox {bbox!r} needs a positive width and height"
     return ""
+
+
+def _number(element: xmlread.Element, name: str, value: Optional[str]) -> float:
+    """A finite number from an attribute or element text; ValueError '<line>: ...' otherwise."""
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{element.line}: <{element.tag}> {name} {value!r} is not a number")
+    return number
+
+
+def _flag(element: xmlread.Element, name: str, value: Optional[str]) -> bool:
+    """'1' / 'true' set, '0' / 'false' / empty / absent clear (as dlib's string_cast<bool> and VOC's 0/1)."""
+    text = (value or "0").strip().lower()
+    if text not in ("0", "1", "true", "false"):
+        raise ValueError(f"{element.line}: <{element.tag}>{' ' + name if name else ''} {value!r} is not 0 or 1")
+    return text in ("1", "true")
+
+
+def _parse_xml(path: Path, root_tag: str, what: str) -> xmlread.Element:
+    root = xmlread.parse(path)
+    if root.tag != root_tag:
+        raise ValueError(f"{path}:{root.line}: not {what} (root element <{root.tag}>, expected <{root_tag}>)")
+    return root
+
+
+def _dlib_box(box: xmlread.Element, labels: Sequence[str], default: Optional[str]) -> Tuple[List[float], int, bool]:
+    """(x1, y1, x2, y2), class index, ignored. dlib stores the inclusive pixel rectangle
+    left..left+width-1 (image_dataset_metadata.cpp), which covers left..left+width in pixel coordinates."""
+    top, left, width, height = (_number(box, k, box.attrs.get(k)) for k in ("top", "left", "width", "height"))
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{box.line}: <box> needs a positive width and height, got {width:g} x {height:g}")
+    name = box.child_text("label") or default
+    if name is None:
+        raise ValueError(
+            f"{box.line}: <box> has no <label> and the model has {len(labels)} classes; set accuracy.default_label"
+        )
+    if name not in labels:
+        raise ValueError(f"{box.line}: label {name!r} is not a class ({', '.join(labels)})")
+    return (
+        [left, top, left + width, top + height],
+        list(labels).index(name),
+        _flag(box, "ignore", box.attrs.get("ignore")),
+    )
+
+
+def _boxes(path: str, rows: List[Tuple[List[float], int, bool]]) -> BoxLabels:
+    return BoxLabels(
+        path,
+        np.asarray([r[0] for r in rows], dtype=np.float64).reshape(-1, 4),
+        np.asarray([r[1] for r in rows], dtype=np.int64),
+        ignore=np.asarray([r[2] for r in rows], dtype=bool),
+    )
+
+
+def load_dlib(path: str, labels: Sequence[str], default_label: Optional[str] = None) -> DetectionSet:
+    """dlib's imglab XML (dlib/data_io/image_dataset_metadata.cpp, the loader and writer imglab
+    uses): ``<dataset><images><image file=...><box top= left= width= height= [ignore='1']>
+    [<label>name</label>]``. Image paths are relative to the file's folder. A box without a label
+    is ``default_label``, or the only class of a one-class model."""
+    manifest = Path(path)
+    try:
+        root = _parse_xml(manifest, "dataset", "dlib XML")
+    except ValueError as exc:
+        raise InputError(f"accuracy.spot_labels: {exc}") from None
+    default = default_label if default_label is not None else (labels[0] if len(labels) == 1 else None)
+    if default is not None and default not in labels:
+        raise InputError(f"accuracy.default_label: {default!r} is not a class ({', '.join(labels)})")
+    result = DetectionSet(list(labels), root=str(manifest.parent))
+    images = root.find("images")
+    for image in images.findall("image") if images is not None else []:
+        where = f"{manifest}:{image.line}"
+        file_name = image.attrs.get("file", "")
+        target = manifest.parent / file_name
+        if not file_name or not target.is_file():
+            result.skip(f"{where}: <image> file {file_name!r} not found beside {manifest.name}; skipped")
+            continue
+        try:
+            rows = [_dlib_box(box, labels, default) for box in image.findall("box")]
+        except ValueError as exc:
+            result.skip(f"{manifest}:{exc}; image {target.name} skipped")
+            continue
+        result.items.append(_boxes(str(target), rows))
+    return _finish(result, path, "images")  # type: ignore[return-value]
+
+
+def _voc_object(obj: xmlread.Element, labels: Sequence[str]) -> Tuple[List[float], int, bool]:
+    """(xmin, ymin, xmax, ymax) as written, class index, difficult."""
+    name = obj.child_text("name")
+    if name is None or name not in labels:
+        raise ValueError(f"{obj.line}: <object> <name> {name!r} is not a class ({', '.join(labels)})")
+    bndbox = obj.find("bndbox")
+    if bndbox is None:
+        raise ValueError(f"{obj.line}: <object> {name!r} has no <bndbox>")
+    corners = []
+    for key in ("xmin", "ymin", "xmax", "ymax"):
+        element = bndbox.find(key) or bndbox
+        corners.append(_number(element, key, bndbox.child_text(key)))
+    if corners[2] <= corners[0] or corners[3] <= corners[1]:
+        raise ValueError(f"{bndbox.line}: <bndbox> {corners} needs xmax > xmin and ymax > ymin")
+    difficult = obj.find("difficult")
+    return corners, list(labels).index(name), difficult is not None and _flag(difficult, "", difficult.text)
+
+
+def _voc_image(annotation: Path, base: Path, file_name: str) -> Optional[Path]:
+    """Beside the annotation, else in the set's JPEGImages/ (the VOC devkit's layout)."""
+    for folder in (annotation.parent, base / "JPEGImages", annotation.parent.parent / "JPEGImages"):
+        if file_name and (folder / file_name).is_file():
+            return folder / file_name
+    return None
+
+
+def _read_voc(annotation: Path, base: Path, labels: Sequence[str]) -> BoxLabels:
+    root = _parse_xml(annotation, "annotation", "Pascal VOC XML")
+    file_name = root.child_text("filename") or ""
+    image = _voc_image(annotation, base, file_name)
+    if image is None:
+        raise ValueError(f"{annotation}:{root.line}: <filename> {file_name!r} not found (beside it or in JPEGImages/)")
+    try:
+        rows = [_voc_object(obj, labels) for obj in root.findall("object")]
+    except ValueError as exc:
+        raise ValueError(f"{annotation}:{exc}") from None
+    return _boxes(str(image), rows)
+
+
+def load_voc(root: str, labels: Sequence[str]) -> DetectionSet:
+    """Pascal VOC XML: one ``<annotation>`` file per image (``root/Annotations/*.xml``, or ``root/*.xml``)
+    with ``<filename>`` and ``<object><name>`` ``<bndbox><xmin>...`` in pixels, ``<difficult>1`` ignored."""
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError(f"accuracy.spot_labels: folder not found: {root}")
+    folder = base / "Annotations" if (base / "Annotations").is_dir() else base
+    files = sorted(folder.glob("*.xml"))
+    if not files:
+        raise InputError(f"accuracy.spot_labels: no VOC annotation files (*.xml) in {folder}")
+    result = DetectionSet(list(labels), root=str(base))
+    for annotation in files:
+        try:
+            result.items.append(_read_voc(annotation, base, labels))
+        except ValueError as exc:
+            result.skip(f"{exc}; skipped")
+    return _finish(result, root, "images")  # type: ignore[return-value]

@@ -20,10 +20,11 @@ class AccuracyReport:
     classes: List[str]
     matrix_labels: List[str]  # the classes, then 'none' or 'background' where the task has one
     confusion_matrix: List[List[int]]  # rows truth, columns prediction
-    per_class: Dict[str, Dict[str, Any]]  # precision, recall, f1, support, recall_ci95 (ap50)
+    per_class: Dict[str, Dict[str, Any]]  # precision, recall, f1, support, recall_ci95 (tp, fp, fn, ap50, ap50_95)
     accuracy: float
     macro: Dict[str, Any]
-    # the task's own fields: positive_class, binary, top_k_accuracy; match_iou, labeled_boxes, conf_threshold
+    # the task's own fields: positive_class, binary, top_k_accuracy; match_iou, labeled_boxes, ignored_boxes,
+    # conf_threshold
     task_fields: Dict[str, Any] = field(default_factory=dict, metadata=FLATTEN)
     samples: Optional[int] = None
     skipped: Optional[int] = None

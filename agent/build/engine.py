@@ -16,7 +16,7 @@ from agent.engines.identity import EngineIdentity, served_precision
 from agent.engines.report import BuildReport
 from agent.engines.store import EngineStore, cache_key
 from agent.model.pipeline import Pipeline, PreparedModel, make_decoder, prepare_model
-from agent.util.errors import EngineIncompatible, GateFailed, InputError
+from agent.util.errors import EdgeAgentError, EngineIncompatible, GateFailed, InputError
 from agent.util.fileio import atomic_write_json
 from agent.util.progress import Listener
 from calibration import conformance
@@ -210,11 +210,17 @@ def write_report(state_dir: str, report: BuildReport) -> str:
     return str(path)
 
 
+class EngineDamaged(EdgeAgentError):
+    """A build report's engine is not in the cache as its sidecar describes it."""
+
+
 def load_built(config: Config, report: Union[BuildReport, Mapping[str, Any]]) -> Tuple[Engine, PreparedModel]:
     """Load the engine a build report (or its JSON form, as the daemon keeps it) names, with the
     model spec that feeds it.
 
-    An engine the runtime refuses (built by another TensorRT release or for another device:
+    The engine file is verified against its cache sidecar first (EngineDamaged when it is missing,
+    truncated or corrupted: the entry is removed, a build makes it again). An engine the runtime
+    refuses (built by another TensorRT release or for another device:
     "magic tag", "version tag does not match") is removed from the cache and rebuilt once (so this
     takes the whole configuration, as build does).
     """
@@ -227,6 +233,11 @@ def load_built(config: Config, report: Union[BuildReport, Mapping[str, Any]]) ->
             "nothing to load"
         )
     backend = get_backend(report.backend)
+    found = engine_store(config.paths).lookup(str(report.cache_key))  # sidecar size and sha256, every load
+    if not found.hit:
+        raise EngineDamaged(f"the saved {report.precision} engine {report.cache_key} cannot be served: {found.reason}")
+    assert found.entry is not None
+    report.engine_path = found.entry.engine_path  # this cache's file, wherever the report was written
     try:
         engine = backend.load(report.engine_path, config.backend.options(backend.name))
     except EngineIncompatible as exc:

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--labels", help="spot-labeled set (default: accuracy.spot_labels)")
     parser.add_argument(
         "--format",
-        choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"],
+        choices=["auto", "folders", "csv", "jsonl", "yolo", "coco", "dlib", "voc"],
         help="its format (default: accuracy.format)",
     )
     parser.add_argument(
@@ -48,10 +48,19 @@ def human(report: Mapping[str, Any]) -> str:
     lines.append(f"{'class':<{width}}  precision  recall  f1     support  recall 95% CI")
     for name, m in report["per_class"].items():
         lo, hi = m["recall_ci95"]
-        ap = f"  AP50 {_fmt(m['ap50'])}" if "ap50" in m else ""
+        ap = (
+            f"  tp {m['tp']} fp {m['fp']} fn {m['fn']}  AP50 {_fmt(m['ap50'])}  AP50:95 {_fmt(m['ap50_95'])}"
+            if "ap50" in m
+            else ""
+        )
         lines.append(
             f"{name:<{width}}  {_fmt(m['precision']):>9}  {_fmt(m['recall']):>6}  {_fmt(m['f1'])}  {m['support']:>7}  "
             f"[{_fmt(lo)}, {_fmt(hi)}]{ap}"
+        )
+    if "ap50" in report["macro"]:
+        lines.append(
+            f"mean over classes (COCO-style, 101-point): AP50 {_fmt(report['macro']['ap50'])}  "
+            f"AP50:95 {_fmt(report['macro']['ap50_95'])}  at match_iou {report['match_iou']}"
         )
     lines.append("confusion matrix (rows truth, columns prediction):")
     lines.append(" " * width + "  " + "  ".join(f"{n:>{cell}}" for n in report["matrix_labels"]))

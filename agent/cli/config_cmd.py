@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, Mapping
 
 from agent.cli.common import add_common, config_path, emit, load_node
 from agent.config.render import render_yaml
+from agent.config.sections import Config
+from agent.model.feeds import require_feedable
+from agent.model.pipeline import make_decoder, prepare_model
+from agent.mqtt.keys import load_verifier
 
 
 def register(subparsers: Any) -> None:
@@ -25,12 +30,14 @@ def register(subparsers: Any) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     cfg = load_node(args)
-    result = {"valid": True, "config": config_path(args) or "defaults"}
+    if cfg.commands.enabled and cfg.commands.key_file:
+        load_verifier("commands.key_file", cfg.commands.key_file)  # what run would refuse: empty, malformed
+    result = {"valid": True, "config": config_path(args) or "defaults", "model": check_model(Config.from_node(cfg))}
     if args.show:
         result["resolved"] = cfg
 
     def human(data: Mapping[str, Any]) -> str:
-        text = f"{data['config']}: valid"
+        text = f"{data['config']}: valid (model {data['model']})"
         if "resolved" in data:
             import yaml
 
@@ -39,6 +46,17 @@ def run_check(args: argparse.Namespace) -> int:
 
     emit(args, result, human)
     return 0
+
+
+def check_model(config: Config) -> str:
+    """What run would refuse about the model (its inputs, outputs, labels, decoder settings), raised
+    as InputError; a model file not installed on this machine is reported as not checked."""
+    if not config.model.path.startswith("pkg:") and not os.path.isfile(config.model.path):
+        return f"not checked: model file not found here: {config.model.path}"
+    model = prepare_model(config.model)
+    require_feedable(model)
+    make_decoder(config.model, model)
+    return "checked"
 
 
 def dict_tree(node: Any) -> Any:

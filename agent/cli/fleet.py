@@ -1,18 +1,20 @@
-"""edge-agent monitor / send: the fleet operator's side of MQTT."""
+"""edge-agent monitor / send / keygen: the fleet operator's side of MQTT."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import yaml
 
 from agent.cli.common import add_common, load
-from agent.config.load import read_secret
 from agent.config.sections import Config
 from agent.mqtt import fleet
 from agent.mqtt.commands import COMMANDS
+from agent.mqtt.keys import generate, load_signer
 from agent.mqtt.link import Settings, parse_broker_url, settings_from_config
 from agent.util.errors import EdgeAgentError, InputError
 
@@ -48,8 +50,29 @@ def register(subparsers: Any) -> None:
         "--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (default: mqtt.host and mqtt.port)"
     )
     send.add_argument("--prefix", help="topic prefix (default: mqtt.prefix)")
-    send.add_argument("--key-file", metavar="FILE", help="HMAC signing key file (default: commands.key_file)")
+    send.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="signing key: an Ed25519 private key from edge-agent keygen, or an HMAC secret (default: "
+        "commands.key_file)",
+    )
+    send.add_argument(
+        "--device-clock",
+        action="store_true",
+        help="when the device refuses the request as expired, sign it again for the clock it reports",
+    )
     send.set_defaults(handler=run_send)
+    keygen = subparsers.add_parser(
+        "keygen",
+        help="make an Ed25519 key pair for signing commands",
+        description=(
+            "Write an operator's Ed25519 private key (mode 0600) to FILE and its public key line to FILE.pub; "
+            "append that line to each device's commands.key_file."
+        ),
+    )
+    keygen.add_argument("key_id", metavar="KEY_ID", help="the key's id, e.g. the operator's name")
+    keygen.add_argument("--out", required=True, metavar="FILE", help="private key file to write (not overwritten)")
+    keygen.set_defaults(handler=run_keygen)
 
 
 def _settings(args: argparse.Namespace) -> Tuple[Config, Settings]:
@@ -92,26 +115,42 @@ def run_monitor(args: argparse.Namespace) -> int:
 def run_send(args: argparse.Namespace) -> int:
     cfg, settings = _settings(args)
     arguments = parse_arguments(args.arguments)
-    if args.key_file:
-        try:
-            with open(args.key_file, "r", encoding="utf-8") as handle:
-                key = handle.read().strip()
-        except OSError as exc:
-            raise InputError(f"--key-file: cannot read {args.key_file}: {exc.strerror}") from None
-    else:
-        key = read_secret("commands.key_file", cfg.commands.key_file) or ""
-    if not key:
+    path = args.key_file or cfg.commands.key_file
+    if not path:
         raise InputError("no signing key: pass --key-file or set commands.key_file")
+    signer = load_signer(path)
     try:
         return fleet.send(
             settings,
             args.device,
             args.name,
             arguments,
-            key.encode("utf-8"),
+            signer,
             sys.stdout,
             wait_s=args.wait,
             json_lines=args.json,
+            device_clock=args.device_clock,
         )
     except ConnectionError as exc:
         raise EdgeAgentError(str(exc)) from None
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    signer, private_text = generate(args.key_id)
+    out = Path(args.out)
+    public = out.with_name(out.name + ".pub")
+    try:
+        fd = os.open(str(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"--out: {out} exists; keygen never overwrites a key") from None
+    except OSError as exc:
+        raise InputError(f"--out: cannot create {out}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(private_text)
+    public.write_text(signer.public_line() + "\n", encoding="utf-8")
+    sys.stdout.write(
+        f"private key: {out} (mode 0600; keep it on the operator's machine)\n"
+        f"public key:  {public}; append this line to each device's commands.key_file:\n"
+        f"{signer.public_line()}\n"
+    )
+    return 0

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import threading
 from typing import Any, Mapping
 
 from agent.cli.common import add_common, config_path, load_node
-from agent.config.sections import SourceConfig
+from agent.config.sections import ModelConfig, SourceConfig
 from agent.daemon.supervisor import Daemon, check_source_at_start
+from agent.model.feeds import require_feedable
+from agent.model.pipeline import prepare_model
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +42,23 @@ def run(args: argparse.Namespace) -> int:
     args.overrides = overrides
     cfg = load_node(args)
     check_source_at_start(SourceConfig.from_node(cfg.source))
+    require_feedable(prepare_model(ModelConfig.from_node(cfg.model)))  # exit 2, not a failed loop
     daemon = Daemon(
         cfg, config_path(args), overrides, max_frames=args.max_frames, on_result=print_result if args.json else None
     )
-    return daemon.run()
+    code = daemon.run()
+    exit_now_if_threads_linger(code)
+    return code
+
+
+def exit_now_if_threads_linger(code: int) -> None:
+    """End the process at once when threads outlive the shutdown (an inference or a build still in
+    native code): Python's exit would wait for them or abort while they run (issue 15, case 6)."""
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+    if not lingering:
+        return
+    logging.getLogger(__name__).warning("exiting with threads still running: %s", ", ".join(lingering))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -26,6 +26,13 @@ SCHEMA: Dict[str, Any] = {
         ),
         "labels_file": Field("str", None, "Text file with one class name per line (used when labels is null)."),
         "output": Field("str", None, "Output tensor holding the class scores. null = the first output."),
+        "class_map": Field(
+            "map",
+            {},
+            "Model class name -> spot-label class name (many to one); null ignores that model class; classes not "
+            "listed keep their name. Applied by the decoder, so results, check, the gate and drift see mapped classes.",
+            item=Field("str", None),
+        ),
         "input": {
             "__doc__": "Input tensor and preprocessing. null = what the model declares, where that is unambiguous.",
             "name": Field("str", None, "Input tensor name. null = the model's first input."),
@@ -65,6 +72,19 @@ SCHEMA: Dict[str, Any] = {
             "transpose_hw": Field(
                 "bool", False, "Swap image height and width before batching (models trained on transposed images)."
             ),
+            "letterbox_align": Field(
+                "str",
+                "center",
+                "Where a letterboxed frame sits in the input: center (padding on both sides) or top_left (YOLOX).",
+                choices=["center", "top_left"],
+            ),
+            "pad_value": Field(_NUM, 114.0, "Letterbox padding value, in 0-255 pixels.", minimum=0.0, maximum=255.0),
+            "placeholder_shape": Field(
+                "bool",
+                False,
+                "The model's declared batch, height and width are placeholders (a fully convolutional model, e.g. "
+                "CenterFace's [10,3,32,32]): size and batch replace them in the model that is run and built.",
+            ),
         },
         "classification": {
             "__doc__": "Decoding of classification outputs.",
@@ -89,8 +109,16 @@ SCHEMA: Dict[str, Any] = {
             "format": Field(
                 "str",
                 "yolov8",
-                "Output layout: yolov5 [N, A, 5+C] or yolov8 (and 11) [N, 4+C, A].",
-                choices=["yolov5", "yolov8"],
+                "Output layout: yolov5 [N, A, 5+C]; yolov8 (and 11) [N, 4+C, A]; yolox [N, A, 5+C] raw grid offsets "
+                "(strides 8/16/32); centernet: heatmap [N, C, h, w], scale, offset (and landmarks) outputs, in the "
+                "model's output order; end2end [N, K, 6] x1, y1, x2, y2, score, class (no NMS). See docs/detection.md.",
+                choices=["yolov5", "yolov8", "yolox", "centernet", "end2end"],
+            ),
+            "decoder": Field(
+                "str",
+                None,
+                "Your own decoder as package.module:function (replaces format; contract in docs/detection.md). "
+                "null = the built-in decoder of format.",
             ),
             "conf_threshold": Field(_NUM, 0.25, "Minimum confidence of a detection.", minimum=0.0, maximum=1.0),
             "iou_threshold": Field(
@@ -219,6 +247,28 @@ SCHEMA: Dict[str, Any] = {
             minimum=0.0,
             maximum=1.0,
         ),
+        "min_box_iou": Field(
+            _NUM,
+            0.9,
+            "Detection: minimum mean IoU, per class, of the candidate's boxes matched to the FP32 reference's on "
+            "held-out frames (pairs at model.detection.match_iou or more).",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        "max_score_diff": Field(
+            _NUM,
+            0.1,
+            "Detection: largest score difference allowed between a matched candidate box and its FP32 box.",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        "max_unmatched_fraction": Field(
+            _NUM,
+            0.05,
+            "Detection: most boxes left unmatched on either side, per class, as a share of the FP32 reference's boxes "
+            "on held-out frames.",
+            minimum=0.0,
+        ),
         "mixed_precision": Field("bool", True, "On failure, keep the most sensitive layers in higher precision."),
         "max_excluded_nodes": Field(
             "int", 16, "Most layers kept in higher precision before giving up on INT8.", minimum=0
@@ -248,6 +298,16 @@ SCHEMA: Dict[str, Any] = {
         "fourcc": Field("str", None, "V4L2 pixel format, e.g. MJPG or YUYV. null = the driver's default."),
         "sensor_id": Field("int", 0, "CSI camera sensor id (nvarguscamerasrc).", minimum=0),
         "rtsp_latency_ms": Field("int", 200, "RTSP jitter buffer (rtspsrc latency).", minimum=0),
+        "decoder": Field(
+            "str",
+            "auto",
+            "rtsp and file: nvv4l2 decodes on Jetson's hardware decoder (nvv4l2decoder, GStreamer); auto uses it "
+            "where that element exists, software decodes on the CPU.",
+            choices=["auto", "software", "nvv4l2"],
+        ),
+        "codec": Field(
+            "str", "h264", "rtsp and file with the hardware decoder: the stream's codec.", choices=["h264", "h265"]
+        ),
         "read_timeout_s": Field(_NUM, 5.0, "A read taking longer re-opens the source.", minimum=0.1),
         "reopen_backoff_s": Field(
             "list",
@@ -322,13 +382,19 @@ SCHEMA: Dict[str, Any] = {
     "accuracy": {
         "__doc__": "Spot-labeled accuracy and drift.",
         "spot_labels": Field(
-            "str", None, "Spot-labeled set: a folder per class, a CSV/JSONL manifest, YOLO txt or COCO JSON."
+            "str",
+            None,
+            "Spot-labeled set: a folder per class, a CSV/JSONL manifest, YOLO txt, COCO JSON, dlib XML or a Pascal "
+            "VOC folder.",
         ),
         "format": Field(
             "str",
             "auto",
             "Format of the spot-labeled set.",
-            choices=["auto", "folders", "csv", "jsonl", "yolo", "coco"],
+            choices=["auto", "folders", "csv", "jsonl", "yolo", "coco", "dlib", "voc"],
+        ),
+        "default_label": Field(
+            "str", None, "dlib XML: class of boxes without a label element (unset: the model's only class, if one)."
         ),
         "warn_drop_pp": Field(_NUM, 3.0, "Recall drop (percentage points) that warns ...", minimum=0.0, maximum=100.0),
         "alert_drop_pp": Field(_NUM, 10.0, "... and that alerts, when also significant.", minimum=0.0, maximum=100.0),
@@ -387,10 +453,30 @@ SCHEMA: Dict[str, Any] = {
         "__doc__": "Remote commands.",
         "enabled": Field("bool", True, "Take signed commands over MQTT."),
         "key_file": Field(
-            "str", None, "File holding the HMAC-SHA256 signing key (never logged). null = commands are refused."
+            "str",
+            None,
+            "Key file: operators' Ed25519 public keys ('ed25519 <key-id> <base64>' lines, 'revoked <key-id> "
+            "[reason]'; made by edge-agent keygen), or else one HMAC-SHA256 shared secret (never logged). "
+            "null = commands are refused.",
         ),
-        "max_age_s": Field(_NUM, 300.0, "Requests older than this (by their ts) are refused.", minimum=1.0),
-        "rate_limit_per_min": Field("int", 10, "Most requests per command per minute.", minimum=1),
+        "max_age_s": Field(
+            _NUM, 300.0, "Requests older (or newer) than this by the device's clock are refused.", minimum=1.0
+        ),
+        "rate_limit_per_min": Field(
+            "int", 10, "Most requests per command per minute (monotonic time: clock jumps do not count).", minimum=1
+        ),
+        "max_response_bytes": Field(
+            "int", 1000000, "Largest final answer (JSON); a larger one is replaced by a too_large error.", minimum=1024
+        ),
+        "history_entries": Field(
+            "int", 1000, "Request ids remembered, so that a repeated id is answered again, never run twice.", minimum=1
+        ),
+        "history_bytes": Field(
+            "int",
+            8000000,
+            "Most bytes of answers kept for repeated ids; past it the oldest are dropped (their ids still refused).",
+            minimum=1024,
+        ),
     },
     "paths": {
         "__doc__": "Where state lives.",

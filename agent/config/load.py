@@ -122,8 +122,27 @@ def _resolve_path(value: Optional[str], base: Path) -> Optional[str]:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
+# The shortest interval each schedule accepts (0 still disables). Benchmarks and checks pause live
+# inference while they run; shorter intervals starve it (issue 15, case 6).
+INTERVAL_MINIMUM_S = {"telemetry": 0.5, "labels": 0.5, "benchmark": 10.0, "check": 2.0}
+INTERVAL_KEYS = {
+    "telemetry": "schedules.telemetry_s",
+    "benchmark": "schedules.benchmark_s",
+    "check": "schedules.check_s",
+    "labels": "accuracy.label_drop_interval_s",
+}
+
+
+def interval_error(name: str, seconds: float) -> Optional[str]:
+    """Why ``seconds`` is no interval for schedule ``name`` (0 disables it), or None when it is one."""
+    least = INTERVAL_MINIMUM_S.get(name, 0.0)
+    if seconds < 0 or 0 < seconds < least:
+        return f"{INTERVAL_KEYS.get(name, name)}: 0 (off) or at least {least:g} s, got {show(seconds)}"
+    return None
+
+
 def _semantic_errors(cfg: Node) -> List[str]:
-    errors = []
+    errors = [e for e in (interval_error(name, float(cfg.get_path(key))) for name, key in INTERVAL_KEYS.items()) if e]
     for key in ("device.id", "mqtt.prefix"):
         value = cfg.get_path(key)
         if value is not None and (set(value) & _TOPIC_UNSAFE or not value.strip()):
@@ -192,6 +211,19 @@ def validate_data(
     return cfg
 
 
+def decode_utf8(raw: bytes, source: str) -> str:
+    """The file's text; a byte that is not UTF-8 is a ConfigError naming its line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            [f"{source}:{line}: not UTF-8: byte 0x{byte} at column {column} (save the file as UTF-8)"], source
+        ) from None
+
+
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Node:
     """Load a YAML config file (or the built-in defaults when ``path`` is None) plus overrides."""
     if path is None:
@@ -201,7 +233,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> No
         file = Path(path)
         source = str(path)
         try:
-            text = file.read_text(encoding="utf-8")
+            text = decode_utf8(file.read_bytes(), source)
         except OSError as exc:
             raise ConfigError([f"cannot read the file: {exc.strerror}"], source) from None
         try:

@@ -55,6 +55,9 @@ class InputConfig(Section):
     mean: List[float]
     std: List[float]
     transpose_hw: bool
+    letterbox_align: str
+    pad_value: float
+    placeholder_shape: bool
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class ClassificationConfig(Section):
 @dataclass(frozen=True)
 class DetectionConfig(Section):
     format: str
+    decoder: Optional[str]
     conf_threshold: float
     iou_threshold: float
     match_iou: float
@@ -82,6 +86,7 @@ class ModelConfig(Section):
     labels: Optional[List[str]]
     labels_file: Optional[str]
     output: Optional[str]
+    class_map: Dict[str, str]  # a value may be null: that model class is ignored (the view types map items plainly)
     input: InputConfig
     classification: ClassificationConfig
     detection: DetectionConfig
@@ -138,6 +143,9 @@ class GateConfig(Section):
     max_recall_drop_pp: float
     min_top1_agreement: float
     min_cosine: float
+    min_box_iou: float
+    max_score_diff: float
+    max_unmatched_fraction: float
     mixed_precision: bool
     max_excluded_nodes: int
     max_excluded_fraction: float
@@ -155,6 +163,8 @@ class SourceConfig(Section):
     fourcc: Optional[str]
     sensor_id: int
     rtsp_latency_ms: int
+    decoder: str
+    codec: str
     read_timeout_s: float
     reopen_backoff_s: List[float]
 
@@ -192,6 +202,7 @@ class TelemetryConfig(Section):
 class AccuracyConfig(Section):
     spot_labels: Optional[str]
     format: str
+    default_label: Optional[str]
     warn_drop_pp: float
     alert_drop_pp: float
     alpha: float
@@ -244,6 +255,9 @@ class CommandsConfig(Section):
     key_file: Optional[str]
     max_age_s: float
     rate_limit_per_min: int
+    max_response_bytes: int
+    history_entries: int
+    history_bytes: int
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,16 @@ def config_reloaded(result: Mapping[str, Any]) -> Notice:
     """A reload's outcome (``changed``, ``applied``, ``needs_restart``)."""
     message = f"configuration reloaded; changed: {', '.join(result['changed']) or 'nothing'}"
     return Notice(Event.CONFIG_RELOADED, "info", message, dict(result))
+
+
+def throttling_changed(was_throttled: Optional[bool], state: Mapping[str, Any]) -> Optional[Notice]:
+    """A change of the throttling state (agent.telemetry.throttle.throttling over the samples since
+    the last telemetry): a warning when it starts, with the reasons (Jetson clock drops and
+    over-current alarms, NVML's throttle reasons), an info when it ends; None otherwise or unknown."""
+    now = state.get("throttled")
+    if now is None or bool(now) == bool(was_throttled):
+        return None
+    details = {k: state.get(k) for k in ("reasons", "gpu", "cpu", "over_current_alarms", "nvml_reasons", "samples")}
+    if now:
+        return Notice(Event.THROTTLING, "warning", "throttling: " + "; ".join(state.get("reasons") or []), details)
+    return Notice(Event.THROTTLING, "info", "throttling ended", details)

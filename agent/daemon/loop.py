@@ -37,6 +37,10 @@ Job = Callable[[Pipeline], None]
 FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
 
 
+class Stopping(Exception):
+    """Raised by ``InferenceLoop.progress`` inside a job once the loop is told to stop."""
+
+
 class ProgressEngine(Engine):
     """An engine that reports each inference as progress (benchmarks and checks run on the loop's thread)."""
 
@@ -192,14 +196,23 @@ class InferenceLoop:
         if self.on_swap is not None:
             self.on_swap(info)
 
+    def progress(self) -> None:
+        """Progress of a job on this thread (each of its inferences): feeds the watchdog; raises
+        Stopping once the loop is told to stop, so shutdown never waits for a whole benchmark."""
+        self.on_progress()
+        if self.stop_event.is_set():
+            raise Stopping("the daemon is stopping")
+
     def _run_jobs(self) -> None:
-        while True:
+        while not self.stop_event.is_set():
             try:
                 job = self.jobs.get_nowait()
             except queue.Empty:
                 return
             try:
                 job(self.pipeline)
+            except Stopping:
+                log.info("inference: a job on the serving engine was cut short by the shutdown")
             except Exception:  # a failed benchmark or check must not stop inference
                 log.exception("inference: a job on the serving engine failed")
 

@@ -9,8 +9,12 @@ telemetry record is agent.daemon.telemetry_report.
 
 - READY=1 goes to systemd once the engine is loaded and a first frame inferred; WATCHDOG=1 comes
   from inference progress only; STATUS= lines summarise the serving state.
-- SIGTERM / SIGINT: stop capture, let the in-flight inference finish, flush what the outbox
-  can, publish ``stopped``, exit 0, all within daemon.shutdown_timeout_s.
+- One daemon per state directory (agent.daemon.statelock): a second one exits 2 naming the holder.
+- SIGTERM / SIGINT: stop capture, let the in-flight inference finish (a benchmark or check in
+  progress is cut short), flush what the outbox can, publish ``stopped``, exit 0, all within
+  daemon.shutdown_timeout_s. The signal handler takes no lock (it sets a flag and arms an alarm):
+  should the shutdown not end in time in any state (a build at start-up, a stuck thread), the
+  alarm ends the process with exit code 1 one second after the timeout.
 - SIGHUP: reload the configuration (validated first; on error the old one stays, reported).
 - Benchmarks and accuracy checks run on the inference thread between two inferences (agent.daemon.jobs).
 - Live checks (agent.daemon.livechecks): every inference is offered to shadow evaluation against the
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,15 +47,18 @@ from agent.daemon.livechecks import LiveChecks, open_shadow_reference
 from agent.daemon.loop import InferenceLoop, prepare_for
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
+from agent.daemon.statelock import lock_state_dir
 from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
 from agent.daemon.telemetry_report import ProcessStats, TelemetryReport
 from agent.engines.identity import engine_label, served_precision
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
+from agent.mqtt.events import Event
 from agent.mqtt.publisher import LogPublisher, Publisher, open_publisher
 from agent.sources.cameras import gstreamer_missing_sentence
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
 from agent.sources.open import open_source
+from agent.telemetry.throttle import throttling
 from agent.util.errors import ConfigError, EdgeAgentError, InputError
 from agent.util.schema import Node
 
@@ -95,6 +103,9 @@ class Daemon:
         self.pacer = WatchdogPacer(self.notifier.watchdog, interval)
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
+        self._signalled: Optional[int] = None  # set by the signal handler (which takes no lock)
+        self._hup = False
+        self._state_lock: Optional[IO[str]] = None
         self.state = EngineState(self.config.paths.state_dir)
         self.handoff = Handoff()
         self.publisher: Publisher = LogPublisher(self.status_fields)  # until run() opens the configured one
@@ -105,6 +116,8 @@ class Daemon:
         self.rebuilder = Rebuilder(self.build_engine, self._load, warm_up, self.handoff, self._rebuild_done)
         self._lock = threading.Lock()  # configuration reloads and schedule changes
         self._reopens_seen = 0
+        self._throttled: Optional[bool] = None
+        self._telemetry_since = time.monotonic()
         self.last_check: Optional[Dict[str, Any]] = None
         self.live: Optional[LiveChecks] = None
 
@@ -112,12 +125,22 @@ class Daemon:
 
     def run(self) -> int:
         """Serve until a signal, --max-frames or the end of a finite source; returns the exit code."""
+        try:
+            return self._serve()
+        finally:
+            signal.alarm(0)  # the shutdown ended in time: no overdue exit after it
+
+    def _serve(self) -> int:
+        self._state_lock = lock_state_dir(self.config.paths.state_dir)
         self._install_signals()
         self.sampler = jobs.open_sampler(self.config.telemetry)
         self.publisher = open_publisher(self.config, handlers.bind(self), self.status_fields)
         self.publisher.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
+        if self._stopping():
+            return self._stop_before_serving(pipeline)
+        self._announce_state_corrupt(self.state.corrupt)
         self.live = LiveChecks(self.config, pipeline.model.labels, lambda: open_shadow_reference(self.config))
         self.live.engine_changed(report)
         self.capture = self._make_capture(self.config.source)
@@ -136,7 +159,7 @@ class Daemon:
         thread = threading.Thread(target=self.loop.run, name="inference", daemon=True)
         thread.start()
         self.notifier.status("waiting for the first frame")
-        while not self.stop_requested.is_set() and not self.loop.finished.is_set():
+        while not self._stopping() and not self.loop.finished.is_set():
             if self.loop.first_inference.wait(0.2):
                 break
         if self.loop.first_inference.is_set():
@@ -158,6 +181,9 @@ class Daemon:
                 return pipeline, saved
             except EdgeAgentError as exc:
                 log.warning("engine: the saved engine cannot be loaded (%s); building", exc)
+                if isinstance(exc, building.EngineDamaged):
+                    lost = {"file": str(saved.get("engine_path")), "reason": str(exc), "lost": "the engine file"}
+                    self._announce_state_corrupt([lost])
         report: Optional[Dict[str, Any]] = None
         failure: Optional[str]
         try:
@@ -208,18 +234,35 @@ class Daemon:
     # ----- signals and the main loop ---------------------------------------------------------
 
     def _install_signals(self) -> None:
+        # Handlers run on the main thread between two bytecodes, possibly inside a held lock
+        # (logging's, an Event's): they only set flags and arm the alarm, which are lock-free.
+        bound = int(math.ceil(self.config.daemon.shutdown_timeout_s)) + 1
+
         def stop(signum: int, _frame: Any) -> None:
-            log.info("signal %s: stopping", signal.Signals(signum).name)
-            self.stop_requested.set()
+            if self._signalled is None:
+                self._signalled = signum
+                signal.alarm(bound)
+
+        def hup(_signum: int, _frame: Any) -> None:
+            self._hup = True
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, lambda _s, _f: self.reload_requested.set())
+        signal.signal(signal.SIGHUP, hup)
+        signal.signal(signal.SIGALRM, shutdown_overdue)
+
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for; turns a signal's flag into ``stop_requested`` (and a log line)."""
+        if self._signalled is not None and not self.stop_requested.is_set():
+            log.info("signal %s: stopping", signal.Signals(self._signalled).name)
+            self.stop_requested.set()
+        return self.stop_requested.is_set()
 
     def _supervise(self) -> None:
         assert self.loop is not None
-        while not self.stop_requested.is_set() and not self.loop.finished.is_set():
-            if self.reload_requested.is_set():
+        while not self._stopping() and not self.loop.finished.is_set():
+            if self._hup or self.reload_requested.is_set():
+                self._hup = False
                 self.reload_requested.clear()
                 self.reload()
             with self._lock:
@@ -227,7 +270,15 @@ class Daemon:
                 wait = self.scheduler.seconds_to_next(time.monotonic())
             for name in due:
                 self.run_scheduled(name)
-            self.stop_requested.wait(min(0.2, wait) if wait is not None else 0.2)
+            time.sleep(min(0.2, wait) if wait is not None else 0.2)
+
+    def _stop_before_serving(self, pipeline: Pipeline) -> int:
+        """A stop asked for while the engine was being built or loaded: nothing served yet."""
+        pipeline.engine.close()
+        self.publisher.stop(max(0.1, self.config.daemon.shutdown_timeout_s / 2))
+        self.notifier.close()
+        log.info("stopped before serving (signal during start-up)")
+        return 0
 
     def _shutdown(self, thread: threading.Thread) -> int:
         assert self.loop is not None and self.capture is not None
@@ -252,6 +303,8 @@ class Daemon:
             log.warning("shutdown: the outbox is not empty; what is left is sent after the next start")
         self.publisher.stop(max(0.1, deadline - time.monotonic() - 0.5))
         self.notifier.close()
+        if self._state_lock is not None:
+            self._state_lock.close()
         log.info(
             "stopped after %d inferences (%s)",
             self.loop.inferences,
@@ -275,7 +328,10 @@ class Daemon:
     def set_interval(self, schedule: str, seconds: float) -> Optional[float]:
         """Change one schedule (the set_interval command); seconds until the next scheduled job."""
         with self._lock:
-            self.scheduler.set_interval(schedule, seconds, time.monotonic())
+            try:
+                self.scheduler.set_interval(schedule, seconds, time.monotonic())
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
             return self.scheduler.seconds_to_next(time.monotonic())
 
     def run_scheduled(self, name: str) -> None:
@@ -285,19 +341,26 @@ class Daemon:
             telemetry = self.telemetry()
             self.publisher.publish_telemetry(telemetry.to_json())
             self._report_capture_trouble()
+            self._report_throttling()
             self._report_live_drift((telemetry.live_checks or {}).get("live_labels") or {})
             self.notifier.status(self._status_line())
         elif name == "labels":
             self.ingest_label_drops()
         else:
+            with self._lock:
+                self.scheduler.started(name)  # not due again until this one has run
             self.loop.jobs.put(lambda pipeline: self._measure_quietly(name, pipeline))
 
     def _measure_quietly(self, name: str, pipeline: Pipeline) -> None:
-        """A scheduled measurement: its failure is already published as an event; inference goes on."""
+        """A scheduled measurement: its failure is already published as an event; inference goes on.
+        The next one is due one interval after this one ended."""
         try:
             self._measure(name, pipeline)
         except (EdgeAgentError, ImportError) as exc:
             log.warning("%s failed: %s", name, exc)
+        finally:
+            with self._lock:
+                self.scheduler.done(name, time.monotonic())
 
     def _measure(self, name: str, pipeline: Pipeline) -> Dict[str, Any]:
         """Benchmark or check the serving engine (on the inference thread); publish and return the report."""
@@ -305,11 +368,11 @@ class Daemon:
         try:
             if name == "benchmark":
                 result = jobs.benchmark(
-                    self.config, pipeline, self.loop.report, self.capture, self.pacer.progress, self.sampler
+                    self.config, pipeline, self.loop.report, self.capture, self.loop.progress, self.sampler
                 )
                 result.update(self._accuracy_for_speed(pipeline))
             else:
-                result = jobs.accuracy_check(self.config, pipeline, self.loop.report, self.pacer.progress)
+                result = jobs.accuracy_check(self.config, pipeline, self.loop.report, self.loop.progress)
                 self.last_check = result
                 events.publish(self.publisher, events.check_drift(result))
         except (EdgeAgentError, ImportError) as exc:
@@ -376,6 +439,18 @@ class Daemon:
         stats = self.capture.stats()
         events.publish(self.publisher, events.camera_lost(stats, self._reopens_seen))
         self._reopens_seen = max(self._reopens_seen, stats["reopens"])
+
+    def _report_throttling(self) -> None:
+        """A throttling event when the state changed over the samples since the last telemetry."""
+        if self.sampler is None:
+            return
+        now = time.monotonic()
+        samples = self.sampler.samples(self._telemetry_since, now)
+        self._telemetry_since = now
+        state = throttling([s.snapshot for s in samples])
+        events.publish(self.publisher, events.throttling_changed(self._throttled, state))
+        if state["throttled"] is not None:
+            self._throttled = bool(state["throttled"])
 
     def run_on_loop(self, name: str, timeout: float = COMMAND_TIMEOUT_S) -> Dict[str, Any]:
         """Run a benchmark or check on the inference thread and wait for its report (a command)."""
@@ -460,17 +535,31 @@ class Daemon:
         """The engine serving at start counts as promoted: record its baseline when there is none yet."""
         if not self.config.accuracy.spot_labels or self.loop is None:
             return
+        damaged = baselines.set_aside_damaged(self.config.paths.state_dir)
+        for problem in damaged:
+            log.error(
+                "baseline %s is damaged (%s); moved to %s", problem["file"], problem["reason"], problem["moved_to"]
+            )
+        self._announce_state_corrupt(damaged)
         try:
             missing = baselines.latest(self.config.paths.state_dir) is None
         except (ImportError, EdgeAgentError):
             missing = True
         if missing:
-            self.loop.jobs.put(self._baseline_job)
+            reason = "replaces a damaged baseline" if damaged else "promotion"
+            self.loop.jobs.put(lambda pipeline: self._baseline_job(pipeline, reason))
 
-    def _baseline_job(self, pipeline: Pipeline) -> None:
+    def _announce_state_corrupt(self, problems: List[Dict[str, Any]]) -> None:
+        """One ``state_corrupt`` event per damaged state file that was moved aside or rebuilt."""
+        for problem in problems:
+            name = Path(problem["file"]).name
+            message = f"{name} was damaged and is recreated; lost: {problem['lost']}"
+            self.publisher.publish_event(Event.STATE_CORRUPT, "error", message, problem)
+
+    def _baseline_job(self, pipeline: Pipeline, reason: str = "promotion") -> None:
         assert self.loop is not None
         try:
-            saved = jobs.baseline_of_serving(self.config, pipeline, self.loop.report, self.pacer.progress, "promotion")
+            saved = jobs.baseline_of_serving(self.config, pipeline, self.loop.report, self.loop.progress, reason)
         except (EdgeAgentError, ImportError) as exc:
             events.publish(self.publisher, events.baseline_failed(exc))
             return
@@ -561,6 +650,12 @@ class Daemon:
         )
         answer["version"] = __version__
         return answer
+
+
+def shutdown_overdue(_signum: int, _frame: Any) -> None:
+    """SIGALRM after a stop signal: the shutdown overran daemon.shutdown_timeout_s; end the process now."""
+    os.write(2, b"edge-agent: shutdown overran daemon.shutdown_timeout_s; exiting without a clean stop\n")
+    os._exit(1)
 
 
 def check_source_at_start(source: SourceConfig) -> None:

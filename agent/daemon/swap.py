@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from agent.engines.identity import served_precision
 from agent.util.errors import EdgeAgentError, GateFailed
-from agent.util.fileio import atomic_write_json
+from agent.util.fileio import atomic_write_json, quarantine
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
@@ -35,6 +36,15 @@ class Busy(EdgeAgentError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"a build or calibration is already running (job {job_id})")
+
+
+def state_problem(data: Any) -> Optional[str]:
+    """What is wrong with the content of engines.json, or None."""
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        return f"expected an object of format {STATE_FORMAT}, found {found!r}"
+    bad = [key for key in ("current", "previous") if data.get(key) is not None and not isinstance(data[key], dict)]
+    return f"{' and '.join(bad)} must be an object or null" if bad else None
 
 
 def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
@@ -54,17 +64,61 @@ def gate_verdict(report: Mapping[str, Any]) -> Optional[str]:
 
 
 class EngineState:
-    """current and previous engine build reports, in <state_dir>/daemon/engines.json."""
+    """current and previous engine build reports, in <state_dir>/daemon/engines.json.
 
-    def __init__(self, state_dir: str) -> None:
-        self.path = Path(state_dir) / "daemon" / "engines.json"
+    Paths inside the state directory are stored relative to it (a copied state directory serves
+    its own files). A file that is not this format's JSON is moved aside (``*.corrupt-<time>``),
+    logged and listed in ``corrupt`` for the daemon to announce; the state starts empty again.
+    """
+
+    def __init__(self, state_dir: str, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(state_dir)
+        self.path = self.root / "daemon" / "engines.json"
+        self._clock = clock
+        self.corrupt: List[Dict[str, Any]] = []
 
     def read(self) -> Dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = self.path.read_bytes()
+        except OSError:
             return {}
-        return data if isinstance(data, dict) and data.get("format") == STATE_FORMAT else {}
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            problem: Optional[str] = f"not UTF-8 JSON ({exc})"
+        else:
+            problem = state_problem(data)
+        if problem:
+            self._set_aside(problem, len(raw))
+            return {}
+        for key in ("current", "previous"):
+            if isinstance(data.get(key), dict):
+                data[key] = self._paths(data[key], lambda p: str(self.root / p) if not Path(p).is_absolute() else p)
+        return data
+
+    def _set_aside(self, problem: str, size: int) -> None:
+        try:
+            moved = quarantine(self.path, self._clock())
+        except FileNotFoundError:  # another thread's read moved it aside first
+            return
+        lost = "the current and previous engine records (a restart builds the configured precision; no rollback)"
+        self.corrupt.append({"file": str(self.path), "moved_to": str(moved), "reason": problem, "lost": lost})
+        log.error(
+            "engine state %s (%d bytes) is damaged: %s; moved to %s; lost %s", self.path, size, problem, moved, lost
+        )
+
+    def _paths(self, report: Mapping[str, Any], change: Callable[[str], str]) -> Dict[str, Any]:
+        out = dict(report)
+        for key in ("engine_path", "report_path"):
+            if isinstance(out.get(key), str) and out[key]:
+                out[key] = change(out[key])
+        return out
+
+    def _relative(self, path: str) -> str:
+        try:
+            return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(self.root)))
+        except ValueError:  # outside the state directory (paths.engine_cache elsewhere)
+            return path
 
     def promote(self, report: Mapping[str, Any], config_precision: str) -> None:
         """``report`` becomes current; the old current becomes previous (unless it is the same engine).
@@ -74,12 +128,12 @@ class EngineState:
         """
         old = self.read()
         current = old.get("current")
-        if current and current.get("engine_path") == report.get("engine_path"):
+        if current and _same_file(current.get("engine_path"), report.get("engine_path")):
             current = old.get("previous")
         state = {
             "format": STATE_FORMAT,
-            "current": dict(report),
-            "previous": current,
+            "current": self._paths(report, self._relative),
+            "previous": self._paths(current, self._relative) if current else None,
             "config_precision": config_precision,
             "updated": time.time(),
         }
@@ -89,6 +143,10 @@ class EngineState:
         """The current engine's report, if the configured precision is still the one it was promoted under."""
         data = self.read()
         return data.get("current") if data.get("config_precision") == config_precision else None
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and os.path.abspath(a) == os.path.abspath(b)
 
 
 class Handoff:

@@ -9,7 +9,9 @@ windows only, so they satisfy both minimums and describe the stable state, not t
 Two workloads: ``engine`` (pre-made tensors, one ``infer_timed`` per iteration: comparable with
 trtexec and ONNX Runtime's perf tools) and ``pipeline`` (frames from the configured source
 through preprocessing, the engine and the decoder). Power, when a sampler is given, is the
-trapezoid integral of the sampled total power over exactly the measured windows.
+difference of the source's energy counters over exactly the measured windows where it has them
+(NVML, RAPL), else the trapezoid integral of the sampled total power; ``power.energy_source`` says
+which.
 
 Entry points: :func:`run_benchmark` (what ``edge-agent bench`` and the daemon call),
 :func:`measure` (the loop itself), :func:`compare_engines` (A/B interleaved in one run).
@@ -28,7 +30,7 @@ from agent.backends.base import Engine, StageTimes
 from agent.config.sections import BenchConfig
 from agent.measure.report import BatchRun, BenchmarkReport
 from agent.model.preprocess import make_batch
-from agent.telemetry.energy import energy_over
+from agent.telemetry.energy import counter_energy_mj, energy_over, energy_source
 from agent.telemetry.throttle import throttling
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.stats import latency_stats
@@ -273,6 +275,7 @@ def attach_power(result: BatchRun, sampler: Any, reason_if_none: Optional[str]) 
         result.power_unavailable_reason = why
         return
     report["sample_rate_hz"] = sampler.rate_hz
+    _use_counters(report, sampler, t0, t1, result.inferences)
     if latest is not None:
         report.update(
             kind=latest.snapshot.get("total_kind"),
@@ -282,6 +285,21 @@ def attach_power(result: BatchRun, sampler: Any, reason_if_none: Optional[str]) 
     result.power = report
     result.energy_mj_per_inference = report["energy_mj_per_inference"]
     result.power_unavailable_reason = None
+
+
+def _use_counters(report: Dict[str, Any], sampler: Any, t0: float, t1: float, inferences: int) -> None:
+    """Replace the sampled energy with the energy counters' difference when every rail of the total
+    has a counter over the whole window; the sampled figure stays as ``sampled_energy_mj``."""
+    latest = sampler.latest()
+    rails = [k for k, v in (latest.snapshot.get("rails") or {}).items() if v is not None] if latest else []
+    energy_mj = counter_energy_mj(sampler.counter_points(t0, t1), t0, t1, rails)
+    report["energy_source"] = energy_source(sampler.telemetry.power_source, energy_mj is not None)
+    if energy_mj is None:
+        return
+    report["sampled_energy_mj"] = report["energy_mj"]
+    report["energy_mj"] = round(energy_mj, 3)
+    report["mean_w"] = round(energy_mj / (t1 - t0) / 1000.0, 4)
+    report["energy_mj_per_inference"] = round(energy_mj / inferences, 4) if inferences > 0 else None
 
 
 # ----- the benchmark the CLI and the daemon run --------------------------------------------------

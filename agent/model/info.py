@@ -39,6 +39,8 @@ class InputSpec:
     std: Tuple[float, ...]
     transpose_hw: bool
     dtype: str = "float32"
+    letterbox_align: str = "center"
+    pad_value: float = 114.0
 
     def tensor_shape(self, batch: Optional[int] = None) -> Tuple[int, ...]:
         n = batch or self.batch
@@ -113,6 +115,14 @@ def resolve_input_spec(cfg_input: InputConfig, info: ModelInfo) -> InputSpec:
         dim_h, dim_w, channels = shape[1], shape[2], shape[3]
     if cfg_input.transpose_hw:
         dim_h, dim_w = dim_w, dim_h
+    if cfg_input.placeholder_shape:
+        if cfg_input.size is None:
+            raise InputError(
+                f"model.input.size: input {name!r} {list(shape)} is declared a placeholder "
+                "(model.input.placeholder_shape); set [width, height]"
+            )
+        shape = (None, *shape[1:]) if layout == "NCHW" else (None, None, None, shape[3])
+        dim_h = dim_w = None
     if cfg_input.size is not None:
         width, height = cfg_input.size
     elif dim_h and dim_w:
@@ -129,7 +139,10 @@ def resolve_input_spec(cfg_input: InputConfig, info: ModelInfo) -> InputSpec:
         raise InputError(f"model.input.batch: the model fixes batch {shape[0]}, got {batch}")
     declared = [d for d in ((dim_h, height), (dim_w, width)) if d[0] is not None and d[0] != d[1]]
     if declared:
-        raise InputError(f"model.input.size: the model fixes {dim_w}x{dim_h} (w x h), got {width}x{height}")
+        raise InputError(
+            f"model.input.size: the model fixes {dim_w}x{dim_h} (w x h), got {width}x{height} (set "
+            "model.input.placeholder_shape if the declared shape is a placeholder)"
+        )
     mean = tuple(cfg_input.mean) * (channels if len(cfg_input.mean) == 1 else 1)
     std = tuple(cfg_input.std) * (channels if len(cfg_input.std) == 1 else 1)
     return InputSpec(
@@ -146,6 +159,8 @@ def resolve_input_spec(cfg_input: InputConfig, info: ModelInfo) -> InputSpec:
         std=tuple(std[:channels]),
         transpose_hw=bool(cfg_input.transpose_hw),
         dtype=tensor.dtype,
+        letterbox_align=cfg_input.letterbox_align,
+        pad_value=float(cfg_input.pad_value),
     )
 
 

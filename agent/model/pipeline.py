@@ -15,6 +15,7 @@ from agent.backends.base import Engine
 from agent.config.sections import ModelConfig
 from agent.model.info import InputSpec, ModelInfo, load_labels, read_model_info, resolve_input_spec
 from agent.model.preprocess import make_batch
+from agent.model.shapes import reshaped_copy
 from agent.model.tasks.classification import ClassificationDecoder
 from agent.model.tasks.detection import DetectionDecoder
 from agent.sources.frames import Frame
@@ -43,6 +44,9 @@ def prepare_model(model_cfg: ModelConfig, path: str = "") -> PreparedModel:
     model_path = packaged.resolve(path or model_cfg.path)
     info = read_model_info(model_path)
     spec = resolve_input_spec(model_cfg.input, info)
+    if model_cfg.input.placeholder_shape:  # run and build the model at the configured shape
+        model_path = reshaped_copy(model_path, sha256_file(model_path), spec.name, spec.tensor_shape())
+        info = read_model_info(model_path)
     outputs = [t.name for t in info.outputs]
     output = model_cfg.output or outputs[0]
     if output not in outputs:
@@ -61,7 +65,7 @@ def make_decoder(model_cfg: ModelConfig, model: PreparedModel) -> Any:
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    return DetectionDecoder.from_config(model_cfg.detection, model)
+    return DetectionDecoder.from_config(model_cfg, model)
 
 
 class Pipeline:

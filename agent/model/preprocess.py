@@ -22,13 +22,12 @@ class Letterbox:
     frame_width: int
     frame_height: int
 
-    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
-        """Map [x1, y1, x2, y2] boxes from input pixels back to frame pixels, clipped to the frame."""
-        out = np.array(boxes, dtype=np.float32, copy=True).reshape(-1, 4)
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, self.frame_width)
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.frame_height)
+    def to_frame(self, coords: np.ndarray, width: int = 4) -> np.ndarray:
+        """Map rows of (x, y) pairs from input pixels back to frame pixels, clipped to the frame:
+        [x1, y1, x2, y2] boxes (``width`` 4) or points such as landmarks [x1, y1, ..., xk, yk]."""
+        out = np.array(coords, dtype=np.float32, copy=True).reshape(-1, width)
+        out[:, 0::2] = ((out[:, 0::2] - self.pad_x) / self.scale_x).clip(0, self.frame_width)
+        out[:, 1::2] = ((out[:, 1::2] - self.pad_y) / self.scale_y).clip(0, self.frame_height)
         return out
 
 
@@ -43,8 +42,10 @@ def _resize(frame: np.ndarray, spec: InputSpec) -> Tuple[np.ndarray, Letterbox]:
     scale = min(spec.width / width, spec.height / height)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    pad_x, pad_y = (spec.width - new_w) // 2, (spec.height - new_h) // 2
-    canvas = np.full((spec.height, spec.width) + frame.shape[2:], 114, dtype=frame.dtype)
+    pad_x, pad_y = (
+        (0, 0) if spec.letterbox_align == "top_left" else ((spec.width - new_w) // 2, (spec.height - new_h) // 2)
+    )
+    canvas = np.full((spec.height, spec.width) + frame.shape[2:], spec.pad_value, dtype=frame.dtype)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
     return canvas, Letterbox(scale, scale, float(pad_x), float(pad_y), width, height)
 

@@ -1,13 +1,17 @@
-"""Remote commands: their argument schemas, request signing, and the server that answers them.
+"""Remote commands: their argument schemas, request checking, and the server that answers them.
 
-A request is JSON ``{"id", "ts", "args", "sig"}`` published on ``<prefix>/<device>/cmd/<name>``.
-``sig`` is the hex HMAC-SHA256, under the key in ``commands.key_file``, of the canonical JSON
-(sorted keys, no spaces) of ``{"args", "command", "device_id", "id", "ts"}``: binding the
-signature to the device and the command stops a request from being replayed elsewhere.
+A request is JSON ``{"id", "ts", "args", "sig"}`` (plus ``kid``, the key id, for Ed25519) published
+on ``<prefix>/<device>/cmd/<name>``. ``sig`` signs the canonical JSON (sorted keys, no spaces) of
+``{"args", "command", "device_id", "id", "ts"}`` (:func:`signing_text`) with the scheme the key
+file holds (agent.mqtt.keys: Ed25519 or HMAC-SHA256): binding the signature to the device and the
+command stops a request from being replayed elsewhere.
 
 Every request is answered, whatever it holds. Answers are dicts with ``id``, ``command`` and
 ``status``: ``accepted`` (long commands, at once, with ``job``), ``progress``, then ``ok`` with
 ``result``; or ``error`` with ``error: {code, message}``; or ``busy`` with the running ``job``.
+An ``expired`` error carries ``device_time`` (the device's clock) so that ``edge-agent send
+--device-clock`` can sign for it. Answers over ``max_response_bytes`` become ``too_large`` errors;
+the answers kept for repeated ids are bounded in entries and in bytes.
 The daemon plugs in the work: ``CommandServer(..., handlers={name: handler})`` where
 ``handler(args, progress) -> result`` and ``progress(fraction_or_None, message)``.
 """
@@ -15,15 +19,15 @@ The daemon plugs in the work: ``CommandServer(..., handlers={name: handler})`` w
 from __future__ import annotations
 
 import collections
-import hashlib
-import hmac
 import json
 import logging
+import re
 import threading
 import time
 import uuid
-from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
+from agent.mqtt.keys import HmacKey, Refused, Signer, Verifier
 from agent.mqtt.messages import parse_timestamp, utc_timestamp
 from agent.util.fileio import canonical_json
 from agent.util.schema import Field, show, validate
@@ -36,7 +40,11 @@ Reply = Callable[[Dict[str, Any]], None]
 
 TERMINAL = ("ok", "error", "busy")
 REQUEST_KEYS = ("id", "ts", "args", "sig")
+OPTIONAL_KEYS = ("kid",)  # the signing key's id (Ed25519)
 MAX_ID_LENGTH = 128
+MAX_DEPTH = 32  # JSON nesting a request may have (arrays and objects)
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[{]+|[\]}]+")
 
 
 class CommandSpec(NamedTuple):
@@ -120,21 +128,31 @@ def signing_text(device_id: str, command: str, request_id: str, ts: str, args: M
 
 
 def sign(key: bytes, device_id: str, command: str, request_id: str, ts: str, args: Mapping[str, Any]) -> str:
-    return hmac.new(key, signing_text(device_id, command, request_id, ts, args), hashlib.sha256).hexdigest()
+    """The hex HMAC-SHA256 of a request under the shared secret ``key``."""
+    return HmacKey(key).sign(signing_text(device_id, command, request_id, ts, args))
 
 
 def make_request(
-    key: bytes,
+    key: Union[bytes, Signer],
     device_id: str,
     command: str,
     args: Mapping[str, Any],
     request_id: Optional[str] = None,
     epoch: Optional[float] = None,
 ) -> Dict[str, Any]:
-    """A signed request ready to publish."""
+    """A signed request ready to publish (``key``: an HMAC secret or a signer from agent.mqtt.keys)."""
+    signer = HmacKey(key) if isinstance(key, bytes) else key
     rid = request_id or uuid.uuid4().hex
     ts = utc_timestamp(epoch)
-    return {"id": rid, "ts": ts, "args": dict(args), "sig": sign(key, device_id, command, rid, ts, args)}
+    request = {
+        "id": rid,
+        "ts": ts,
+        "args": dict(args),
+        "sig": signer.sign(signing_text(device_id, command, rid, ts, args)),
+    }
+    if signer.kid is not None:
+        request["kid"] = signer.kid
+    return request
 
 
 def validate_args(command: str, args: Any) -> List[str]:
@@ -152,13 +170,15 @@ def validate_args(command: str, args: Any) -> List[str]:
 class CommandError(Exception):
     """A refused request: ``code`` is machine-readable, the message says what and where."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
+        self.extra = extra
 
 
 class _RateLimit:
-    """At most ``per_minute`` events per key in any 60 s window."""
+    """At most ``per_minute`` events per key in any 60 s window of ``clock`` (monotonic: a wall-clock
+    jump neither locks commands out nor opens the limit up)."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
         self.per_minute = per_minute
@@ -182,25 +202,30 @@ class CommandServer:
     def __init__(
         self,
         device_id: str,
-        key: Optional[bytes],
+        key: Union[None, bytes, Verifier],
         handlers: Optional[Mapping[str, Handler]] = None,
         *,
         max_age_s: float = 300.0,
         rate_limit_per_min: int = 10,
         history: int = 1000,
+        history_bytes: int = 8_000_000,
+        max_response_bytes: int = 1_000_000,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``key``: None (commands disabled), an HMAC secret, or a verifier from agent.mqtt.keys.
+        ``clock`` (wall time) judges request freshness; ``monotonic`` paces the rate limit."""
         unknown = set(handlers or {}) - set(COMMANDS)
         if unknown:
             raise ValueError(f"handlers for unknown commands: {', '.join(sorted(unknown))}")
         self.device_id = device_id
-        self._key = key
+        self._verifier: Optional[Verifier] = HmacKey(key) if isinstance(key, bytes) else key
         self._handlers: Dict[str, Handler] = dict(handlers or {})
         self.max_age_s = max_age_s
+        self.max_response_bytes = max_response_bytes
         self._clock = clock
-        self._rate = _RateLimit(rate_limit_per_min, clock)
-        self._history: "collections.OrderedDict[Tuple[str, str], List[Dict[str, Any]]]" = collections.OrderedDict()
-        self._history_size = history
+        self._rate = _RateLimit(rate_limit_per_min, monotonic)
+        self._history = _History(history, history_bytes)
         self._lock = threading.Lock()
         self._exclusive_job: Optional[str] = None
         self._threads: List[threading.Thread] = []
@@ -224,7 +249,7 @@ class CommandServer:
                 request_id_of(payload),
                 command,
                 target[0],
-                {"status": "error", "error": {"code": exc.code, "message": str(exc)}},
+                {"status": "error", "error": dict(exc.extra, code=exc.code, message=str(exc))},
             )
         except Exception as exc:  # a bug: answer anyway, and keep serving
             self.stats["error_internal"] += 1
@@ -247,13 +272,13 @@ class CommandServer:
 
     def _dispatch(self, command: str, payload: bytes, target: List[Reply]) -> None:
         request = _parse_request(payload)
-        if self._key is None:
+        if self._verifier is None:
             raise CommandError("disabled", "commands are disabled on this device (commands.key_file is not set)")
-        expected = sign(self._key, self.device_id, command, request["id"], request["ts"], request["args"])
-        if not hmac.compare_digest(expected, request["sig"]):
-            raise CommandError(
-                "bad_signature", "the signature does not match (wrong key, or a request for another device or command)"
-            )
+        text = signing_text(self.device_id, command, request["id"], request["ts"], request["args"])
+        try:
+            self._verifier.verify(text, request["sig"], request.get("kid"))
+        except Refused as exc:
+            raise CommandError(exc.code, str(exc)) from None
         rid = request["id"]
         answer = self._recorder((command, rid), target[0])
         if answer is None:
@@ -264,12 +289,16 @@ class CommandServer:
             sent = parse_timestamp(request["ts"])
         except ValueError as exc:
             raise CommandError("bad_request", f"ts: {exc}") from None
-        age = self._clock() - sent
+        now = self._clock()
+        age = now - sent
         if abs(age) > self.max_age_s:
             word = "old" if age > 0 else "far in the future"
             raise CommandError(
                 "expired",
-                f"ts: the request is {abs(age):.0f} s {word}; the limit is {self.max_age_s:.0f} s (check the clocks)",
+                f"ts: the request is {abs(age):.0f} s {word} by this device's clock ({utc_timestamp(now)}); the limit "
+                f"is {self.max_age_s:.0f} s (check the clocks, or sign for the device's clock: edge-agent send "
+                "--device-clock)",
+                device_time=utc_timestamp(now),
             )
         if command not in COMMANDS:
             raise CommandError("unknown_command", f"unknown command {show(command)[:80]}; known: {', '.join(COMMANDS)}")
@@ -290,27 +319,23 @@ class CommandServer:
         """A reply that records answers under (command, id); None (after replaying them) for a repeated id."""
         command, rid = key
         with self._lock:
-            seen = self._history.get(key)
-            if seen is None:
-                record: List[Dict[str, Any]] = []
-                self._history[key] = record
-                while len(self._history) > self._history_size:
-                    self._history.popitem(last=False)
+            seen = self._history.open(key)
+            kept = None if seen is None or seen.bodies is None else list(seen.bodies)
         if seen is not None:
-            bodies = list(seen) or [
-                {
-                    "id": rid,
-                    "command": command,
-                    "status": "error",
-                    "error": {"code": "in_progress", "message": f"request {rid} is still being processed"},
-                }
-            ]
-            for body in bodies:
+            if not kept:
+                code, message = (
+                    ("duplicate", f"request {rid} was already answered (that answer is no longer kept)")
+                    if kept is None
+                    else ("in_progress", f"request {rid} is still being processed")
+                )
+                kept = [{"id": rid, "command": command, "status": "error", "error": {"code": code, "message": message}}]
+            for body in kept:
                 reply(body)
             return None
 
         def answer(body: Dict[str, Any]) -> None:
-            record.append(body)
+            with self._lock:
+                self._history.add(key, body)
             reply(body)
 
         return answer
@@ -374,8 +399,20 @@ class CommandServer:
                         self._exclusive_job = None
 
     def _answer(self, rid: Optional[str], command: str, reply: Reply, body: Dict[str, Any]) -> None:
-        out = {"id": rid, "command": command}
+        out: Dict[str, Any] = {"id": rid, "command": command}
         out.update(body)
+        size = len(json.dumps(out, default=str)) if body["status"] in TERMINAL else 0
+        if size > self.max_response_bytes:
+            self.stats["too_large"] += 1
+            log.warning(
+                "command %s (%s): a %d-byte %s answer replaced by too_large", command, rid, size, body["status"]
+            )
+            message = (
+                f"the {body['status']} answer is {size} bytes, over commands.max_response_bytes "
+                f"({self.max_response_bytes}); {command} ran, but that answer is not sent"
+            )
+            error = {"code": "too_large", "message": message}
+            out = {"id": rid, "command": command, "status": "error", "job": body.get("job"), "error": error}
         try:
             reply(out)
         except Exception:
@@ -383,15 +420,81 @@ class CommandServer:
             log.exception("could not send the answer to %s (%s)", command, rid)
 
 
+class _Record:
+    """The answers given to one request id; ``bodies`` None once dropped to keep the history's bytes."""
+
+    __slots__ = ("bodies", "size")
+
+    def __init__(self) -> None:
+        self.bodies: Optional[List[Dict[str, Any]]] = []
+        self.size = 0
+
+
+class _History:
+    """Answers by (command, id), at most ``entries`` ids and ``max_bytes`` of kept answers (as JSON).
+
+    The oldest ids go first; past the byte bound the oldest answers are dropped but their ids are
+    kept, so a repeated id is still refused (``duplicate``) rather than run again. Not thread-safe."""
+
+    def __init__(self, entries: int, max_bytes: int) -> None:
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._records: "collections.OrderedDict[Tuple[str, str], _Record]" = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def open(self, key: Tuple[str, str]) -> Optional[_Record]:
+        """The record of a repeated key, or None after starting a new one."""
+        seen = self._records.get(key)
+        if seen is not None:
+            return seen
+        self._records[key] = _Record()
+        while len(self._records) > self.entries:
+            self.bytes -= self._records.popitem(last=False)[1].size
+        return None
+
+    def add(self, key: Tuple[str, str], body: Dict[str, Any]) -> None:
+        record = self._records.get(key)
+        if record is None or record.bodies is None:
+            return
+        size = len(json.dumps(body, default=str))
+        record.bodies.append(body)
+        record.size += size
+        self.bytes += size
+        for old in self._records.values():
+            if self.bytes <= self.max_bytes:
+                break
+            if old.bodies is not None:
+                self.bytes -= old.size
+                old.bodies, old.size = None, 0
+
+
+def _depth(text: str) -> int:
+    """How deeply arrays and objects nest in the JSON ``text`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for run in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += len(run) if run[0] in "[{" else -len(run)
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _parse_request(payload: bytes) -> Dict[str, Any]:
     try:
-        request = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise CommandError("bad_request", "the payload is not UTF-8 JSON") from None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError("bad_request", f"the payload is not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    if _depth(text) > MAX_DEPTH:
+        raise CommandError("bad_request", f"the payload is nested deeper than {MAX_DEPTH} levels")
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise CommandError("bad_request", f"the payload is not JSON: {exc}") from None
     if not isinstance(request, dict):
         raise CommandError("bad_request", f"the payload must be a JSON object with {', '.join(REQUEST_KEYS)}")
     problems = [f"{key}: missing" for key in REQUEST_KEYS if key not in request]
-    problems += [f"{key}: unknown key" for key in request if key not in REQUEST_KEYS]
+    problems += [f"{key}: unknown key" for key in request if key not in REQUEST_KEYS + OPTIONAL_KEYS]
     rid = request.get("id")
     if "id" in request and not (isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LENGTH and rid.isprintable()):
         problems.append(f"id: expected a printable string of 1-{MAX_ID_LENGTH} characters, got {show(rid)[:80]}")
@@ -401,6 +504,8 @@ def _parse_request(payload: bytes) -> Dict[str, Any]:
         problems.append(f"args: expected an object, got {show(request['args'])[:80]}")
     if "sig" in request and not isinstance(request["sig"], str):
         problems.append(f"sig: expected a hex string, got {show(request['sig'])[:80]}")
+    if "kid" in request and not isinstance(request["kid"], str):
+        problems.append(f"kid: expected a key id string, got {show(request['kid'])[:80]}")
     if problems:
         raise CommandError("bad_request", "; ".join(problems))
     return request

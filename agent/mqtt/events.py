@@ -19,3 +19,6 @@ class Event(str, enum.Enum):
     CONFIG_REJECTED = "config_rejected"
     CONFIG_RELOADED = "config_reloaded"
     OUTBOX_DROPPED = "outbox_dropped"  # the outbox's bounds evicted messages
+    STATE_CORRUPT = "state_corrupt"  # a damaged state file was moved aside and recreated
+    STORAGE_FULL = "storage_full"  # messages that could not be stored (disk full) were dropped
+    THROTTLING = "throttling"  # the device started (warning) or stopped (info) throttling its clocks

@@ -12,14 +12,15 @@ import queue
 import sys
 import time
 import uuid
-from typing import IO, Any, Dict, List, Mapping, Optional, Tuple
+from typing import IO, Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.mqtt.commands import TERMINAL, make_request
+from agent.mqtt.keys import Signer
 from agent.mqtt.link import Settings, connect_async, make_client
-from agent.mqtt.messages import Topics, split_topic
+from agent.mqtt.messages import Topics, parse_timestamp, split_topic
 from agent.util.errors import EXIT_GATE, EXIT_OK, EXIT_RUNTIME
 
 COLUMNS = (
@@ -258,33 +259,54 @@ def describe(response: Mapping[str, Any]) -> str:
     return f"{status}  {error.get('code')}: {error.get('message')}"
 
 
+def device_clock_offset(response: Mapping[str, Any], received: float) -> Optional[float]:
+    """Seconds the device's clock is ahead of ours, from an ``expired`` refusal received at ``received``
+    (our clock); None for any other answer."""
+    error = response.get("error")
+    if response.get("status") != "error" or not isinstance(error, dict) or error.get("code") != "expired":
+        return None
+    try:
+        return parse_timestamp(error.get("device_time")) - received
+    except ValueError:
+        return None
+
+
 def send(
     settings: Settings,
     device: str,
     command: str,
     args: Mapping[str, Any],
-    key: bytes,
+    key: Union[bytes, Signer],
     out: IO[str],
     wait_s: float = 60.0,
     json_lines: bool = False,
+    device_clock: bool = False,
 ) -> int:
-    """Sign and publish one request, print every response until the final one; return the exit code."""
+    """Sign and publish one request, print every response until the final one; return the exit code.
+
+    With ``device_clock``, a request refused as ``expired`` is signed once more, under a new id, for
+    the clock the device reported in that refusal (a device booted with a wrong clock)."""
     topics = Topics(settings.prefix, device)
     client_id = f"edge-agent-send-{uuid.uuid4().hex[:12]}"
     request = make_request(key, device, command, args)
+    retried = False
     v5 = settings.protocol == "5"
     reply_topic = f"{topics.response(command)}/{client_id}" if v5 else topics.response(command)
     inbox: "queue.Queue[Tuple[str, bytes, Any]]" = queue.Queue()
     deadline = time.monotonic() + wait_s
     client = _connect(settings, client_id, [reply_topic], inbox, max(1.0, wait_s))
     final: Optional[Dict[str, Any]] = None
-    try:
+
+    def publish() -> None:
         properties = None
         if v5:
             properties = Properties(PacketTypes.PUBLISH)
             properties.ResponseTopic = reply_topic
             properties.CorrelationData = request["id"].encode("utf-8")
         client.publish(topics.command(command), json.dumps(request), qos=1, properties=properties)
+
+    try:
+        publish()
         while final is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -295,6 +317,16 @@ def send(
                 break
             response = _matching(payload, props, request["id"])
             if response is None:
+                continue
+            offset = device_clock_offset(response, time.time()) if device_clock and not retried else None
+            if offset is not None:
+                retried = True
+                sys.stderr.write(
+                    f"note: {device}'s clock is {abs(offset):.0f} s {'ahead of' if offset > 0 else 'behind'} this "
+                    "machine's; signing again for the device's clock\n"
+                )
+                request = make_request(key, device, command, args, epoch=time.time() + offset)
+                publish()
                 continue
             out.write((json.dumps(response, sort_keys=True) if json_lines else describe(response)) + "\n")
             out.flush()

@@ -11,6 +11,7 @@ follow once those are acknowledged) and after a restart (every stored row, oldes
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import logging
 import ssl
@@ -29,8 +30,9 @@ from agent.config.load import read_secret
 from agent.config.sections import CommandsConfig, MqttConfig
 from agent.mqtt.commands import CommandServer
 from agent.mqtt.events import Event
+from agent.mqtt.keys import load_verifier
 from agent.mqtt.messages import REPORT_KINDS, SequenceFile, Topics, encode, envelope
-from agent.mqtt.outbox import Bounds, Outbox
+from agent.mqtt.outbox import Bounds, Outbox, StoreFailed
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,8 @@ class DeviceLink:
         self._cursor = 0  # highest outbox row id handed to paho
         self._draining = False  # after a reconnect, paho resends its in-flight rows before new ones
         self._unreported_drops = 0
+        self._unstored = 0  # messages that could not be stored (disk full), not yet announced
+        self._store_error = ""
         self._last_expiry_check = self._last_drop_report = float("-inf")
         self._status_due = False
         self._stop_timeout = 5.0
@@ -199,6 +203,11 @@ class DeviceLink:
     # ----- public API -----
 
     def start(self) -> None:
+        for what, recovery in (("outbox", self.outbox.recovery), ("sequence file", self.seq.recovery)):
+            if recovery:
+                self.publish_event(
+                    Event.STATE_CORRUPT, "error", f"the {what} was damaged and recreated", dict(recovery, state=what)
+                )
         self._set_will()
         connect_async(self._client, self.settings)
         self._client.loop_start()
@@ -234,7 +243,8 @@ class DeviceLink:
             "bytes": self.outbox.size_bytes,
             "dropped": self.outbox.dropped,
         }
-        full["dropped"] = self.outbox.dropped
+        full["outbox"]["unstored"] = self._unstored
+        full["dropped"] = self.outbox.dropped + self._unstored
         if self.settings.store_telemetry:
             return self._store("telemetry", self.topics.telemetry, full, self.settings.telemetry_qos)
         seq = self.seq.next()
@@ -285,6 +295,13 @@ class DeviceLink:
             except ValueError as exc:  # larger than the whole outbox may hold
                 self.stats["too_large"] += 1
                 log.error("%s not published: %s", kind, exc)
+                return seq
+            except StoreFailed as exc:  # disk full: counted, announced once a store succeeds again
+                with self._lock:
+                    if not self._unstored:
+                        log.error("%s cannot be stored (%s); dropping what cannot be stored", kind, exc)
+                    self._unstored += 1
+                    self._store_error = str(exc)
                 return seq
         if evicted:
             with self._lock:
@@ -446,7 +463,8 @@ class DeviceLink:
         if item.qos > 0:
             self._inflight[info.mid] = row
         elif row is not None:  # QoS 0 rows are done once handed to the socket
-            self.outbox.remove([row])
+            with contextlib.suppress(StoreFailed):
+                self.outbox.remove([row])
 
     def _process_acks(self) -> None:
         done = []
@@ -461,17 +479,24 @@ class DeviceLink:
             if row is not None:
                 done.append(row)
         if done:
-            self.outbox.remove(done)
             self.stats["acknowledged"] += len(done)
+            try:
+                self.outbox.remove(done)
+            except StoreFailed:  # disk full: the rows stay and go out again after a restart (at least once)
+                self.stats["remove_failed"] += len(done)
 
     def _housekeeping(self) -> None:
         """Apply the age bound, and report evictions (as an event) at most once a second."""
         now = time.monotonic()
         if now - self._last_expiry_check >= 5.0:
             self._last_expiry_check = now
-            evicted = self.outbox.evict_expired()
-            with self._lock:
-                self._unreported_drops += evicted
+            with contextlib.suppress(StoreFailed):  # disk full: the age bound is applied next time
+                evicted = self.outbox.evict_expired()
+                with self._lock:
+                    self._unreported_drops += evicted
+        if self._unstored and now - self._last_drop_report >= 1.0:
+            self._last_drop_report = now
+            self._announce_unstored()
         if self._unreported_drops and now - self._last_drop_report >= 1.0:
             self._last_drop_report = now
             with self._lock:
@@ -482,6 +507,24 @@ class DeviceLink:
                 f"outbox bounds dropped {drops} oldest message(s)",
                 {"dropped": drops, "dropped_total": self.outbox.dropped},
             )
+
+    def _announce_unstored(self) -> None:
+        """Once the disk takes writes again: count the messages lost meanwhile and say so."""
+        with self._lock:
+            lost, error = self._unstored, self._store_error
+        try:
+            self.outbox.record_dropped(lost)
+        except StoreFailed:
+            return  # still full
+        with self._lock:
+            self._unstored -= lost
+        log.warning("storage is back: %d message(s) could not be stored and were dropped (%s)", lost, error)
+        self.publish_event(
+            Event.STORAGE_FULL,
+            "error",
+            f"{lost} message(s) could not be stored (disk full?) and were dropped",
+            {"dropped": lost, "dropped_total": self.outbox.dropped, "error": error},
+        )
 
     def _status_payload(self, state: str) -> bytes:
         body: Dict[str, Any] = {
@@ -541,11 +584,13 @@ def open_command_server(
     commands: CommandsConfig, device_id: str, handlers: Optional[Dict[str, Any]] = None
 ) -> CommandServer:
     """The command server configured by the ``commands`` section (disabled: every request is refused)."""
-    key = read_secret("commands.key_file", commands.key_file) if commands.enabled else None
     return CommandServer(
         device_id,
-        key.encode("utf-8") if key else None,
+        load_verifier("commands.key_file", commands.key_file) if commands.enabled and commands.key_file else None,
         handlers,
         max_age_s=commands.max_age_s,
         rate_limit_per_min=commands.rate_limit_per_min,
+        history=commands.history_entries,
+        history_bytes=commands.history_bytes,
+        max_response_bytes=commands.max_response_bytes,
     )

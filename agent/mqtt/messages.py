@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 import threading
+import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from agent.util.fileio import PathLike, atomic_write_text
+from agent.util.fileio import PathLike, atomic_write_text, quarantine
+
+log = logging.getLogger(__name__)
 
 SCHEMA_MAJOR: Dict[str, int] = {
     "status": 1,
@@ -165,39 +169,68 @@ class SequenceFile:
     The file holds the first number not yet handed out by any run; each run reserves ``block``
     numbers at a time with an atomic write, so a crash skips at most one block (gaps are allowed,
     repeats never happen) and a busy publisher writes the file once per ``block`` messages.
+    A damaged file (not one integer >= 1) is moved aside (``*.corrupt-<time>``) and numbering goes
+    on from the time in milliseconds since the epoch, above any number a counter reached;
+    ``recovery`` says so. A reservation that cannot be written (disk full) does not stop the
+    numbering: it is written again with the next number until it succeeds (a crash before then
+    may repeat the numbers handed out meanwhile).
     """
 
-    def __init__(self, path: PathLike, block: int = 1000) -> None:
+    def __init__(self, path: PathLike, block: int = 1000, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.block = block
+        self._clock = clock
         self._lock = threading.Lock()
+        self.recovery: Optional[Dict[str, Any]] = None
+        self._unsaved = False
         self._next = self._read()
         self._reserved = self._next
         self._reserve()
 
     def _read(self) -> int:
         try:
-            text = self.path.read_text(encoding="utf-8").strip()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return 1
         try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(
-                f"{self.path}: expected one integer (the next sequence number), got {text[:40]!r}"
-            ) from None
-        if value < 1:
-            raise ValueError(f"{self.path}: the next sequence number must be >= 1, got {value}")
-        return value
+            return _parse_next(raw)
+        except ValueError as exc:
+            moved = quarantine(self.path, self._clock())
+            restart = int(self._clock() * 1000)
+            self.recovery = {"file": str(self.path), "moved_to": str(moved), "reason": str(exc), "next": restart}
+            log.error("sequence file %s: %s; moved to %s, numbering goes on from %d", self.path, exc, moved, restart)
+            return restart
 
     def _reserve(self) -> None:
-        self._reserved += self.block
-        atomic_write_text(self.path, f"{self._reserved}\n")
+        if not self._unsaved:
+            self._reserved += self.block
+        try:
+            atomic_write_text(self.path, f"{self._reserved}\n")
+        except OSError as exc:
+            if not self._unsaved:
+                log.warning("sequence file %s cannot be written (%s); retrying with every message", self.path, exc)
+            self._unsaved = True
+        else:
+            self._unsaved = False
 
     def next(self) -> int:
         with self._lock:
-            if self._next >= self._reserved:
+            if self._unsaved or self._next >= self._reserved:
+                if self._next >= self._reserved:
+                    self._unsaved = False  # the next block is due either way
                 self._reserve()
             value = self._next
             self._next += 1
             return value
+
+
+def _parse_next(raw: bytes) -> int:
+    """The sequence file's content: one integer >= 1; ValueError saying what is wrong otherwise."""
+    try:
+        text = raw.decode("ascii").strip()
+        value = int(text)
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError(f"expected one integer (the next sequence number), got {raw[:40]!r}") from None
+    if value < 1:
+        raise ValueError(f"the next sequence number must be >= 1, got {value}")
+    return value

@@ -4,17 +4,27 @@ A message leaves the outbox only when the broker acknowledged it (PUBACK) or whe
 (count, bytes, age) evict it, oldest first; evictions are counted persistently (``dropped``) so
 they can be reported. Rows come back in insertion order after reconnects and restarts.
 Thread-safe: one connection guarded by a lock.
+
+A file SQLite cannot open or whose ``quick_check`` fails is moved aside (``*.corrupt-<time>``, with
+its -wal and -shm) after reading every row SQLite can still read, from both ends of the table; a
+new file takes those rows and ``recovery`` says what happened. A write that fails (disk full, I/O
+error) raises :class:`StoreFailed` and leaves the counts true.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, List, NamedTuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, TypeVar
 
-from agent.util.fileio import PathLike
+from agent.util.fileio import PathLike, quarantine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_COLUMNS = "id, topic, payload, qos, retain, created"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -38,6 +48,10 @@ class Message(NamedTuple):
     created: float
 
 
+class StoreFailed(Exception):
+    """The outbox could not write (disk full, file size limit, I/O error); nothing was changed."""
+
+
 class Bounds(NamedTuple):
     max_messages: int
     max_bytes: int
@@ -53,13 +67,74 @@ class Outbox:
         self.bounds = bounds
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL is durable against process crashes (kill -9); FULL adds power loss.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self.recovery: Optional[Dict[str, Any]] = None  # set when a damaged file was replaced
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db = self._recover(str(exc))
+        self._recount()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL is durable against process crashes (kill -9); FULL adds power loss.
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            verdict = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if verdict != ["ok"]:
+                raise sqlite3.DatabaseError(f"quick_check: {'; '.join(map(str, verdict[:3]))}")
+            db.execute("SELECT COUNT(*), SUM(LENGTH(payload)) FROM messages").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, reason: str) -> sqlite3.Connection:
+        """Move the damaged file aside, start a new one holding every row that could be read."""
+        rows, dropped, complete = salvage(self.path)
+        now = self._clock()
+        moved = quarantine(self.path, now)
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{self.path}{suffix}")
+            if side.exists():
+                quarantine(side, now)
+        db = self._open()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.execute("INSERT INTO meta (key, value) VALUES ('dropped', ?)", (dropped,))
+        self.recovery = {
+            "file": str(self.path),
+            "moved_to": str(moved),
+            "reason": reason,
+            "recovered": len(rows),
+            "complete": complete,
+        }
+        log.error(
+            "outbox %s is damaged (%s): moved to %s; %d queued message(s) recovered%s",
+            self.path,
+            reason,
+            moved.name,
+            len(rows),
+            "" if complete else ", the rows on damaged pages are lost",
+        )
+        return db
+
+    def _recount(self) -> None:
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()
         self._count, self._bytes = int(count), int(size)
+
+    def _write(self, work: Callable[[], T]) -> T:
+        """``work()`` in one write transaction; a failed write raises StoreFailed, counts re-read."""
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    return work()
+            except sqlite3.OperationalError as exc:
+                self._recount()
+                raise StoreFailed(f"outbox {self.path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -69,23 +144,31 @@ class Outbox:
         """Store a message durably; return how many old messages the bounds evicted to make room."""
         if len(payload) > self.bounds.max_bytes:
             raise ValueError(f"message of {len(payload)} bytes exceeds mqtt.outbox.max_bytes ({self.bounds.max_bytes})")
-        with self._lock:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO messages (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
-                    (topic, sqlite3.Binary(payload), qos, int(retain), self._clock()),
-                )
-                self._count += 1
-                self._bytes += len(payload)
-                return self._evict_locked()
+
+        def insert() -> int:
+            self._db.execute(
+                "INSERT INTO messages (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
+                (topic, sqlite3.Binary(payload), qos, int(retain), self._clock()),
+            )
+            self._count += 1
+            self._bytes += len(payload)
+            return self._evict_locked()
+
+        return self._write(insert)
 
     def evict_expired(self) -> int:
         """Apply the bounds now (the age bound moves with time); return the number evicted."""
-        with self._lock:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                return self._evict_locked()
+        return self._write(self._evict_locked)
+
+    def record_dropped(self, lost: int) -> None:
+        """Count ``lost`` messages that never reached the outbox (they could not be stored)."""
+        self._write(lambda: self._count_dropped(lost))
+
+    def _count_dropped(self, lost: int) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('dropped', ?) ON CONFLICT(key) DO UPDATE SET value = value + ?",
+            (lost, lost),
+        )
 
     def _evict_locked(self) -> int:
         evicted = 0
@@ -100,17 +183,14 @@ class Outbox:
             self._bytes -= row[1]
             evicted += 1
         if evicted:
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('dropped', ?) ON CONFLICT(key) DO UPDATE SET value = value + ?",
-                (evicted, evicted),
-            )
+            self._count_dropped(evicted)
         return evicted
 
     def pending(self, after_id: int = 0, limit: int = 100) -> List[Message]:
         """Up to ``limit`` stored messages with an id above ``after_id``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain, created FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
         return [Message(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
@@ -120,18 +200,19 @@ class Outbox:
         keys = [(i,) for i in ids]
         if not keys:
             return 0
-        with self._lock:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                removed = 0
-                for key in keys:
-                    row = self._db.execute("SELECT LENGTH(payload) FROM messages WHERE id = ?", key).fetchone()
-                    if row is not None:
-                        self._db.execute("DELETE FROM messages WHERE id = ?", key)
-                        removed += 1
-                        self._bytes -= row[0]
-                self._count -= removed
-                return removed
+
+        def delete() -> int:
+            removed = 0
+            for key in keys:
+                row = self._db.execute("SELECT LENGTH(payload) FROM messages WHERE id = ?", key).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM messages WHERE id = ?", key)
+                    removed += 1
+                    self._bytes -= row[0]
+            self._count -= removed
+            return removed
+
+        return self._write(delete)
 
     @property
     def count(self) -> int:
@@ -147,3 +228,44 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
         return int(row[0]) if row else 0
+
+
+def salvage(path: PathLike) -> Tuple[List[Tuple[Any, ...]], int, bool]:
+    """What SQLite can still read of a damaged outbox: its well-formed rows (read from the first
+    row up to a damaged page, then from the last row down), the dropped count, and whether the
+    whole table was read."""
+    rows: Dict[int, Tuple[Any, ...]] = {}
+    complete, dropped = False, 0
+    try:
+        db = sqlite3.connect(str(path))
+    except sqlite3.Error:
+        return [], 0, False
+    try:
+        for order in ("ASC", "DESC"):
+            try:
+                for row in db.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY id {order}"):
+                    if _well_formed(row):
+                        rows[row[0]] = row
+                complete = True
+                break
+            except sqlite3.Error:
+                continue
+        try:
+            found = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+            dropped = int(found[0]) if found and isinstance(found[0], int) else 0
+        except sqlite3.Error:
+            pass
+    finally:
+        db.close()
+    return [rows[key] for key in sorted(rows)], dropped, complete
+
+
+def _well_formed(row: Tuple[Any, ...]) -> bool:
+    _, topic, payload, qos, retain, created = row
+    return (
+        isinstance(topic, str)
+        and isinstance(payload, bytes)
+        and qos in (0, 1, 2)
+        and retain in (0, 1)
+        and isinstance(created, (int, float))
+    )

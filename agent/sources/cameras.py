@@ -3,7 +3,8 @@
 The GStreamer pipelines are built from the config by pure functions (tested as text); OpenCV
 opens them. CSI needs an OpenCV built with GStreamer (JetPack's is; pip's opencv-python is not):
 ``gstreamer_missing_sentence`` says so in one sentence at start. RTSP falls back to OpenCV's
-FFmpeg backend when GStreamer is missing.
+FFmpeg backend when GStreamer is missing; with source.decoder it decodes on Jetson's hardware
+decoder (agent.sources.decode).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import time
 from typing import Any, Optional, Tuple
 
 from agent.config.sections import SourceConfig
+from agent.sources.decode import APPSINK, NVMM_TO_BGR, choose_decoder, element_exists, nvv4l2_rtsp_pipeline
 from agent.sources.frames import Frame, Source
 from agent.util.errors import InputError
-
-APPSINK = "appsink drop=true max-buffers=1 sync=false"
 
 
 def gstreamer_in_build(build_information: str) -> bool:
@@ -52,10 +52,7 @@ def csi_pipeline(sensor_id: int, width: Optional[int], height: Optional[int], fp
         caps += [f"width={width}", f"height={height}"]
     if fps:
         caps.append(f"framerate={_fraction(fps)}")
-    return (
-        f"nvarguscamerasrc sensor-id={sensor_id} ! {', '.join(caps)} ! "
-        "nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! " + APPSINK
-    )
+    return f"nvarguscamerasrc sensor-id={sensor_id} ! {', '.join(caps)} ! {NVMM_TO_BGR}"
 
 
 def rtsp_pipeline(uri: str, latency_ms: int) -> str:
@@ -146,7 +143,13 @@ def open_camera(cfg: SourceConfig) -> Source:
     if kind == "rtsp":
         if not cfg.uri.startswith(("rtsp://", "rtsps://")):
             raise InputError(f"source.uri: an RTSP source needs an rtsp:// URL, got {cfg.uri!r}")
-        if has_gst:
+        decoder = choose_decoder(
+            cfg.decoder, has_gst, has_gst and cfg.decoder != "software" and element_exists("nvv4l2decoder")
+        )
+        if decoder == "nvv4l2":
+            pipeline = nvv4l2_rtsp_pipeline(cfg.uri, cfg.rtsp_latency_ms, cfg.codec)
+            capture = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        elif has_gst:
             capture = cv2.VideoCapture(rtsp_pipeline(cfg.uri, cfg.rtsp_latency_ms), cv2.CAP_GSTREAMER)
         else:
             capture = cv2.VideoCapture(cfg.uri, cv2.CAP_FFMPEG)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from agent.sources.frames import IMAGE_SUFFIXES, Frame, Source, list_images, read_image
 from agent.util.errors import InputError
@@ -62,26 +62,45 @@ class ImageFolderSource(Source):
 
 
 class VideoFileSource(Source):
-    def __init__(self, path: str, loop: bool = False, fps: Optional[float] = None) -> None:
-        import cv2
+    """A video file, decoded by OpenCV, or through ``pipeline`` (GStreamer, e.g. Jetson's hardware
+    decoder: agent.sources.decode), which is re-opened to loop since a pipeline cannot seek back."""
 
+    def __init__(
+        self, path: str, loop: bool = False, fps: Optional[float] = None, pipeline: Optional[str] = None
+    ) -> None:
         if not Path(path).is_file():
             raise InputError(f"source.uri: video file not found: {path}")
         self.uri = path
         self.loop = loop
-        self.capture = cv2.VideoCapture(path)
-        if not self.capture.isOpened():
-            raise InputError(f"source.uri: OpenCV cannot open the video {path}")
+        self.pipeline = pipeline
+        self.capture = self._open()
         self.count = 0
         self.frames_in_pass = 0
         self.pacer = _Pacer(fps)
 
-    def read(self) -> Optional[Frame]:
+    def _open(self) -> Any:
         import cv2
 
+        capture = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER) if self.pipeline else cv2.VideoCapture(self.uri)
+        if not capture.isOpened():
+            capture.release()
+            through = f" through {self.pipeline}" if self.pipeline else ""
+            raise InputError(f"source.uri: OpenCV cannot open the video {self.uri}{through}")
+        return capture
+
+    def _rewind(self) -> None:
+        import cv2
+
+        if self.pipeline:
+            self.capture.release()
+            self.capture = self._open()
+        else:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    def read(self) -> Optional[Frame]:
         ok, image = self.capture.read()
         if not ok and self.loop and self.frames_in_pass:
-            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._rewind()
             self.frames_in_pass = 0
             ok, image = self.capture.read()
         if not ok:

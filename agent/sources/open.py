@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 from agent.config.sections import SourceConfig
-from agent.sources.cameras import open_camera
+from agent.sources.cameras import gstreamer_in_build, open_camera
+from agent.sources.decode import DEMUXERS, choose_decoder, element_exists, nvv4l2_file_pipeline
 from agent.sources.files import ImageFolderSource, VideoFileSource
 from agent.sources.frames import Source
+from agent.util.errors import InputError
 
 
 def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None) -> Source:
@@ -17,5 +19,23 @@ def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None) -> Source
     if kind == "images":
         return ImageFolderSource(source_cfg.uri, looping, source_cfg.fps)
     if kind == "file":
-        return VideoFileSource(source_cfg.uri, looping, source_cfg.fps)
+        return VideoFileSource(source_cfg.uri, looping, source_cfg.fps, file_pipeline(source_cfg))
     return open_camera(source_cfg)
+
+
+def file_pipeline(source_cfg: SourceConfig) -> Optional[str]:
+    """The hardware-decode pipeline for a video file when source.decoder picks nvv4l2, else None (OpenCV decodes).
+    auto keeps software decoding for a container the pipeline does not know."""
+    if source_cfg.decoder == "software":
+        return None
+    import cv2
+
+    has_gst = gstreamer_in_build(cv2.getBuildInformation())
+    if choose_decoder(source_cfg.decoder, has_gst, has_gst and element_exists("nvv4l2decoder")) != "nvv4l2":
+        return None
+    pipeline = nvv4l2_file_pipeline(source_cfg.uri, source_cfg.codec)
+    if pipeline is None and source_cfg.decoder == "nvv4l2":
+        raise InputError(
+            f"source.decoder nvv4l2: no demuxer known for {source_cfg.uri} (known: {', '.join(sorted(DEMUXERS))})"
+        )
+    return pipeline

@@ -1,15 +1,20 @@
-"""Energy in a time window from power samples: the trapezoid rule over monotonic timestamps.
+"""Energy in a time window: from cumulative energy counters where the source has them (NVML's
+total energy, RAPL's energy_uj), else from power samples by the trapezoid rule.
 
-The window's edges are interpolated between the samples around them, so the integral covers
-exactly [t0, t1]; the mean power is that energy over the window's length (a time average, not
-an average of samples, which over-weights bursts of closely spaced samples).
+Both use monotonic timestamps and interpolate the window's edges between the reads around them,
+so they cover exactly [t0, t1]. A counter's difference has no sampling error inside the window
+(only its two edge reads are interpolated); a power integral assumes power is linear between
+samples. The mean power is the energy over the window's length (a time average, not an average
+of samples, which over-weights bursts of closely spaced samples).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 Point = Tuple[float, float]  # (monotonic seconds, milliwatts)
+CounterPoint = Tuple[float, Mapping[str, float]]  # (monotonic seconds, {rail: cumulative mJ})
+SAMPLED = "sampled_power"
 
 
 def _at(points: Sequence[Point], t: float) -> float:
@@ -57,3 +62,23 @@ def energy_over(
         "energy_mj_per_inference": round(energy_mj / inferences, 4) if inferences > 0 else None,
     }
     return report, None
+
+
+def counter_energy_mj(points: Sequence[CounterPoint], t0: float, t1: float, rails: Sequence[str]) -> Optional[float]:
+    """mJ between t0 and t1 summed over ``rails`` from their cumulative counters; None unless every
+    rail has a counter read at or before t0 and one at or after t1 (then the total is not the
+    same composition as the sampled total, and the caller falls back to sampled power)."""
+    if not rails or t1 <= t0:
+        return None
+    energy = 0.0
+    for rail in rails:
+        series = sorted((t, c[rail]) for t, c in points if rail in c)
+        if len(series) < 2 or series[0][0] > t0 or series[-1][0] < t1:
+            return None
+        energy += _at(series, t1) - _at(series, t0)
+    return energy
+
+
+def energy_source(power_source: Optional[str], from_counters: bool) -> str:
+    """'nvml_energy_counter', 'rapl_energy_counter', 'nvml+rapl_energy_counter' or 'sampled_power'."""
+    return f"{power_source}_energy_counter" if from_counters and power_source else SAMPLED

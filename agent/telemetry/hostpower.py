@@ -1,13 +1,15 @@
-"""Power on x86 machines: NVML (NVIDIA GPUs, package nvidia-ml-py) and RAPL powercap (CPUs).
+"""CPU power on x86 machines: RAPL powercap (NVIDIA GPUs: agent.telemetry.nvml).
 
-RAPL exposes a cumulative energy counter (``energy_uj``) that wraps at ``max_energy_range_uj``;
-power is the counter's difference between two reads over their monotonic time difference.
+RAPL exposes a cumulative energy counter (``energy_uj``) that wraps at ``max_energy_range_uj``
+(Linux Documentation/power/powercap/powercap.rst); power is the counter's difference between two
+reads over their monotonic time difference, and the reader keeps an unwrapped running total in mJ
+(``energy_mj``) that energy per inference takes differences of.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from agent.telemetry.sysfs import SysfsRoot
 
@@ -32,6 +34,7 @@ class RaplReader:
             name = f"RAPL_{(fs.text(f'{zone}/name') or zone.rsplit('/', 1)[-1]).upper()}"
             self.domains.append((name, f"{zone}/energy_uj", fs.number(f"{zone}/max_energy_range_uj")))
         self._last: Dict[str, Tuple[float, float]] = {}
+        self.energy_mj: Dict[str, float] = {}  # unwrapped, since this reader's first read
 
     def read_mw(self) -> Dict[str, Optional[float]]:
         now = self.clock()
@@ -44,27 +47,11 @@ class RaplReader:
                 if previous is not None and now > previous[0]:
                     delta = rapl_delta_uj(previous[1], energy, wrap)
                     out[name] = delta / 1000.0 / (now - previous[0]) if delta is not None else None
+                    if delta is None:  # a counter that cannot be unwrapped ends the running total
+                        self.energy_mj.pop(name, None)
+                    elif name in self.energy_mj:
+                        self.energy_mj[name] += delta / 1000.0
+                elif previous is None:
+                    self.energy_mj[name] = 0.0
                 self._last[name] = (now, energy)
-        return out
-
-
-class NvmlReader:
-    """Board power of each NVIDIA GPU through NVML; raises ImportError/RuntimeError when absent."""
-
-    def __init__(self) -> None:
-        import pynvml  # from nvidia-ml-py
-
-        self.nvml: Any = pynvml
-        pynvml.nvmlInit()
-        self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        if not self.handles:
-            raise RuntimeError("NVML found no GPU")
-
-    def read_mw(self) -> Dict[str, Optional[float]]:
-        out: Dict[str, Optional[float]] = {}
-        for index, handle in enumerate(self.handles):
-            try:
-                out[f"GPU{index}"] = float(self.nvml.nvmlDeviceGetPowerUsage(handle))  # mW
-            except self.nvml.NVMLError:
-                out[f"GPU{index}"] = None
         return out

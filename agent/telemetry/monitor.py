@@ -4,8 +4,9 @@ Power comes from the first source that has it: Jetson sysfs rails (INA3221 / INA
 tegrastats (when enabled and installed), else NVML and RAPL on x86. Snapshot fields (the same
 names as a parsed tegrastats line): ``rails`` {name: mW}, ``total_mw``, ``total_rail``,
 ``total_kind`` (input | sum), ``total_note``, ``power_source``, ``temperatures_c`` {zone: C or
-None}, ``gpu_load_pct``, ``clocks``, ``over_current_alarms`` and, on the live system only,
-``system`` (psutil CPU and memory). Power and GPU load are read at every call; temperatures,
+None}, ``gpu_load_pct``, ``clocks``, ``over_current_alarms``, with NVML ``gpus`` (one record per
+GPU, agent.telemetry.nvml), with NVML or RAPL ``energy_counters_mj`` {rail: cumulative mJ} and,
+on the live system only, ``system`` (psutil CPU and memory). Power and GPU load are read at every call; temperatures,
 clocks and alarms at most every SLOW_REFRESH_S, which keeps a 10-20 Hz sampler cheap.
 """
 
@@ -20,7 +21,8 @@ from typing import Any, Dict, List, Optional
 
 from agent.config.sections import TelemetryConfig
 from agent.telemetry import clocks, power, thermal
-from agent.telemetry.hostpower import NvmlReader, RaplReader
+from agent.telemetry.hostpower import RaplReader
+from agent.telemetry.nvml import NvmlReader
 from agent.telemetry.sysfs import SysfsRoot
 from agent.telemetry.tegrastats import TegrastatsProcess
 
@@ -130,15 +132,22 @@ class Telemetry:
             total = power.Total(last["total_mw"], last["total_rail"], last["total_kind"], last["total_note"])
             return {"t": last["t"], "rails": last["rails"], "total": total}
         rails = {}
-        for reader in (self.nvml, self.rapl):
-            if reader is not None:
-                rails.update({k: _round(v) for k, v in reader.read_mw().items()})
+        counters: Dict[str, float] = {}
+        gpus = self.nvml.read_gpus() if self.nvml is not None else []
+        for gpu in gpus:
+            name = f"GPU{gpu['index']}"
+            rails[name] = _round(gpu["power_mw"])
+            if gpu["energy_mj"] is not None:
+                counters[name] = gpu["energy_mj"]
+        if self.rapl is not None:
+            rails.update({k: _round(v) for k, v in self.rapl.read_mw().items()})
+            counters.update(self.rapl.energy_mj)
         readable = [v for v in rails.values() if v is not None]
         label = "sum(" + "+".join(sorted(rails)) + ")" if rails else None
         total = power.Total(
             sum(readable) if readable else None, label, "sum" if rails else None, HOST_NOTE if rails else None
         )
-        return {"t": now, "rails": rails, "total": total}
+        return {"t": now, "rails": rails, "total": total, "gpus": gpus, "energy_counters_mj": counters}
 
     def _slow_state(self) -> Dict[str, Any]:
         """Temperatures, clocks and alarms: re-read at most every SLOW_REFRESH_S (they change
@@ -168,6 +177,10 @@ class Telemetry:
             "gpu_load_pct": clocks.gpu_load_pct(self.fs, self.clock_paths),
         }
         snapshot.update(self._slow_state())
+        if measured.get("gpus"):
+            _add_gpus(snapshot, measured["gpus"])
+        if measured.get("energy_counters_mj"):
+            snapshot["energy_counters_mj"] = measured["energy_counters_mj"]
         if self.live:
             snapshot["system"] = _system()
         return snapshot
@@ -199,6 +212,24 @@ class Telemetry:
             "power_mode": clocks.power_mode(self.fs),
             "notes": list(self.notes),
         }
+
+
+def _add_gpus(snapshot: Dict[str, Any], gpus: List[Dict[str, Any]]) -> None:
+    """NVML's per-GPU records under ``gpus``; the flat fields (gpu_load_pct, clocks.gpu_mhz,
+    clocks.gpu_max_mhz, temperatures_c.GPUn) filled from them, GPU0 for the flat ones."""
+    first = gpus[0]
+    snapshot["gpus"] = gpus
+    snapshot["gpu_load_pct"] = first["gpu_load_pct"]
+    temps = dict(snapshot.get("temperatures_c") or {})
+    temps.update({f"GPU{g['index']}": g["temperature_c"] for g in gpus})
+    snapshot["temperatures_c"] = temps
+    snapshot["clocks"] = dict(
+        snapshot.get("clocks") or {},
+        gpu_mhz=first["sm_mhz"],
+        gpu_max_mhz=first["sm_max_mhz"],
+        gpu_mem_mhz=first["mem_mhz"],
+        gpu_mem_max_mhz=first["mem_max_mhz"],
+    )
 
 
 def _round(value: Optional[float]) -> Optional[float]:

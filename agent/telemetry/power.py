@@ -27,6 +27,19 @@ SUM_NOTE = (
     "no module input rail on this device: total is the sum of the module's rails, which leaves out "
     "regulator losses and the carrier board"
 )
+INPUT_NOTE = "module input rail {rail}: the whole module, regulator losses included; not the carrier board"
+# Rails left out of a sum while the rail named with them is in it, and why. AGX Orin's second
+# INA3221 labels a channel VDDQ_VDD2_1V8AO (the DRAM supply, by its name) next to the first one's
+# VIN_SYS_5V0 (tests/fixtures/sysfs/orin_agx_jp5; tegrastats prints both on JetPack 5 and on some
+# JetPack 6 images). No public NVIDIA document found (Jetson Linux developer guide, AGX Orin data
+# sheet and design guide, as searched for issue 16) says whether VIN_SYS_5V0 already feeds it, so it
+# is kept as a rail but not added: the sum may be low by its reading rather than count it twice.
+SUM_EXCLUDED = {
+    "VDDQ_VDD2_1V8AO": (
+        "VIN_SYS_5V0",
+        "VDDQ_VDD2_1V8AO not added: no public NVIDIA source says whether VIN_SYS_5V0 already includes it",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -139,18 +152,30 @@ class Total:
 def total_power(rails_mw: Mapping[str, Optional[float]]) -> Total:
     """The input rail where there is one; otherwise the sum of the module rails, labeled as a sum.
 
-    A sum never includes an input rail (there is none when it is taken), so nothing is counted twice.
+    A sum never includes an input rail (there is none when it is taken), nor a rail that another
+    rail in it may already contain (SUM_EXCLUDED), so nothing is counted twice. Negative readings
+    are summed as measured and named in the note.
     """
+    negative = sorted(k for k, v in rails_mw.items() if v is not None and v < 0)
+    negative_note = f"; rails read negative (a sensor offset near zero), kept as measured: {', '.join(negative)}"
     for name in INPUT_RAILS:
         if name in rails_mw:
             value = rails_mw[name]
-            return Total(value, name, "input", None if value is not None else f"rail {name} gave no reading")
+            if value is None:
+                return Total(None, name, "input", f"rail {name} gave no reading")
+            return Total(value, name, "input", INPUT_NOTE.format(rail=name) + (negative_note if negative else ""))
     readable = {k: v for k, v in rails_mw.items() if v is not None}
     if not readable:
         return Total(None, None, None, "no power rail readable" if rails_mw else "no power rails found")
-    names = sorted(readable)
     note = SUM_NOTE
-    if len(readable) < len(rails_mw):
-        missing = sorted(set(rails_mw) - set(readable))
+    for name, (parent, why) in SUM_EXCLUDED.items():
+        if name in readable and parent in rails_mw:
+            del readable[name]
+            note += f"; {why}"
+    missing = sorted(k for k, v in rails_mw.items() if v is None)
+    if missing:
         note += f"; rails without a reading left out: {', '.join(missing)}"
+    if negative:
+        note += negative_note
+    names = sorted(readable)
     return Total(sum(readable.values()), "sum(" + "+".join(names) + ")", "sum", note)

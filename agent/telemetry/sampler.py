@@ -114,6 +114,16 @@ class Sampler:
         with self._lock:
             return self._history[-1] if self._history else None
 
+    def counter_points(self, t0: float, t1: float) -> List[Tuple[float, Dict[str, float]]]:
+        """(t, {rail: cumulative mJ}) of the samples with energy counters in [t0, t1], plus the
+        nearest one on either side (for interpolating the window's edges)."""
+        points = [
+            (s.t, s.snapshot["energy_counters_mj"]) for s in self.samples() if s.snapshot.get("energy_counters_mj")
+        ]
+        before = [p for p in points if p[0] < t0][-1:]
+        after = [p for p in points if p[0] > t1][:1]
+        return before + [p for p in points if t0 <= p[0] <= t1] + after
+
     def power_points(self, t0: float, t1: float) -> List[Tuple[float, float]]:
         """(t, mW) of the samples in [t0, t1] plus the nearest one on either side, which the
         trapezoid needs to interpolate the window's edges."""

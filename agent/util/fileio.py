@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Union
 
@@ -73,3 +74,19 @@ def atomic_move(src: PathLike, dst: PathLike) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
     _fsync_dir(target.parent)
+
+
+def quarantine(path: PathLike, epoch: float) -> Path:
+    """Move a damaged file aside as ``<name>.corrupt-<UTC time>`` (next to it); return the new path.
+
+    The original name is free afterwards, so the owner can recreate the file.
+    """
+    source = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch))
+    target = source.with_name(f"{source.name}.corrupt-{stamp}")
+    serial = 1
+    while target.exists():
+        serial += 1
+        target = source.with_name(f"{source.name}.corrupt-{stamp}-{serial}")
+    os.replace(source, target)
+    return target

@@ -243,9 +243,11 @@ def assert_detection_report(report: Dict[str, Any]) -> None:
     cat, dog = report["per_class"]["cat"], report["per_class"]["dog"]
     assert (cat["recall"], cat["precision"], cat["support"]) == (0.5, pytest.approx(1 / 3), 2)
     assert (dog["recall"], dog["precision"], dog["support"]) == (0.5, pytest.approx(1 / 3), 2)
-    assert cat["ap50"] == pytest.approx(0.5) and dog["ap50"] == pytest.approx(0.25)
-    assert report["macro"]["ap50"] == pytest.approx(0.375)
-    assert report["labeled_boxes"] == 4
+    assert (cat["tp"], cat["fp"], cat["fn"]) == (1, 2, 1) and (dog["tp"], dog["fp"], dog["fn"]) == (1, 2, 1)
+    # 101-point COCO AP: precision 1 (cat) and 0.5 (dog, after a false alarm of equal score in a) up to recall 0.5
+    assert cat["ap50"] == pytest.approx(51 / 101) and dog["ap50"] == pytest.approx(0.5 * 51 / 101)
+    assert report["macro"]["ap50"] == pytest.approx(0.75 * 51 / 101)
+    assert report["labeled_boxes"] == 4 and report["ignored_boxes"] == 0
 
 
 def test_detection_check_with_yolo_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -266,7 +268,8 @@ def test_detection_check_with_yolo_labels(tmp_path: Path, capsys: pytest.Capture
     for line in human.splitlines():
         if line.strip():
             rows.setdefault(line.split()[0], line.split()[1:])  # the metrics row comes before the matrix row
-    assert rows["cat"][:3] == ["0.333", "0.500", "0.400"] and rows["cat"][-2:] == ["AP50", "0.500"]
+    assert rows["cat"][:3] == ["0.333", "0.500", "0.400"]
+    assert rows["cat"][-10:] == ["tp", "1", "fp", "2", "fn", "1", "AP50", "0.505", "AP50:95", "0.505"]
     assert rows["background"] == ["1", "2", "0"]  # false alarms
 
 

@@ -92,3 +92,78 @@ def test_judge_needs_both_size_and_significance(drop: float, p: float, status: s
 def test_thresholds_from_config(demo_config) -> None:  # type: ignore[no-untyped-def]
     limits = Thresholds.from_config(demo_config.accuracy)
     assert (limits.warn_drop_pp, limits.alert_drop_pp, limits.alpha) == (3.0, 10.0, 0.05)
+
+
+# Drift on a real detector: CenterFace on dlib's labeled faces, then on corrupted copies of them.
+
+
+def _corrupt(kind: str, level: float, image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if kind == "noise":  # Gaussian noise of standard deviation ``level``
+        noisy = image + np.random.default_rng(0).normal(0.0, level, image.shape)
+        return np.clip(noisy, 0, 255).astype(np.uint8)
+    if kind == "blur":  # Gaussian blur of sigma ``level``
+        return cv2.GaussianBlur(image, (0, 0), level)
+    return np.clip(image.astype(np.float64) * level, 0, 255).astype(np.uint8)  # darkened to ``level``
+
+
+@pytest.fixture(scope="module")
+def faces_baseline(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The FP32 reference and a baseline recorded on the clean photos (testing.xml, 25 faces)."""
+    import yaml
+
+    from agent.accuracy.check import open_reference, record_baseline
+    from agent.config.load import load_config
+    from agent.config.sections import Config
+    from tests.detection_int8.faces import centerface_config, have_faces
+
+    if not have_faces():
+        pytest.skip("dlib's face photos are absent: run scripts/debian_fixtures.sh")
+    work = tmp_path_factory.mktemp("drift-faces")
+    path = work / "centerface.yaml"
+    path.write_text(yaml.safe_dump(centerface_config(work, work)), encoding="utf-8")
+    config = Config.from_node(load_config(str(path)))
+    run = open_reference(config.model, config.backend)
+    record_baseline(config, run)
+    return config, run, work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind, level, status",
+    [
+        ("noise", 80.0, "alert"),
+        ("blur", 6.0, "alert"),
+        ("dark", 0.04, "alert"),
+        ("noise", 40.0, "warn"),  # a drop of several faces, not yet significant on 25: no alert
+        ("blur", 1.0, "ok"),
+        ("dark", 0.5, "ok"),
+    ],
+)
+def test_corrupted_photos_move_face_recall_and_alert_when_significant(faces_baseline, kind, level, status):  # type: ignore[no-untyped-def]
+    import shutil
+
+    import cv2
+
+    from agent.accuracy.check import run_check
+    from tests.detection_int8.faces import FACES, SPOT_FILES, SPOT_SET
+
+    config, run, work = faces_baseline
+    copies = work / f"{kind}-{level}"
+    copies.mkdir()
+    shutil.copyfile(SPOT_SET, copies / SPOT_SET.name)  # same file names: the same labeled boxes, paired
+    for name in SPOT_FILES:
+        cv2.imwrite(str(copies / name), _corrupt(kind, level, cv2.imread(str(FACES / name))))
+    report = run_check(config, run, labels_path=str(copies / SPOT_SET.name)).to_json()
+    face = report["drift"]["per_class"]["face"]
+    assert face["test"] == "mcnemar_exact" and face["paired"] == 25
+    assert face["baseline_recall"] == 1.0 and face["recall"] == report["per_class"]["face"]["recall"]
+    assert report["drift"]["status"] == face["status"] == status
+    if status == "alert":
+        assert face["recall_delta"] <= -0.1 and face["p_value"] < 0.05 and face["gained"] == 0
+        assert any(rule.startswith("face: alert") for rule in report["drift"]["rules_fired"])
+    elif status == "warn":
+        assert face["recall_delta"] <= -0.1 and face["p_value"] >= 0.05
+    else:
+        assert face["recall_delta"] > -0.03

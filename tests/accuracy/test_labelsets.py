@@ -160,3 +160,18 @@ def test_format_detection_and_task_compatibility(tmp_path: Path) -> None:
         load_set(str(tmp_path / "nope"), "auto", "classification", LABELS)
     with pytest.raises(InputError, match="no spot-labeled set is configured"):
         load_set(None, "auto", "classification", LABELS)
+
+
+def test_coco_crowd_boxes_are_marked_ignored(tmp_path: Path) -> None:
+    image(tmp_path / "a.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10]},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [5, 5, 20, 10], "iscrowd": 1},
+        ],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+    }
+    (tmp_path / "c.json").write_text(json.dumps(coco), encoding="utf-8")
+    item = load_coco(str(tmp_path / "c.json"), LABELS).items[0]
+    assert item.classes.tolist() == [0, 1] and item.ignore.tolist() == [False, True]

@@ -12,10 +12,10 @@ from statsmodels.stats.proportion import proportion_confint
 
 from agent.accuracy.metrics import (
     accuracy,
-    ap_per_class,
-    average_precision,
     confusion_matrix,
     detection_confusion,
+    detection_counts,
+    interpolated_ap,
     macro,
     per_class,
     wilson_interval,
@@ -105,21 +105,21 @@ def test_detection_confusion_has_background_last() -> None:
     assert per["dog"]["recall"] == 0.0 and per["dog"]["support"] == 2
 
 
-def test_average_precision_by_hand() -> None:
-    # ranked hits T F T with 3 positives: precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3
-    assert average_precision([0.9, 0.8, 0.7], [True, False, True], 3) == pytest.approx(1 / 3 + (2 / 3) * (1 / 3))
-    assert average_precision([0.9, 0.8], [False, True], 1) == pytest.approx(0.5)
-    assert average_precision([], [], 2) == 0.0
-    assert average_precision([0.5], [False], 0) is None
+def test_detection_counts_from_the_matrix() -> None:
+    matrix = np.array([[1, 0, 0], [1, 0, 1], [1, 0, 0]])
+    assert detection_counts(matrix) == [{"tp": 1, "fp": 2, "fn": 0}, {"tp": 0, "fp": 0, "fn": 2}]
 
 
-def test_ap_per_class_matches_boxes_best_score_first() -> None:
-    truth = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=float)
-    dets = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 31], [50, 50, 60, 60]], dtype=float)
-    scores = np.array([0.9, 0.95, 0.5, 0.6])
-    # class 0: the 0.95 box (IoU 0.81) hits first, the 0.9 duplicate misses; class 1: one hit
-    images = [(truth, np.array([0, 1]), dets, scores, np.array([0, 0, 1, 1]))]
-    ap = ap_per_class(images, 3)
-    assert ap[0] == pytest.approx(1.0)  # hit then miss: precision 1 at full recall
-    assert ap[1] == pytest.approx(0.5)  # miss (0.6) then hit (0.5): precision 1/2 at recall 1
-    assert ap[2] is None
+def test_interpolated_ap_by_hand() -> None:
+    """101 recall points, each reading the best precision at that recall or beyond."""
+    hits = np.array([True, False, True])
+    no = np.zeros(3, dtype=bool)
+    # 3 positives: precision 1 up to recall 1/3 (34 points), then 2/3 up to recall 2/3 (33 points), then 0
+    assert interpolated_ap(np.array([0.9, 0.8, 0.7]), hits, no, 3) == pytest.approx((34 + 33 * 2 / 3) / 101)
+    # a miss ranked first: precision 1/2 at every point up to full recall
+    assert interpolated_ap(np.array([0.9, 0.8]), np.array([False, True]), no[:2], 1) == pytest.approx(0.5)
+    # an ignored detection is neither hit nor miss
+    assert interpolated_ap(np.array([0.9, 0.8]), np.array([True, True]), np.array([True, False]), 1) == pytest.approx(
+        1.0
+    )
+    assert interpolated_ap(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), 2) == 0.0

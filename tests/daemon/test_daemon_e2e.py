@@ -13,18 +13,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
-import paho.mqtt.client as paho
 import pytest
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.demo.sample import Mosquitto, find_mosquitto
 from tests.daemon.conftest import NotifyListener
+from tests.mqtt.watcher import Watcher
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,42 +32,6 @@ pytestmark = [
 DEVICE = "e2e-device"
 SHUTDOWN_S = 8.0
 MAX_GAP_MS = 500.0
-
-
-class Watcher:
-    """Every message under edge-agent/<device>/#, as (topic suffix, JSON payload)."""
-
-    def __init__(self, port: int) -> None:
-        self.messages: List[Tuple[str, Dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"watcher-{os.getpid()}")
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(f"edge-agent/{DEVICE}/#", qos=1)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        with self.lock:
-            self.messages.append((message.topic.split(f"{DEVICE}/", 1)[1], json.loads(message.payload)))
-
-    def find(self, topic: str, match: Any = lambda body: True) -> List[Dict[str, Any]]:
-        with self.lock:
-            return [body for t, body in self.messages if t == topic and match(body)]
-
-    def wait(self, topic: str, match: Any = lambda body: True, timeout: float = 30.0) -> Dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.find(topic, match)
-            if found:
-                return found[-1]
-            time.sleep(0.05)
-        raise AssertionError(
-            f"no {topic} message matching within {timeout} s; got topics {sorted({t for t, _ in self.messages})}"
-        )
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 class Agent:
@@ -129,7 +91,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[
     config.write_text(good)
     notify = NotifyListener(f"/tmp/ea-e2e-{os.getpid()}-{time.monotonic_ns()}")
     notify.read_in_background()
-    watcher = Watcher(broker.port)
+    watcher = Watcher(broker.port, DEVICE)
     log = work / "agent.log"
     env = dict(os.environ, NOTIFY_SOCKET=notify.address, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
     with open(log, "w") as stderr:
@@ -237,7 +199,8 @@ def test_rollback_swaps_the_previous_engine_back_and_forth(agent):
     assert engines["current"]["built_precision"] == "fp32" and engines["previous"]["built_precision"] == "int8"
     code, answers = agent.answers("rollback", wait=60.0)
     assert code == 0 and answers[-1]["result"]["serving"]["precision"] == "int8"
-    assert Path(engines["current"]["engine_path"]).is_file()  # the engine swapped out stays in the cache
+    state = agent.config.parent / "state"  # engines.json keeps paths relative to the state dir
+    assert (state / engines["current"]["engine_path"]).is_file()  # the engine swapped out stays in the cache
 
 
 def test_calibrate_over_mqtt_reports_the_new_set(agent):

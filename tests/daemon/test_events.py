@@ -101,3 +101,20 @@ def test_publish_sends_a_notice_and_skips_none(caplog):
         '"severity": "warning"}'
     ]
     assert publisher.seq == 1
+
+
+def test_throttling_events_on_a_change_of_state_only():
+    from agent.telemetry.throttle import throttling
+
+    busy = {"gpu_load_pct": 99.0, "clocks": {"gpu_mhz": 1300}}
+    power_capped = {"gpus": [{"index": 0, "clocks_event_reasons": {"throttling": ["sw_power_cap"]}}]}
+    calm = {"gpus": [{"index": 0, "clocks_event_reasons": {"throttling": []}}]}
+    dropped = throttling([busy, dict(busy, clocks={"gpu_mhz": 600})])  # a Jetson GPU clock halved under load
+    started = events.throttling_changed(False, throttling([power_capped]))
+    assert started.event == Event.THROTTLING and started.severity == "warning"
+    assert "GPU0" in started.message and "sw_power_cap" in started.message
+    assert events.throttling_changed(None, dropped).message.startswith("throttling: GPU clock dropped")
+    assert events.throttling_changed(True, throttling([power_capped])) is None  # still throttling: nothing new
+    ended = events.throttling_changed(True, throttling([calm]))
+    assert ended.severity == "info" and ended.message == "throttling ended"
+    assert events.throttling_changed(True, throttling([{}])) is None  # unknown: no claim either way

@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from cryptography import x509
+from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# cryptography before 3.1 (requirements/oldest.txt pins 2.8, Ubuntu 20.04's) needs the backend argument.
+BACKEND = default_backend()
 
 
 def _name(common_name: str) -> x509.Name:
@@ -58,18 +62,18 @@ def _issue(
     if server:
         names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+    return builder.sign(issuer[1] if issuer else key, hashes.SHA256(), BACKEND)
 
 
 def make_pki(folder: Path, name: str = "test") -> Dict[str, str]:
     """Files: ca, server_cert, server_key, client_cert, client_key (paths)."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1(), BACKEND)
     ca = _issue(f"{name} CA", ca_key, None, server=False)
     ca_path, _ = _write(folder, f"{name}-ca", ca, ca_key)
     out = {"ca": ca_path}
     for role in ("server", "client"):
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = ec.generate_private_key(ec.SECP256R1(), BACKEND)
         cert = _issue(f"{name} {role}", key, (ca, ca_key), server=role == "server")
         out[f"{role}_cert"], out[f"{role}_key"] = _write(folder, f"{name}-{role}", cert, key)
     return out

@@ -150,7 +150,10 @@ def test_one_build_at_a_time_the_other_gets_busy_with_the_running_job():
 def test_rate_limit_per_command():
     now = [NOW]
     srv = server(
-        {"status": lambda a, p: {}, "check": lambda a, p: {"passed": True}}, rate_limit_per_min=2, clock=lambda: now[0]
+        {"status": lambda a, p: {}, "check": lambda a, p: {"passed": True}},
+        rate_limit_per_min=2,
+        clock=lambda: now[0],
+        monotonic=lambda: now[0],
     )
     codes = [ask(srv, "status", request("status", {}, epoch=now[0]))["status"] for _ in range(3)]
     assert codes == ["ok", "ok", "error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.mqtt.messages import SequenceFile, Topics, envelope, parse_timestamp, split_topic, utc_timestamp
@@ -81,11 +83,13 @@ def test_sequence_survives_restarts_and_never_repeats(tmp_path):
     assert min(b) > max(a) and b == sorted(b)
 
 
-def test_a_corrupt_sequence_file_is_named(tmp_path):
+def test_a_corrupt_sequence_file_is_moved_aside_and_named(tmp_path):
     path = tmp_path / "seq"
     path.write_text("twelve\n")
-    with pytest.raises(ValueError, match=str(path)):
-        SequenceFile(path)
+    seq = SequenceFile(path, clock=lambda: 1_800_000_000.0)
+    assert seq.recovery is not None and "twelve" in seq.recovery["reason"]
+    assert [p.name for p in tmp_path.glob("seq.corrupt-*")] == [Path(seq.recovery["moved_to"]).name]
+    assert seq.next() == 1_800_000_000_000
 
 
 def test_encode_turns_non_finite_numbers_into_null():

@@ -36,9 +36,9 @@ EXPECTED = {
     # hwmon: mV x mA / 1000; NC channels and the in7 shunt sum are not rails
     "orin_agx_jp5": (
         {"VDD_GPU_SOC": 2392.8, "VDD_CPU_CV": 398.8, "VIN_SYS_5V0": 2817.9, "VDDQ_VDD2_1V8AO": 302.4},
-        "sum(VDDQ_VDD2_1V8AO+VDD_CPU_CV+VDD_GPU_SOC+VIN_SYS_5V0)",
+        "sum(VDD_CPU_CV+VDD_GPU_SOC+VIN_SYS_5V0)",  # VDDQ_VDD2_1V8AO kept, not added (SUM_EXCLUDED)
         "sum",
-        5911.9,
+        5609.5,
     ),
     "orin_nx_jp6": ({"VDD_IN": 4587.3, "VDD_CPU_GPU_CV": 480.8, "VDD_SOC": 1402.2}, "VDD_IN", "input", 4587.3),
     # INA238 power1_input is in uW; it is Thor's module input
@@ -60,7 +60,7 @@ def test_rails_and_total_of_each_generation(tree: str) -> None:
     assert snapshot["total_kind"] == kind
     assert snapshot["total_mw"] == pytest.approx(total, abs=0.2)
     assert snapshot["power_source"] == "sysfs"
-    assert (snapshot["total_note"] == SUM_NOTE) == (kind == "sum")
+    assert snapshot["total_note"].startswith(SUM_NOTE if kind == "sum" else f"module input rail {label}")
 
 
 def test_a_sum_never_counts_the_input_rail() -> None:
@@ -106,3 +106,20 @@ def test_no_power_source_gives_a_reason(tmp_path) -> None:
     reason = telemetry.power_unavailable_reason()
     assert reason is not None and "INA3221" in reason and "rapl" in reason
     assert telemetry.read()["total_mw"] is None
+
+
+def test_agx_orin_memory_rail_is_kept_but_not_added_next_to_vin_sys_5v0() -> None:
+    rails = {"VDD_GPU_SOC": 2392.0, "VDD_CPU_CV": 399.0, "VIN_SYS_5V0": 2819.0, "VDDQ_VDD2_1V8AO": 304.0}
+    total = total_power(rails)
+    assert (total.mw, total.rail) == (2392 + 399 + 2819, "sum(VDD_CPU_CV+VDD_GPU_SOC+VIN_SYS_5V0)")
+    assert "VDDQ_VDD2_1V8AO not added" in (total.note or "")
+    alone = total_power({"VDD_GPU_SOC": 2392.0, "VDDQ_VDD2_1V8AO": 304.0})  # nothing it could be inside
+    assert alone.rail == "sum(VDDQ_VDD2_1V8AO+VDD_GPU_SOC)" and "not added" not in (alone.note or "")
+
+
+def test_negative_rails_are_summed_as_measured_and_named() -> None:
+    total = total_power({"VDD_GPU": -392.0, "VDD_CPU_SOC_MSS": 3924.0, "VIN_SYS_5V0": 5064.0})
+    assert total.mw == -392 + 3924 + 5064 and total.rail == "sum(VDD_CPU_SOC_MSS+VDD_GPU+VIN_SYS_5V0)"
+    assert "read negative" in (total.note or "") and "VDD_GPU" in (total.note or "")
+    with_input = total_power({"VDD_GPU": -392.0, "VIN": 15004.0})
+    assert with_input.mw == 15004.0 and "VDD_GPU" in (with_input.note or "")

@@ -26,7 +26,7 @@ def test_nano_two_values_without_unit() -> None:
     assert (s["total_mw"], s["total_rail"], s["total_kind"]) == (4520.0, "POM_5V_IN", "input")
     assert s["ram_mb"] == {"used": 1180, "total": 3965} and s["swap_mb"] == {"used": 149, "total": 1024}
     assert (s["emc_load_pct"], s["emc_mhz"], s["gpu_load_pct"], s["gpu_mhz"]) == (10.0, 1600.0, 0.0, 76.0)
-    assert s["temperatures_c"]["PMIC"] == 100.0 and s["temperatures_c"]["thermal"] == 59.75
+    assert "PMIC" not in s["temperatures_c"] and s["temperatures_c"]["thermal"] == 59.75
     assert "NVENC" not in s["rails"] and "APE" not in s["rails"]  # clocks, not rails
 
 
@@ -51,7 +51,8 @@ def test_xavier_has_no_input_rail_so_a_labeled_sum() -> None:
 def test_orin_jp5_milliwatts_nc_and_minus_256() -> None:
     s = first_line("orin_agx_jp5")
     assert s["rails"] == {"VDD_GPU_SOC": 2392.0, "VDD_CPU_CV": 399.0, "VIN_SYS_5V0": 2819.0, "VDDQ_VDD2_1V8AO": 304.0}
-    assert s["total_kind"] == "sum" and s["total_mw"] == 2392 + 399 + 2819 + 304
+    assert s["total_kind"] == "sum" and s["total_mw"] == 2392 + 399 + 2819  # memory rail kept, not added
+    assert "VDDQ_VDD2_1V8AO not added" in s["total_note"]
     assert s["temperatures_c"]["GPU"] is None and s["temperatures_c"]["CV0"] is None
     assert s["temperatures_c"]["tj"] == 43.75
     assert s["gpu_mhz"] == 305.0  # GR3D_FREQ 0%@[305,305]: first GPC
@@ -71,6 +72,39 @@ def test_thor_three_values_and_no_gr3d() -> None:
     assert s["gpu_load_pct"] is None
     two = first_line("thor_jp7", 1)
     assert two["rails"]["VDD_GPU"] == 12037.0 and two["rails_avg_mw"]["VDD_GPU"] == 7676.0
+
+
+def test_thor_negative_rail_kept_flagged_and_summed_without_vin() -> None:
+    with_vin, without_vin = first_line("thor_jp7", 2), first_line("thor_jp7", 3)
+    assert with_vin["rails"]["VDD_GPU"] == -392.0 and with_vin["negative_rails"] == ["VDD_GPU"]
+    assert with_vin["total_rail"] == "VIN" and "VDD_GPU" in with_vin["total_note"]
+    assert without_vin["rails"] == {"VDD_GPU": -392.0, "VDD_CPU_SOC_MSS": 3924.0, "VIN_SYS_5V0": 5064.0}
+    assert without_vin["total_rail"] == "sum(VDD_CPU_SOC_MSS+VDD_GPU+VIN_SYS_5V0)"
+    assert without_vin["total_mw"] == -392 + 3924 + 5064 and "read negative" in without_vin["total_note"]
+
+
+def test_thor_clocks_without_load() -> None:
+    idle = first_line("thor_jp7", 4)
+    assert idle["gpu_load_pct"] is None and idle["gpu_mhz"] == 1574.0
+    assert idle["gpu_gpc_mhz"] == [1574.0, 1574.0, 1574.0]
+    assert (idle["emc_load_pct"], idle["emc_mhz"]) == (None, 4266.0)
+    assert idle["temperatures_c"] == {"cpu": 49.75, "tj": 51.218, "gpu": 51.218}
+    loaded = first_line("thor_jp7", 5)
+    assert (loaded["gpu_load_pct"], loaded["gpu_mhz"], loaded["emc_load_pct"]) == (87.0, 1574.0, 34.0)
+    assert set(loaded["rails"]) == {"VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0", "VIN"}
+    assert "NVENC0_FREQ" not in loaded["rails"] and loaded["total_mw"] == 124486.0
+
+
+def test_gr3d2_is_the_second_gpc() -> None:
+    s = first_line("orin_agx_jp5", 2)
+    assert (s["gpu_load_pct"], s["gpu_mhz"], s["gpu_gpc_mhz"]) == (0.0, 114.0, [114.0, 114.0])
+    assert parse_line("RAM 1/2MB GR3D_FREQ 5%@[300,off,600]")["gpu_gpc_mhz"] == [300.0, None, 600.0]
+
+
+def test_pmic_alarm_state_is_no_temperature() -> None:
+    s = first_line("nano_l4t32", 2)
+    assert "PMIC" not in s["temperatures_c"] and s["placeholder_temperatures_c"] == {"PMIC": 100.0}
+    assert s["temperatures_c"]["CPU"] == 40.5
 
 
 def test_one_value_needs_its_unit() -> None:

@@ -42,3 +42,21 @@ def test_nothing_known() -> None:
         [{"gpu_load_pct": None, "clocks": {"gpu_mhz": None, "cpu_mhz": []}, "over_current_alarms": []}]
     )
     assert verdict["throttled"] is None
+
+
+def test_nvml_reasons_make_it_throttled_with_their_kind() -> None:
+    from agent.telemetry.nvml import decode_reasons
+
+    def snap(mask: int) -> dict:
+        return {
+            "gpu_load_pct": 100.0,
+            "clocks": {"gpu_mhz": 1500.0},
+            "gpus": [{"index": 0, "clocks_event_reasons": decode_reasons(mask)}],
+        }
+
+    power_capped = throttling([snap(0x0), snap(0x4), snap(0x4 | 0x20)])
+    assert power_capped["throttled"] is True
+    assert power_capped["nvml_reasons"] == {"0": ["sw_power_cap", "sw_thermal_slowdown"]}
+    assert power_capped["reasons"] == ["GPU0 power cap, thermal (sw_power_cap, sw_thermal_slowdown)"]
+    idle = throttling([snap(0x1), snap(0x1)])  # GpuIdle is not throttling, but the reasons were read
+    assert idle["throttled"] is False and idle["reasons"] == [] and idle["nvml_reasons"] == {}

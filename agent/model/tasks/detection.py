@@ -1,17 +1,18 @@
-"""Detection outputs -> boxes in frame pixels: YOLOv5 [N, A, 5+C] and YOLOv8/11 [N, 4+C, A]
-layouts, letterbox-aware mapping back to the frame, class-wise NMS, and IoU matching."""
+"""Detection outputs -> boxes in frame pixels: the layouts of agent.model.tasks.det_formats or a
+user's decoder, the class map, class-wise NMS, the mapping back to the frame, and IoU matching."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from agent.config.sections import DetectionConfig
+from agent.config.sections import ModelConfig
+from agent.model.tasks.class_map import build_class_map
+from agent.model.tasks.custom_decoder import check_result, load_decoder
+from agent.model.tasks.det_formats import FORMATS, MULTI_OUTPUT, NO_NMS, Candidates
 from agent.util.errors import InputError
-
-LAYOUTS = ("yolov5", "yolov8")
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -25,13 +26,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """Centre x, centre y, width, height -> corners."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    half = boxes[:, 2:] / 2
-    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -120,29 +114,43 @@ def assign_detections(
 
 @dataclass
 class Detections:
-    """One image's detections in frame pixels, best score first."""
+    """One image's detections in frame pixels, best score first; ``extra`` holds per-detection
+    fields such as CenterFace's landmarks ([K, 10] x, y pairs in frame pixels)."""
 
     boxes: np.ndarray  # [K, 4] x1, y1, x2, y2
     scores: np.ndarray  # [K]
     classes: np.ndarray  # [K] class index
     labels: Sequence[str]
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
-        return {
-            "detections": [
-                {
-                    "label": self.labels[int(c)],
-                    "index": int(c),
-                    "score": round(float(s), 6),
-                    "box": [round(float(v), 2) for v in b],
-                }
-                for b, s, c in zip(self.boxes, self.scores, self.classes)
-            ]
-        }
+        detections = []
+        for i, (b, s, c) in enumerate(zip(self.boxes, self.scores, self.classes)):
+            item: Dict[str, Any] = {
+                "label": self.labels[int(c)],
+                "index": int(c),
+                "score": round(float(s), 6),
+                "box": [round(float(v), 2) for v in b],
+            }
+            for name, values in self.extra.items():
+                item[name] = np.round(np.asarray(values[i], dtype=np.float64), 2).tolist()
+            detections.append(item)
+        return {"detections": detections}
+
+
+def _swap_xy(coords: np.ndarray) -> np.ndarray:
+    """(x, y) pairs -> (y, x) pairs: a model that saw the image transposed has its x on the frame's y."""
+    pairs = np.asarray(coords).reshape(len(coords), -1, 2)
+    return np.ascontiguousarray(pairs[..., ::-1]).reshape(len(coords), -1)
 
 
 class DetectionDecoder:
-    """Raw YOLO outputs of a batch -> :class:`Detections` per frame."""
+    """Raw detector outputs of a batch -> :class:`Detections` per frame, classes after model.class_map.
+
+    ``labels`` are the model's class names; ``self.labels`` the mapped ones that results carry.
+    ``outputs`` names the model's outputs in order (multi-output layouts read them all); ``input_hw``
+    is the input tensor's height and width (YOLOX's grid, CenterNet's stride).
+    """
 
     def __init__(
         self,
@@ -153,32 +161,53 @@ class DetectionDecoder:
         iou_threshold: float = 0.45,
         max_detections: int = 300,
         transpose_hw: bool = False,
+        *,
+        outputs: Sequence[str] = (),
+        input_hw: Tuple[int, int] = (0, 0),
+        class_map: Optional[Mapping[str, Optional[str]]] = None,
+        custom: str = "",
+        config: Optional[ModelConfig] = None,
     ) -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"model.detection.format: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
-        self.labels = list(labels)
+        if not custom and layout not in FORMATS:
+            raise ValueError(f"model.detection.format: expected one of {', '.join(FORMATS)}, got {layout!r}")
+        self.model_labels = list(labels)
+        self.map = build_class_map(self.model_labels, class_map or {})
+        self.labels = self.map.labels
         self.layout = layout
         self.output = output
+        self.outputs = list(outputs)
+        self.input_hw = input_hw
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
         self.max_detections = max_detections
         self.transpose_hw = transpose_hw
+        self.custom_spec = custom
+        self.custom = load_decoder(custom) if custom else None
+        self.config = config
 
     @classmethod
-    def from_config(cls, det: DetectionConfig, model: Any) -> "DetectionDecoder":
-        """From model.detection; class names from model.labels, else counted from the output shape."""
-        shape = next(t.shape for t in model.info.outputs if t.name == model.output)
-        classes = _class_count(det.format, shape)
+    def from_config(cls, model_cfg: ModelConfig, model: Any) -> "DetectionDecoder":
+        """From model.detection and model.class_map; class names from model.labels, else counted from
+        the output shape."""
+        det = model_cfg.detection
+        outputs = [t.name for t in model.info.outputs]
+        if det.decoder:
+            classes: Optional[int] = None
+        else:
+            first = outputs[0] if det.format in MULTI_OUTPUT else model.output
+            shape = next(t.shape for t in model.info.outputs if t.name == first)
+            classes = _class_count(det.format, shape)
         labels = list(model.labels) or ([f"class_{i}" for i in range(classes)] if classes else [])
         if not labels:
-            raise InputError(
-                f"model.labels: output {model.output!r} {list(shape)} has a dynamic class axis; name the classes"
-            )
+            why = "a custom decoder (model.detection.decoder) is used" if det.decoder else "the class count is dynamic"
+            raise InputError(f"model.labels: {why}; name the classes of output {model.output!r}")
         if classes is not None and classes != len(labels):
             raise InputError(
                 f"model.labels: {len(labels)} names, but {det.format} output {model.output!r} {list(shape)} has "
                 f"{classes} classes"
             )
+        tensor = model.spec.tensor_shape()
+        input_hw = (tensor[2], tensor[3]) if model.spec.layout == "NCHW" else (tensor[1], tensor[2])
         return cls(
             labels,
             det.format,
@@ -187,55 +216,77 @@ class DetectionDecoder:
             det.iou_threshold,
             det.max_detections,
             model.spec.transpose_hw,
+            outputs=outputs,
+            input_hw=input_hw,
+            class_map=dict(model_cfg.class_map),
+            custom=det.decoder or "",
+            config=model_cfg,
         )
 
-    def candidates(self, output: np.ndarray) -> np.ndarray:
-        """[N, A, 4 + C] rows: box (cx, cy, w, h in input pixels) and per-class scores."""
-        values = np.asarray(output, dtype=np.float32)
-        if values.ndim != 3:
-            raise ValueError(f"{self.layout} output must have 3 dimensions, got shape {list(values.shape)}")
-        if self.layout == "yolov8":
-            rows = values.transpose(0, 2, 1)
-        else:
-            rows = np.concatenate([values[..., :4], values[..., 5:] * values[..., 4:5]], axis=2)
-        if rows.shape[2] - 4 != len(self.labels):
+    def _finish(self, found: Candidates, letterbox: Optional[Any], nms_apply: bool, in_input: bool) -> Detections:
+        """Class map, NMS (or best first), the cap, and the mapping from input to frame pixels."""
+        if len(found.classes) and (found.classes.min() < 0 or found.classes.max() >= len(self.model_labels)):
             raise ValueError(
-                f"{self.layout} output {list(np.shape(output))} has {rows.shape[2] - 4} classes, labels name "
-                f"{len(self.labels)}"
+                f"decoded class {int(found.classes.max())} is outside the {len(self.model_labels)} model classes"
             )
-        return rows
-
-    def decode_one(self, rows: np.ndarray, letterbox: Optional[Any]) -> Detections:
-        """One image's candidate rows -> thresholded, NMS-ed detections in frame pixels."""
-        class_scores = rows[:, 4:]
-        classes = class_scores.argmax(axis=1)
-        scores = class_scores[np.arange(len(rows)), classes]
-        keep = scores >= self.conf_threshold
-        boxes, scores, classes = xywh_to_xyxy(rows[keep, :4]), scores[keep], classes[keep]
-        order = classwise_nms(boxes, scores, classes, self.iou_threshold)[: self.max_detections]
+        classes, keep = self.map.apply(found.classes)
+        boxes, scores = found.boxes[keep], found.scores[keep]
+        extra = {name: values[keep] for name, values in found.points.items()}
+        if nms_apply:
+            order = classwise_nms(boxes, scores, classes, self.iou_threshold)
+        else:
+            order = np.argsort(-scores, kind="stable")
+        order = order[: self.max_detections]
         boxes, scores, classes = boxes[order], scores[order], classes[order]
-        if self.transpose_hw:  # the model saw the image transposed: its x is the frame's y
-            boxes = boxes[:, [1, 0, 3, 2]]
-        if letterbox is not None:
-            boxes = letterbox.to_frame(boxes)
-        return Detections(boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), self.labels)
+        extra = {name: values[order] for name, values in extra.items()}
+        if in_input:
+            if self.transpose_hw:
+                boxes = _swap_xy(boxes)
+                extra = {name: _swap_xy(values) for name, values in extra.items()}
+            if letterbox is not None:
+                boxes = letterbox.to_frame(boxes)
+                extra = {name: letterbox.to_frame(v, v.shape[1]) for name, v in extra.items()}
+        return Detections(
+            boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), self.labels, extra
+        )
 
     def decode_boxes(self, outputs: Dict[str, np.ndarray], count: int, letterboxes: Sequence[Any]) -> List[Detections]:
         """Decode the first ``count`` images of a batch, mapping boxes through each one's letterbox."""
-        output = outputs[self.output] if self.output else next(iter(outputs.values()))
-        rows = self.candidates(output)
-        return [self.decode_one(rows[i], letterboxes[i] if i < len(letterboxes) else None) for i in range(count)]
+        boxes = [letterboxes[i] if i < len(letterboxes) else None for i in range(count)]
+        if self.custom is not None:
+            images = check_result(self.custom_spec, self.custom(outputs, boxes, self.config), count)
+            return [self._finish(_from_custom(image), None, False, False) for image in images]
+        if self.layout in MULTI_OUTPUT:
+            arrays = [outputs[name] for name in self.outputs if name in outputs]
+        else:
+            arrays = [outputs[self.output] if self.output else next(iter(outputs.values()))]
+        found = FORMATS[self.layout](arrays, self.input_hw, len(self.model_labels), self.conf_threshold)
+        return [self._finish(found[i], boxes[i], self.layout not in NO_NMS, True) for i in range(count)]
+
+
+def _from_custom(image: Dict[str, np.ndarray]) -> Candidates:
+    extra = {k: v for k, v in image.items() if k not in ("boxes", "scores", "classes")}
+    return Candidates(
+        image["boxes"], image["scores"].astype(np.float32).reshape(-1), image["classes"].astype(np.int64), extra
+    )
 
 
 def _class_count(layout: str, shape: Sequence[Optional[int]]) -> Optional[int]:
+    """Classes the output shape declares (None where its axis is dynamic or the layout has none)."""
+    if layout == "end2end":
+        return None
+    if layout == "centernet":
+        if len(shape) != 4:
+            raise InputError(f"model.detection.format: centernet expects a 4-dimensional heatmap, got {list(shape)}")
+        return shape[1]
     if len(shape) != 3:
         raise InputError(
             f"model.detection.format: {layout} expects a 3-dimensional output, the model's is {list(shape)}"
         )
-    axis = shape[2] if layout == "yolov5" else shape[1]
+    axis = shape[1] if layout == "yolov8" else shape[2]
     if axis is None:
         return None
-    count = axis - (5 if layout == "yolov5" else 4)
+    count = axis - (4 if layout == "yolov8" else 5)
     if count < 1:
         raise InputError(f"model.detection.format: output {list(shape)} does not have the {layout} layout")
     return count
