@@ -14,7 +14,7 @@ import time
 from typing import Any, Optional, Tuple
 
 from agent.config.sections import SourceConfig
-from agent.sources.decode import APPSINK, NVMM_TO_BGR, choose_decoder, element_exists, nvv4l2_rtsp_pipeline
+from agent.sources.decode import APPSINK, NVMM_TO_BGR, decoder_for, nvv4l2_rtsp_pipeline
 from agent.sources.frames import Frame, Source
 from agent.util.errors import InputError
 
@@ -143,10 +143,7 @@ def open_camera(cfg: SourceConfig) -> Source:
     if kind == "rtsp":
         if not cfg.uri.startswith(("rtsp://", "rtsps://")):
             raise InputError(f"source.uri: an RTSP source needs an rtsp:// URL, got {cfg.uri!r}")
-        decoder = choose_decoder(
-            cfg.decoder, has_gst, has_gst and cfg.decoder != "software" and element_exists("nvv4l2decoder")
-        )
-        if decoder == "nvv4l2":
+        if decoder_for(cfg.decoder, has_gst) == "nvv4l2":
             pipeline = nvv4l2_rtsp_pipeline(cfg.uri, cfg.rtsp_latency_ms, cfg.codec)
             capture = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
         elif has_gst:

@@ -63,6 +63,12 @@ def choose_decoder(setting: str, has_gstreamer: bool, has_nvv4l2: bool) -> str:
     return "nvv4l2" if usable else "software"
 
 
+def decoder_for(setting: str, has_gstreamer: bool) -> str:
+    """:func:`choose_decoder` for this machine: probes for nvv4l2decoder only when it could be used."""
+    probe = setting != "software" and has_gstreamer and element_exists("nvv4l2decoder")
+    return choose_decoder(setting, has_gstreamer, probe)
+
+
 def _parser(codec: str) -> str:
     if codec not in CODECS:
         raise InputError(f"source.codec: expected one of {', '.join(CODECS)}, got {codec!r}")

@@ -6,7 +6,7 @@ from typing import Optional
 
 from agent.config.sections import SourceConfig
 from agent.sources.cameras import gstreamer_in_build, open_camera
-from agent.sources.decode import DEMUXERS, choose_decoder, element_exists, nvv4l2_file_pipeline
+from agent.sources.decode import DEMUXERS, decoder_for, nvv4l2_file_pipeline
 from agent.sources.files import ImageFolderSource, VideoFileSource
 from agent.sources.frames import Source
 from agent.util.errors import InputError
@@ -31,7 +31,7 @@ def file_pipeline(source_cfg: SourceConfig) -> Optional[str]:
     import cv2
 
     has_gst = gstreamer_in_build(cv2.getBuildInformation())
-    if choose_decoder(source_cfg.decoder, has_gst, has_gst and element_exists("nvv4l2decoder")) != "nvv4l2":
+    if decoder_for(source_cfg.decoder, has_gst) != "nvv4l2":
         return None
     pipeline = nvv4l2_file_pipeline(source_cfg.uri, source_cfg.codec)
     if pipeline is None and source_cfg.decoder == "nvv4l2":

@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 _CHUNK = 1 << 20
@@ -90,3 +90,11 @@ def quarantine(path: PathLike, epoch: float) -> Path:
         target = source.with_name(f"{source.name}.corrupt-{stamp}-{serial}")
     os.replace(source, target)
     return target
+
+
+def read_if_present(path: Optional[str]) -> bytes:
+    """The bytes of ``path``, or b"" when no path is given or it is not a file."""
+    if not path or not os.path.isfile(path):
+        return b""
+    with open(path, "rb") as handle:
+        return handle.read()

@@ -26,7 +26,7 @@ from agent.backends.tensorrt.compat import features, plan_build, platform_notes
 from agent.backends.tensorrt.cuda import CudaLayer
 from agent.backends.tensorrt.fp16 import convert_to_fp16
 from agent.util.errors import EdgeAgentError, InputError
-from agent.util.fileio import atomic_write_bytes, atomic_write_json
+from agent.util.fileio import atomic_write_bytes, atomic_write_json, read_if_present
 
 MAX_LOG_LINES = 2000
 
@@ -214,13 +214,6 @@ def _build_calibrated(
     return serialized, used, notes
 
 
-def _read_optional(path: Optional[str]) -> bytes:
-    if path and os.path.isfile(path):
-        with open(path, "rb") as handle:
-            return handle.read()
-    return b""
-
-
 def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     """Build the engine the job describes; returns precision, notes, log and details."""
     log: List[str] = []
@@ -279,7 +272,7 @@ def build(trt: Any, job: Mapping[str, Any]) -> Dict[str, Any]:
     if feat.progress_monitor:
         config.progress_monitor = _make_progress_monitor(trt, log)
     cache_path = job.get("timing_cache_path")
-    loaded = _read_optional(cache_path)
+    loaded = read_if_present(cache_path)
     if cache_path:
         config.set_timing_cache(config.create_timing_cache(loaded), False)
     calibrated: Optional[Dict[str, Any]] = None

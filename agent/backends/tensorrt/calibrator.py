@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from agent.backends.tensorrt.cuda import CudaLayer
-from agent.util.fileio import atomic_write_bytes
+from agent.util.fileio import atomic_write_bytes, read_if_present
 
 # Calibration algorithm (the cache header's last field) -> TensorRT's calibrator class.
 CLASSES = {
@@ -29,16 +29,6 @@ CLASSES = {
     "EntropyCalibration": "IInt8EntropyCalibrator",
     "MinMaxCalibration": "IInt8MinMaxCalibrator",
 }
-
-
-def _read(path: Optional[str]) -> bytes:
-    if not path:
-        return b""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return b""
 
 
 def make_calibrator(
@@ -100,7 +90,7 @@ def make_calibrator(
             return self._device
 
         def read_calibration_cache(self) -> Optional[bytes]:
-            data = _read(cache_path) or (replay if frames is None else b"")
+            data = read_if_present(cache_path) or (replay if frames is None else b"")
             self.cache_read = bool(data)
             return data or None
 
