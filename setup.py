@@ -23,6 +23,8 @@ setup(
     python_requires=">=3.8",
     packages=find_packages(include=["agent", "agent.*", "calibration", "calibration.*"]),
     include_package_data=True,
+    # the dashboard's page scripts and the vendored uPlot (agent/fleet/static/uplot/LICENSE: MIT)
+    package_data={"agent.fleet": ["static/*.js", "static/*.css", "static/uplot/*"]},
     install_requires=[
         # Ed25519 command signatures (agent.mqtt.keys); python3-cryptography on Debian and JetPack
         "cryptography>=2.8",
@@ -40,6 +42,9 @@ setup(
         "tensorrt": ["tensorrt", "pycuda"],
         "cuda-python": ["cuda-python"],
         "plots": ["matplotlib"],
+        # the operator's side: Prometheus /metrics (fleet serve); a PostgreSQL store (fleet collect; psycopg 3
+        # runs on Python 3.8 up to its 3.2 series, which pip picks there)
+        "fleet": ["prometheus_client>=0.12", "psycopg[binary]>=3.1"],
         "test": [
             "pytest>=7",
             "hypothesis>=6",
@@ -49,6 +54,10 @@ setup(
             "jsonschema>=4.18",
             "pycocotools",  # the reference that detection AP is checked against
             "matplotlib",
+            "prometheus_client",  # the dashboard's /metrics, read back by its own parser
+            "psycopg[binary]>=3.1",  # the fleet store on PostgreSQL (tests/fleet, a private cluster)
+            "selenium",  # the dashboard in Debian's headless chromium (tests/fleet/test_browser.py)
+            'amqtt; python_version >= "3.10"',  # the demo's broker without mosquitto (tests/daemon/test_demo.py)
             "vermin",
             # lint and types, run by scripts/test.sh under the default interpreter only
             'ruff==0.17.6; python_version >= "3.10"',

@@ -17,27 +17,29 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from agent.build import engine as building
 from agent.config.load import load_config
 from agent.config.sections import Config
-from agent.daemon.loop import InferenceLoop, prepare_for
+from agent.daemon.loop import InferenceLoop, Sink, prepare_for
 from agent.daemon.swap import Handoff
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline, make_decoder
 from agent.model.preprocess import make_batch
 from agent.sources.files import VideoFileSource
-from agent.sources.latest import LatestFrameCapture
+from agent.sources.latest import LatestFrameCapture, combined_stats
 from benchmarks.report import output_options, publish
 
 CAMERA_FACTOR = 1.25
 
 
-def open_pipeline(config: Path, state: Path, threads: int) -> Pipeline:
-    node = load_config(str(config), [f"paths.state_dir={state}", f"backend.onnxruntime.intra_op_threads={threads}"])
+def open_pipeline(config: Path, state: Path, threads: int, overrides: Sequence[str] = ()) -> Pipeline:
+    """The configured FP32 engine, built under ``state``; ``overrides``: more KEY=VALUE (e.g. the batch)."""
+    settings = [f"paths.state_dir={state}", f"backend.onnxruntime.intra_op_threads={threads}", *overrides]
+    node = load_config(str(config), settings)
     cfg = Config.from_node(node)
     report = building.build(cfg, precision="fp32")
     engine, model = building.load_built(cfg, report)
@@ -45,29 +47,48 @@ def open_pipeline(config: Path, state: Path, threads: int) -> Pipeline:
 
 
 def engine_only(pipeline: Pipeline, video: Path, seconds: float) -> float:
+    """Frames inferred per second: full batches of the video's first frame in a tight loop."""
     import cv2
 
     capture = cv2.VideoCapture(str(video))
     ok, image = capture.read()
     capture.release()
     assert ok, f"cannot read {video}"
-    batch, _ = make_batch([image], pipeline.model.spec)
+    size = pipeline.model.spec.batch
+    batch, _ = make_batch([image] * size, pipeline.model.spec)
     feeds = {pipeline.model.spec.name: batch}
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         pipeline.engine.infer(feeds)
-        count += 1
+        count += size
     return count / (time.perf_counter() - started)
 
 
 def full_pipeline(
-    pipeline: Pipeline, video: Path, seconds: float, fps: Optional[float]
+    pipeline: Pipeline,
+    video: Path,
+    seconds: float,
+    fps: Optional[float],
+    sources: int = 1,
+    sinks: Sequence[Sink] = (),
+    max_wait_s: float = 0.0,
 ) -> Tuple[float, Dict[str, Any]]:
-    capture = LatestFrameCapture(
-        lambda: VideoFileSource(str(video), loop=True, fps=fps), 5.0, (0.1, 1.0), prepare=prepare_for(lambda: pipeline)
-    )
-    loop = InferenceLoop(capture, pipeline, {"backend": "onnxruntime", "precision": "fp32"}, Handoff(), lambda: None)
-    capture.start()
+    """Frames inferred per second by the daemon's captures (``sources`` of them, each looping the
+    video) and its batched InferenceLoop, each result handed to ``sinks``; and the captures' stats."""
+    captures = [
+        LatestFrameCapture(
+            lambda: VideoFileSource(str(video), loop=True, fps=fps),
+            5.0,
+            (0.1, 1.0),
+            prepare=prepare_for(lambda: pipeline),
+            source_id=f"cam{i}",
+        )
+        for i in range(sources)
+    ]
+    report = {"backend": "onnxruntime", "precision": "fp32"}
+    loop = InferenceLoop(captures, pipeline, report, Handoff(), lambda: None, sinks=sinks, max_wait_s=max_wait_s)
+    for capture in captures:
+        capture.start()
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     loop.first_inference.wait(10.0)
@@ -76,8 +97,9 @@ def full_pipeline(
     rate = (loop.inferences - start_count) / (time.perf_counter() - started)
     loop.stop_event.set()
     thread.join(5.0)
-    capture.stop()
-    return rate, capture.stats()
+    for capture in captures:
+        capture.stop()
+    return rate, combined_stats(captures)
 
 
 def resnet_setup(folder: Path) -> Tuple[Path, Path]:

@@ -58,14 +58,7 @@ def soak(workdir: Path, minutes: float) -> Dict[str, Any]:
         started = time.monotonic()
         end = started + minutes * 60.0
         while time.monotonic() < end and agent.poll() is None:
-            samples.append(
-                {
-                    "t": time.monotonic() - started,
-                    "rss_mb": process.memory_info().rss / 1e6,
-                    "fds": process.num_fds(),
-                    "threads": process.num_threads(),
-                }
-            )
+            samples.append(sample(process, started))
             time.sleep(SAMPLE_S)
         stop = time.monotonic()
         agent.send_signal(signal.SIGTERM)
@@ -80,12 +73,35 @@ def soak(workdir: Path, minutes: float) -> Dict[str, Any]:
     return summarize(samples, telemetry, code, stop_s, minutes)
 
 
+def sample(process: psutil.Process, started: float) -> Dict[str, float]:
+    """One sample of a process's resources, ``t`` seconds after ``started`` (monotonic)."""
+    return {
+        "t": time.monotonic() - started,
+        "rss_mb": process.memory_info().rss / 1e6,
+        "fds": process.num_fds(),
+        "threads": process.num_threads(),
+    }
+
+
+def resource_trend(samples: List[Dict[str, float]]) -> Dict[str, Any]:
+    """RSS at the start and end (first and last quarter, the first minute left out: it loads
+    engines and baselines) and its maximum; open fds and threads over the run."""
+    warm = [s for s in samples if s["t"] >= 60.0] or samples
+    quarter = max(1, len(warm) // 4)
+    first, last = warm[:quarter], warm[-quarter:]
+    return {
+        "rss_mb_start": round(statistics.mean(s["rss_mb"] for s in first), 1),
+        "rss_mb_end": round(statistics.mean(s["rss_mb"] for s in last), 1),
+        "rss_mb_max": round(max(s["rss_mb"] for s in samples), 1),
+        "fds_min": min(s["fds"] for s in warm),
+        "fds_max": max(s["fds"] for s in warm),
+        "threads_max": max(s["threads"] for s in warm),
+    }
+
+
 def summarize(
     samples: List[Dict[str, float]], telemetry: List[Dict[str, Any]], code: int, stop_s: float, minutes: float
 ) -> Dict[str, Any]:
-    warm = [s for s in samples if s["t"] >= 60.0] or samples  # the first minute loads engines and baselines
-    quarter = max(1, len(warm) // 4)
-    first, last = warm[:quarter], warm[-quarter:]
     per_window = []
     for i in range(1, len(telemetry)):
         a, b = telemetry[i - 1], telemetry[i]
@@ -98,12 +114,7 @@ def summarize(
     outbox = [t.get("outbox", {}).get("messages", 0) for t in telemetry]
     return {
         "minutes": minutes,
-        "rss_mb_start": round(statistics.mean(s["rss_mb"] for s in first), 1),
-        "rss_mb_end": round(statistics.mean(s["rss_mb"] for s in last), 1),
-        "rss_mb_max": round(max(s["rss_mb"] for s in samples), 1),
-        "fds_min": min(s["fds"] for s in warm),
-        "fds_max": max(s["fds"] for s in warm),
-        "threads_max": max(s["threads"] for s in warm),
+        **resource_trend(samples),
         "outbox_max": max(outbox) if outbox else None,
         "outbox_last": outbox[-1] if outbox else None,
         "fps_per_minute": [round(r, 2) for r in minute_rates],

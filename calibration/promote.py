@@ -22,6 +22,7 @@ from agent.config.sections import AccuracyConfig, CalibrationConfig, Config, Gat
 from agent.engines.report import BuildReport
 from agent.engines.store import cache_key
 from agent.model.pipeline import PreparedModel, make_decoder, prepare_model
+from agent.util.cancel import CancelCheck, cancelling, check
 from agent.util.errors import InputError
 from agent.util.fileio import atomic_move, sha256_file
 from agent.util.progress import Listener, Progress
@@ -206,10 +207,14 @@ def build_quantized(
     base_fields: Callable[[PreparedModel, Optional[str]], Dict[str, Any]],
     listener: Optional[Listener] = None,
     keep: Sequence[str] = (),
+    cancel: Optional[CancelCheck] = None,
 ) -> BuildReport:
     """The gated build for ``precision`` int8 or best; returns the build report (``promoted``).
-    ``keep``: cache keys that storing the promoted engine must not evict. Takes the whole
+    ``keep``: cache keys that storing the promoted engine must not evict. ``cancel``: tested at every
+    progress step (calibration frames, search steps), between candidates and evaluation batches;
+    agent.util.cancel.Cancelled ends the build, its working folder removed. Takes the whole
     configuration: model, calibration, source, paths, gate, accuracy and backend all play a part."""
+    listener = cancelling(listener, cancel)
     model = prepare_model(config.model)
     cal_set, collected = _calibration_set(config, listener)
     fields = base_fields(model, cal_set.calibration_hash)
@@ -234,9 +239,11 @@ def build_quantized(
         return report
     started = time.monotonic()
     reference = build_reference(model)
+    check(cancel, "INT8 search")
     workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=str(cal_set.folder)))
     try:
         bench, batches = _workbench(config, backend, model, cal_set, reference, workdir, report)
+        bench.cancel = cancel
         result = _run_search(config.gate, config.calibration, bench, listener)
         promoted, built, decision = _decide(bench, result, precision, config.gate.fallback, model)
         report.gate = gate_summary(result, promoted, built)

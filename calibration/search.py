@@ -13,8 +13,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from agent.backends.base import Backend, BuildRequest, Int8Calibration
+from agent.backends.base import Backend, BuildRequest, HookedEngine, Int8Calibration
 from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.util.cancel import CancelCheck, check
 from agent.util.errors import EdgeAgentError
 from agent.util.progress import Progress
 from calibration.calibrators import (
@@ -47,6 +48,7 @@ class Workbench:
     progress: Optional[Progress] = None
     histogram_batches: Optional[List[np.ndarray]] = None  # entropy / percentile: capped by memory
     tensorrt_calibrates: bool = False  # INT8 candidates calibrated by TensorRT itself (calibration.implicit)
+    cancel: Optional[CancelCheck] = None  # tested between candidates, sensitivity runs and evaluation batches
 
     def batches_for(self, method: str) -> List[np.ndarray]:
         if needs_memory_cap(method) and self.histogram_batches is not None:
@@ -108,8 +110,10 @@ def _judge_build(
     engine_path = str(folder / f"engine{bench.backend.engine_suffix}")
     request = BuildRequest(model_path, precision, bench.input_shapes, bench.options, calibration)
     output = bench.backend.build(request, engine_path)
+    check(bench.cancel, "INT8 search")
     with bench.backend.load(engine_path, bench.options) as engine:
-        verdict = assess(bench.evidence, engine, bench.decode, bench.limits)
+        cancellable = HookedEngine(engine, before=lambda: check(bench.cancel, "INT8 search (evaluation)"))
+        verdict = assess(bench.evidence, cancellable, bench.decode, bench.limits)
     verdict["built_precision"] = output.precision
     if output.details.get("calibrator"):
         verdict["tensorrt_calibration"] = {**output.details["calibrator"], "notes": output.notes}
@@ -184,6 +188,7 @@ def layer_sensitivity(bench: Workbench, method: str, base: QuantizeSettings) -> 
     folder = bench.workdir / "sensitivity"
     folder.mkdir(parents=True, exist_ok=True)
     for position, node in enumerate(nodes):
+        check(bench.cancel, "INT8 search (layer sensitivity)")
         path = str(folder / f"node-{position:03d}.onnx")
         quantize_qdq(
             bench.normalized_model,
@@ -208,6 +213,7 @@ def exclusion_limit(nodes: int, max_nodes: int, max_fraction: float) -> int:
 
 def _attempt(bench: Workbench, result: SearchResult, settings: QuantizeSettings, what: str) -> bool:
     """Try one candidate, record it (and its progress step); True when it passed and was chosen."""
+    check(bench.cancel, "INT8 search")
     attempt = try_candidate(bench, settings, len(result.attempts) + 1)
     result.attempts.append(attempt)
     passed = bool(attempt.gate["passed"])

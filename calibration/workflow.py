@@ -68,6 +68,18 @@ def frames_note(used: List[np.ndarray], batches: List[np.ndarray]) -> List[str]:
     ]
 
 
+def shortfall_note(manifest: Dict[str, Any]) -> List[str]:
+    """A note when the source ended before the requested number of frames was kept."""
+    asked, kept = manifest["settings"].get("frames_requested"), len(manifest["frames"])
+    if not asked or kept >= asked:
+        return []
+    skipped = manifest["skipped"]
+    return [
+        f"asked for {asked} calibration frames, got {kept}: the source ended after {manifest['seen']} frame(s) "
+        f"({skipped['too_close']} too close in time and {skipped['near_duplicates']} near-duplicate(s) skipped)"
+    ]
+
+
 def models_folder(cal_set: CalibrationSet, model: PreparedModel) -> Path:
     return cal_set.folder / "models" / model.sha256[:16]
 
@@ -120,6 +132,6 @@ def calibrate(
         "manifest": str(cal_set.folder / "manifest.json"),
         "normalized_model": normalized,
         "normalization": normalization,
-        "notes": frames_note(batches, all_batches),
+        "notes": shortfall_note(manifest) + frames_note(batches, all_batches),
         **paths,
     }

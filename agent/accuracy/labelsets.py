@@ -50,6 +50,7 @@ class LabeledSet(_SpotSet):
     """Classification: images with the index of their true class, plus what was skipped and why."""
 
     items: List[Tuple[str, int]] = field(default_factory=list)
+    conflicts: List[str] = field(default_factory=list)  # an image listed twice with different labels
 
 
 @dataclass
@@ -143,21 +144,35 @@ def load_folders(root: str, labels: Sequence[str]) -> LabeledSet:
         raise InputError(f"accuracy.spot_labels: folder not found: {root}")
     result = LabeledSet(list(labels), root=str(base))
     index = {name: i for i, name in enumerate(labels)}
+    by_case = {name.casefold(): name for name in labels}
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         if folder.name not in index:
-            result.skip(
-                f"{folder}: folder {folder.name!r} is not a class ({', '.join(labels)}); {len(files)} file(s) skipped",
-                len(files),
+            near = by_case.get(folder.name.casefold())
+            why = (
+                f"folder {folder.name!r} does not match label {near!r} (class names are case-sensitive)"
+                if near
+                else f"folder {folder.name!r} is not a class ({', '.join(labels)})"
             )
+            result.skip(f"{folder}: {why}; {len(files)} file(s) skipped", len(files))
             continue
+        before = len(result.items)
         for path in files:
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 result.items.append((str(path), index[folder.name]))
             else:
                 result.skip(f"{path}: not an image ({path.suffix or 'no suffix'}); skipped")
+        if len(result.items) == before:
+            result.errors.append(
+                f"{folder}: class {folder.name!r} has no images: its recall cannot be measured (a 0.0 for it means "
+                "no samples, not a miss)"
+            )
     if not result.items:
-        raise InputError(f"accuracy.spot_labels: no labeled images under {root} (expected {root}/<class>/<image>)")
+        details = "; ".join(result.errors[:3])
+        raise InputError(
+            f"accuracy.spot_labels: no labeled images under {root} (expected {root}/<class>/<image>)"
+            + (f": {details}" if details else "")
+        )
     return result
 
 
@@ -175,7 +190,10 @@ def _class_index(value: Any, labels: Sequence[str]) -> int:
     return int(value)
 
 
-def _add_manifest_row(result: LabeledSet, base: Path, where: str, path_value: Any, label: Any) -> None:
+def _add_manifest_row(
+    result: LabeledSet, base: Path, where: str, path_value: Any, label: Any, seen: Dict[str, Tuple[str, int]]
+) -> None:
+    """One (path, label) entry; ``seen``: image -> (where, class index) of its first entry."""
     if not isinstance(path_value, str) or not path_value.strip():
         result.skip(f"{where}: no image path; skipped")
         return
@@ -189,18 +207,34 @@ def _add_manifest_row(result: LabeledSet, base: Path, where: str, path_value: An
     if not image.is_file():
         result.skip(f"{where}: image not found: {image}; skipped")
         return
+    first = seen.get(str(image))
+    if first is not None:
+        if first[1] == index:
+            result.errors.append(f"{where}: {image} is also listed at {first[0]} with the same label; counted once")
+        else:
+            result.conflicts.append(
+                f"{result.sample_id(str(image))} ({first[0]}: {result.labels[first[1]]!r}; {where}: "
+                f"{result.labels[index]!r})"
+            )
+        return
+    seen[str(image)] = (where, index)
     result.items.append((str(image), index))
 
 
 def _open_manifest(path: str) -> Tuple[Path, str]:
     manifest = Path(path)
     try:
-        return manifest, manifest.read_text(encoding="utf-8")
+        return manifest, manifest.read_text(encoding="utf-8-sig")  # a byte order mark (Excel's CSV) is not text
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"accuracy.spot_labels: cannot read {path}: {exc}") from None
 
 
 def _finish(result: AnySet, path: str, what: str) -> AnySet:
+    if isinstance(result, LabeledSet) and result.conflicts:
+        raise InputError(
+            f"accuracy.spot_labels: {path}: {len(result.conflicts)} image(s) listed with conflicting labels: "
+            + "; ".join(result.conflicts)
+        )
     if not result.items:
         details = "; ".join(result.errors[:3])
         raise InputError(f"accuracy.spot_labels: no usable {what} in {path}" + (f" ({details})" if details else ""))
@@ -212,6 +246,7 @@ def load_csv(path: str, labels: Sequence[str]) -> LabeledSet:
     are relative to the manifest's folder."""
     manifest, text = _open_manifest(path)
     result = LabeledSet(list(labels), root=str(manifest.parent))
+    seen: Dict[str, Tuple[str, int]] = {}
     reader = csv.reader(text.splitlines())
     for row in reader:
         where = f"{manifest}:{reader.line_num}"
@@ -223,7 +258,7 @@ def load_csv(path: str, labels: Sequence[str]) -> LabeledSet:
         if len(cells) != 2:
             result.skip(f"{where}: expected 2 columns (path,label), got {len(cells)}; skipped")
             continue
-        _add_manifest_row(result, manifest.parent, where, cells[0], cells[1])
+        _add_manifest_row(result, manifest.parent, where, cells[0], cells[1], seen)
     return _finish(result, path, "rows")  # type: ignore[return-value]
 
 
@@ -231,6 +266,7 @@ def load_jsonl(path: str, labels: Sequence[str]) -> LabeledSet:
     """One JSON object a line: ``{"path": ..., "label": ...}``; paths relative to the manifest's folder."""
     manifest, text = _open_manifest(path)
     result = LabeledSet(list(labels), root=str(manifest.parent))
+    seen: Dict[str, Tuple[str, int]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         where = f"{manifest}:{number}"
         if not line.strip():
@@ -243,7 +279,7 @@ def load_jsonl(path: str, labels: Sequence[str]) -> LabeledSet:
         if not isinstance(entry, dict) or "path" not in entry or "label" not in entry:
             result.skip(f"{where}: expected an object with keys path and label; skipped")
             continue
-        _add_manifest_row(result, manifest.parent, where, entry["path"], entry["label"])
+        _add_manifest_row(result, manifest.parent, where, entry["path"], entry["label"], seen)
     return _finish(result, path, "lines")  # type: ignore[return-value]
 
 

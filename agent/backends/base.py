@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 Arrays = Dict[str, np.ndarray]
 StageTimes = Dict[str, float]  # stage name -> milliseconds, for one call
@@ -98,6 +100,32 @@ class Engine(abc.ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class HookedEngine(Engine):
+    """Another engine with a call before and after each of its inferences: the daemon's jobs report
+    progress after each (the watchdog), the INT8 search makes each a cancel point. The wrapped engine's
+    own stage times pass through (TensorRT's h2d / compute / d2h split)."""
+
+    def __init__(
+        self, engine: Engine, before: Optional[Callable[[], None]] = None, after: Optional[Callable[[], None]] = None
+    ) -> None:
+        self.inputs, self.outputs, self.info = engine.inputs, engine.outputs, engine.info
+        self.engine, self.before, self.after = engine, before, after
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
+        return self._around(self.engine.infer, feeds)
+
+    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
+        return self._around(self.engine.infer_timed, feeds)
+
+    def _around(self, call: Callable[[Mapping[str, np.ndarray]], T], feeds: Mapping[str, np.ndarray]) -> T:
+        if self.before is not None:
+            self.before()
+        result = call(feeds)
+        if self.after is not None:
+            self.after()
+        return result
 
 
 class Backend(abc.ABC):

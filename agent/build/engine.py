@@ -16,6 +16,7 @@ from agent.engines.identity import EngineIdentity, served_precision
 from agent.engines.report import BuildReport
 from agent.engines.store import EngineStore, cache_key
 from agent.model.pipeline import Pipeline, PreparedModel, make_decoder, prepare_model
+from agent.util.cancel import CancelCheck, ambient, check, scope
 from agent.util.errors import EdgeAgentError, EngineIncompatible, GateFailed, InputError
 from agent.util.fileio import atomic_write_json
 from agent.util.progress import Listener
@@ -126,6 +127,7 @@ def build(
     force: bool = False,
     progress: Optional[Listener] = None,
     keep: Sequence[str] = (),
+    cancel: Optional[CancelCheck] = None,
 ) -> BuildReport:
     """The engine for the whole configuration (``precision`` overrides its precision); returns its report.
 
@@ -136,8 +138,26 @@ def build(
     also written to <state_dir>/reports/build-<time>.json (``report_path``) for publishing.
     ``progress`` is called on every step of calibration and of the INT8 search. ``keep``: cache
     keys that storing this engine must not evict (the daemon's current and previous engines).
+    ``cancel`` (e.g. a daemon's stop flag; by default the enclosing agent.util.cancel.scope's) is
+    tested throughout the INT8 search and before each build: agent.util.cancel.Cancelled ends it,
+    leaving no working files behind.
     """
-    precision = precision or config.precision
+    cancel = cancel or ambient()
+    with scope(cancel):  # the backend's own build sees it too (a TensorRT build child is stopped)
+        report = _build(config, precision or config.precision, force, progress, keep, cancel)
+    if not report.cache_hit:
+        report.report_path = write_report(config.paths.state_dir, report)
+    return report
+
+
+def _build(
+    config: Config,
+    precision: str,
+    force: bool,
+    progress: Optional[Listener],
+    keep: Sequence[str],
+    cancel: Optional[CancelCheck],
+) -> BuildReport:
     backend = get_backend(config.backend.name)
     model = prepare_model(config.model)
     if precision in ("int8", "best") and model.info.quantized:
@@ -158,6 +178,7 @@ def build(
             ),
             listener=progress,
             keep=keep,
+            cancel=cancel,
         )
     elif model.info.quantized:  # an INT8 model served as fp32/fp16 would report a precision it does not have
         raise InputError(
@@ -165,12 +186,11 @@ def build(
             f"{precision}"
         )
     else:
+        check(cancel, f"the {precision} build")
         report = build_cached(
             config.backend, config.paths, backend, model, precision, model.sha256, force=force, keep=keep
         )
         report.promoted = True
-    if not report.cache_hit:
-        report.report_path = write_report(config.paths.state_dir, report)
     return report
 
 

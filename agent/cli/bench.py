@@ -17,7 +17,7 @@ from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmar
 from agent.measure.context import result_context
 from agent.model.feeds import require_feedable
 from agent.model.pipeline import Pipeline, make_decoder, prepare_model
-from agent.sources.open import open_source
+from agent.sources.open import open_sources
 from agent.telemetry.monitor import telemetry_from_config
 from agent.telemetry.sampler import Sampler
 from agent.util.errors import InputError
@@ -137,7 +137,7 @@ def run_single(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -
         start = sampler.sample_now().snapshot if sampler else telemetry.read()
         if mode == "pipeline":
             pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
-            source = open_source(cfg.source, loop=True)
+            source = open_sources(cfg.sources, loop=True)  # every configured source, in turn
         result = run_benchmark(engine, model, settings, batches, mode, pipeline, source, sampler, reason)
         end = sampler.sample_now().snapshot if sampler else telemetry.read()
     finally:

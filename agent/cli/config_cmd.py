@@ -12,6 +12,7 @@ from agent.config.sections import Config
 from agent.model.feeds import require_feedable
 from agent.model.pipeline import make_decoder, prepare_model
 from agent.mqtt.keys import load_verifier
+from agent.sources.open import probe_decodable
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,9 @@ def run_check(args: argparse.Namespace) -> int:
     cfg = load_node(args)
     if cfg.commands.enabled and cfg.commands.key_file:
         load_verifier("commands.key_file", cfg.commands.key_file)  # what run would refuse: empty, malformed
-    result = {"valid": True, "config": config_path(args) or "defaults", "model": check_model(Config.from_node(cfg))}
+    config = Config.from_node(cfg)
+    result = {"valid": True, "config": config_path(args) or "defaults", "model": check_model(config)}
+    check_local_sources(config)
     if args.show:
         result["resolved"] = cfg
 
@@ -57,6 +60,15 @@ def check_model(config: Config) -> str:
     require_feedable(model)
     make_decoder(config.model, model)
     return "checked"
+
+
+def check_local_sources(config: Config) -> None:
+    """What run would refuse about a file or image-folder source present here: one that opens but
+    gives no frame is an InputError naming its id and uri (sources not on this machine are skipped)."""
+    for source in config.sources:
+        present = os.path.isfile(source.uri) if source.kind == "file" else os.path.isdir(source.uri)
+        if source.kind in ("file", "images") and present:
+            probe_decodable(source)
 
 
 def dict_tree(node: Any) -> Any:

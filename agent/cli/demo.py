@@ -1,6 +1,6 @@
 """edge-agent demo: the whole product on a built-in sample (no camera, GPU or model download).
 
-A private MQTT broker (mosquitto when installed, else a minimal embedded one), the daemon on a
+A private MQTT broker (mosquitto when installed, else amqtt), the daemon on a
 looping sample stream (real MTCNN ONet face classifier, 200 LFW crops), the fleet monitor's table
 of its reports, and a signed `rebuild precision=int8` swapped in while inference goes on; then
 SIGTERM and a clean stop.
@@ -21,9 +21,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--broker",
-        choices=["auto", "mosquitto", "embedded"],
+        choices=["auto", "mosquitto", "amqtt"],
         default="auto",
-        help="auto: mosquitto when installed, else the embedded minimal broker",
+        help="auto: mosquitto when installed, else amqtt (pip install amqtt, Python >= 3.10)",
     )
     parser.set_defaults(handler=run)
 

@@ -11,10 +11,10 @@ import sys
 from typing import List, Optional
 
 from agent import __version__
-from agent.cli import bench, build, calibrate, check, config_cmd, demo, fleet, run, selftest, telemetry
+from agent.cli import bench, build, calibrate, check, config_cmd, demo, fleet, fleet_cmd, run, selftest, telemetry
 from agent.util.errors import EXIT_INPUT, EXIT_RUNTIME, ConfigError, EdgeAgentError
 
-SUBCOMMANDS = (run, build, calibrate, bench, check, selftest, telemetry, fleet, config_cmd, demo)
+SUBCOMMANDS = (run, build, calibrate, bench, check, selftest, telemetry, fleet, fleet_cmd, config_cmd, demo)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
 """edge-agent run: the daemon (capture, inference, schedules, commands, reports; systemd-aware).
 
+--json prints each frame's result (with its source's id) as one JSON line on stdout.
+
 Runs until SIGTERM / SIGINT (exit 0), the end of a file source that does not loop, or
 --max-frames. SIGHUP reloads the configuration.
 """
@@ -15,8 +17,8 @@ import threading
 from typing import Any, Mapping
 
 from agent.cli.common import add_common, config_path, load_node
-from agent.config.sections import ModelConfig, SourceConfig
-from agent.daemon.supervisor import Daemon, check_source_at_start
+from agent.config.sections import Config
+from agent.daemon.supervisor import Daemon, check_sources_at_start
 from agent.model.feeds import require_feedable
 from agent.model.pipeline import prepare_model
 
@@ -41,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["source.loop=false"] if args.once else [])
     args.overrides = overrides
     cfg = load_node(args)
-    check_source_at_start(SourceConfig.from_node(cfg.source))
-    require_feedable(prepare_model(ModelConfig.from_node(cfg.model)))  # exit 2, not a failed loop
+    config = Config.from_node(cfg)
+    check_sources_at_start(config.sources)
+    require_feedable(prepare_model(config.model))  # exit 2, not a failed loop
     daemon = Daemon(
         cfg, config_path(args), overrides, max_frames=args.max_frames, on_result=print_result if args.json else None
     )

@@ -9,6 +9,45 @@ from typing import Any, Dict, Optional
 from agent.util.schema import Field, Schema
 
 _NUM = "float"
+_SOURCE: Dict[str, Any] = {
+    "__doc__": "Where frames come from (one source; see sources for several).",
+    "id": Field(
+        "str",
+        "default",
+        "This source's id in results and telemetry: letters, digits, _ and - (an MQTT topic segment).",
+    ),
+    "kind": Field("str", "v4l2", "Source type.", choices=["v4l2", "csi", "rtsp", "file", "images"]),
+    "uri": Field("str", "/dev/video0", "Device (index or /dev/videoN), rtsp:// URL, video file or image folder."),
+    "loop": Field("bool", True, "file and images: start again at the end."),
+    "width": Field("int", None, "Capture width. null = the source's default.", minimum=1),
+    "height": Field("int", None, "Capture height. null = the source's default.", minimum=1),
+    "fps": Field(
+        _NUM, None, "Capture rate; file and images are paced to it. null = as fast as inference.", minimum=0.1
+    ),
+    "fourcc": Field("str", None, "V4L2 pixel format, e.g. MJPG or YUYV. null = the driver's default."),
+    "sensor_id": Field("int", 0, "CSI camera sensor id (nvarguscamerasrc).", minimum=0),
+    "rtsp_latency_ms": Field("int", 200, "RTSP jitter buffer (rtspsrc latency).", minimum=0),
+    "decoder": Field(
+        "str",
+        "auto",
+        "rtsp and file: nvv4l2 decodes on Jetson's hardware decoder (nvv4l2decoder, GStreamer); auto uses it "
+        "where that element exists, software decodes on the CPU.",
+        choices=["auto", "software", "nvv4l2"],
+    ),
+    "codec": Field(
+        "str", "h264", "rtsp and file with the hardware decoder: the stream's codec.", choices=["h264", "h265"]
+    ),
+    "read_timeout_s": Field(_NUM, 5.0, "A read taking longer re-opens the source.", minimum=0.1),
+    "reopen_backoff_s": Field(
+        "list",
+        [1.0, 30.0],
+        "[first, longest] wait between re-open attempts.",
+        item=Field(_NUM, 1.0, minimum=0.0),
+        length=2,
+    ),
+}
+
+
 SCHEMA: Dict[str, Any] = {
     "device": {
         "__doc__": "This device.",
@@ -285,36 +324,22 @@ SCHEMA: Dict[str, Any] = {
             "str", "fp16", "Precision to fall back to when no INT8 engine passes (best only).", choices=["fp16", "fp32"]
         ),
     },
-    "source": {
-        "__doc__": "Where frames come from.",
-        "kind": Field("str", "v4l2", "Source type.", choices=["v4l2", "csi", "rtsp", "file", "images"]),
-        "uri": Field("str", "/dev/video0", "Device (index or /dev/videoN), rtsp:// URL, video file or image folder."),
-        "loop": Field("bool", True, "file and images: start again at the end."),
-        "width": Field("int", None, "Capture width. null = the source's default.", minimum=1),
-        "height": Field("int", None, "Capture height. null = the source's default.", minimum=1),
-        "fps": Field(
-            _NUM, None, "Capture rate; file and images are paced to it. null = as fast as inference.", minimum=0.1
-        ),
-        "fourcc": Field("str", None, "V4L2 pixel format, e.g. MJPG or YUYV. null = the driver's default."),
-        "sensor_id": Field("int", 0, "CSI camera sensor id (nvarguscamerasrc).", minimum=0),
-        "rtsp_latency_ms": Field("int", 200, "RTSP jitter buffer (rtspsrc latency).", minimum=0),
-        "decoder": Field(
-            "str",
-            "auto",
-            "rtsp and file: nvv4l2 decodes on Jetson's hardware decoder (nvv4l2decoder, GStreamer); auto uses it "
-            "where that element exists, software decodes on the CPU.",
-            choices=["auto", "software", "nvv4l2"],
-        ),
-        "codec": Field(
-            "str", "h264", "rtsp and file with the hardware decoder: the stream's codec.", choices=["h264", "h265"]
-        ),
-        "read_timeout_s": Field(_NUM, 5.0, "A read taking longer re-opens the source.", minimum=0.1),
-        "reopen_backoff_s": Field(
-            "list",
-            [1.0, 30.0],
-            "[first, longest] wait between re-open attempts.",
-            item=Field(_NUM, 1.0, minimum=0.0),
-            length=2,
+    "source": _SOURCE,
+    "sources": Field(
+        "list",
+        [],
+        "Several sources: a list of mappings with the source keys, each with its own unique id. Empty = the one "
+        "source above (giving both is an error).",
+        sections={k: v for k, v in _SOURCE.items() if k != "__doc__"},
+    ),
+    "batching": {
+        "__doc__": "How frames of several sources share one engine call (batch size: model.input.batch).",
+        "max_wait_ms": Field(
+            _NUM,
+            10.0,
+            "Longest wait for the other sources' frames once one source has a frame; a batch then forms without "
+            "the sources that have nothing new (DeepStream's batched-push-timeout).",
+            minimum=0.0,
         ),
     },
     "schedules": {
@@ -449,6 +474,52 @@ SCHEMA: Dict[str, Any] = {
             "max_age_s": Field(_NUM, 604800.0, "Oldest message kept.", minimum=1.0),
         },
     },
+    "results": {
+        "__doc__": "Inference results on <prefix>/<device>/results/<source_id> (docs/mqtt.md).",
+        "enabled": Field(
+            "bool", True, "Publish every source's results (needs mqtt.enabled; else they are logged at debug)."
+        ),
+        "qos": Field("int", 0, "QoS of results.", minimum=0, maximum=1),
+        "store": Field(
+            "bool", False, "Keep results in the outbox during outages (else dropped while offline, counted)."
+        ),
+        "policy": Field(
+            "str",
+            "every_frame",
+            "When a source's result is published: every frame; on_change (the class set or a class's count changed); "
+            "max_rate (at most max_per_s a second).",
+            choices=["every_frame", "on_change", "max_rate"],
+        ),
+        "max_per_s": Field(_NUM, 5.0, "max_rate: results per second and source.", minimum=0.001),
+        "policy_by_source": Field(
+            "map",
+            {},
+            "Source id -> policy, for the sources that differ from policy.",
+            item=Field("str", "every_frame", choices=["every_frame", "on_change", "max_rate"]),
+        ),
+        "max_per_s_by_source": Field(
+            "map", {}, "Source id -> max_per_s, for the sources that differ.", item=Field(_NUM, 5.0, minimum=0.001)
+        ),
+        "queue": Field(
+            "int",
+            256,
+            "Results waiting for the publishing thread; more are dropped (counted), inference never waits.",
+            minimum=1,
+        ),
+    },
+    "snapshots": {
+        "__doc__": "JPEG snapshots (retained, <prefix>/<device>/snapshot/<source_id>) and object start/end events.",
+        "enabled": Field("bool", False, "Track objects per source and class; snapshot each appearance."),
+        "classes": Field("list", [], "Classes tracked. Empty = every class.", item=Field("str", "")),
+        "min_score": Field(
+            _NUM, 0.5, "A class is present in a frame with a score at least this.", minimum=0.0, maximum=1.0
+        ),
+        "end_after_s": Field(_NUM, 2.0, "An object ends after this long without being seen.", minimum=0.0),
+        "max_width": Field("int", 640, "Snapshots wider than this are scaled down.", minimum=16),
+        "jpeg_quality": Field("int", 80, "JPEG quality.", minimum=1, maximum=100),
+        "min_interval_s": Field(_NUM, 1.0, "Shortest time between two snapshots of one source.", minimum=0.0),
+        "queue": Field("int", 8, "Snapshots and events waiting to be sent; more are dropped (counted).", minimum=1),
+    },
     "commands": {
         "__doc__": "Remote commands.",
         "enabled": Field("bool", True, "Take signed commands over MQTT."),
@@ -507,6 +578,59 @@ SCHEMA: Dict[str, Any] = {
     "logging": {
         "__doc__": "Logs go to stderr (the journal under systemd).",
         "level": Field("str", "info", "Log level.", choices=["debug", "info", "warning", "error"]),
+    },
+    "fleet": {
+        "__doc__": "The operator's side: edge-agent fleet collect keeps every device's messages in a store.",
+        "store": Field(
+            "str",
+            "sqlite:///var/lib/edge-agent/fleet.sqlite",
+            "The store: a path or sqlite:///path (SQLite), or a postgresql:// URL (several collectors, one database).",
+            minimum=1,
+        ),
+        "group": Field(
+            "str",
+            "edge-agent-collectors",
+            "MQTT shared-subscription group: collectors in one group split the load.",
+            minimum=1,
+        ),
+        "client_id": Field(
+            "str", None, "The collector's MQTT client id (its persistent session). null = fleet-collector-<hostname>."
+        ),
+        "session_expiry_s": Field(
+            "int", 86400, "How long the broker queues QoS 1 messages for a stopped collector.", minimum=0
+        ),
+        "batch_max": Field("int", 500, "Most messages stored in one transaction.", minimum=1),
+        "batch_wait_s": Field(_NUM, 0.2, "Longest wait for a batch to fill before it is stored.", minimum=0.0),
+        "store_results": Field("bool", False, "Keep per-frame result messages too (they are many)."),
+        "retention": {
+            "__doc__": "How long each kind is kept (days; 0 = forever), applied by the collector.",
+            "interval_s": Field(_NUM, 3600.0, "How often retention runs.", minimum=1.0),
+            "telemetry_days": Field(_NUM, 30.0, "Telemetry.", minimum=0.0),
+            "status_days": Field(
+                _NUM, 30.0, "Status messages (the latest of each device is always kept).", minimum=0.0
+            ),
+            "report_days": Field(_NUM, 365.0, "Benchmark, accuracy, build and calibration reports.", minimum=0.0),
+            "event_days": Field(_NUM, 365.0, "Events.", minimum=0.0),
+            "response_days": Field(_NUM, 90.0, "Command responses.", minimum=0.0),
+            "result_days": Field(_NUM, 1.0, "Per-frame results (when store_results is on).", minimum=0.0),
+            "quarantine_days": Field(_NUM, 30.0, "Messages kept aside as malformed.", minimum=0.0),
+            "downsample_after_days": Field(
+                _NUM, 7.0, "Telemetry older than this keeps one message per device and bucket. 0 = never.", minimum=0.0
+            ),
+            "downsample_bucket_s": Field(_NUM, 300.0, "That bucket's length.", minimum=1.0),
+        },
+        "dashboard": {
+            "__doc__": "edge-agent fleet serve: the web dashboard and Prometheus /metrics on the store.",
+            "listen": Field("str", "127.0.0.1:8080", "HOST:PORT the dashboard listens on.", minimum=3),
+            "command_key": Field(
+                "str",
+                None,
+                "Operator's signing key (Ed25519 from edge-agent keygen, or an HMAC secret file): with it the "
+                "device page sends signed rebuild, check and benchmark commands. null = read-only.",
+            ),
+            "command_wait_s": Field(_NUM, 60.0, "How long the page waits for a command's final answer.", minimum=1.0),
+            "points": Field("int", 2000, "Most points of each kind a device page plots (the newest).", minimum=10),
+        },
     },
 }
 

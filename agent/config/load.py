@@ -5,6 +5,7 @@ configuration names.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -41,6 +42,7 @@ SECRET_KEYS = ("mqtt.password_file", "commands.key_file", "mqtt.tls.key_file")
 # Keys whose null loading replaces (the hostname, folders under paths.state_dir): never null once loaded.
 DERIVED_KEYS = ("device.id", "paths.engine_cache", "paths.calibration_dir")
 _TOPIC_UNSAFE = set("/+#\x00")
+_SOURCE_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_override(text: str) -> Tuple[str, Any]:
@@ -147,9 +149,7 @@ def _semantic_errors(cfg: Node) -> List[str]:
         value = cfg.get_path(key)
         if value is not None and (set(value) & _TOPIC_UNSAFE or not value.strip()):
             errors.append(f"{key}: must not be empty or contain / + # (it is an MQTT topic segment), got {show(value)}")
-    lo, hi = cfg.source.reopen_backoff_s
-    if lo > hi:
-        errors.append(f"source.reopen_backoff_s: first wait must not exceed the longest, got {show([lo, hi])}")
+    errors += _source_errors(cfg)
     if cfg.mqtt.reconnect_min_s > cfg.mqtt.reconnect_max_s:
         errors.append(
             f"mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s, got {show(cfg.mqtt.reconnect_min_s)}"
@@ -166,6 +166,49 @@ def _semantic_errors(cfg: Node) -> List[str]:
     if (tls.cert_file is None) != (tls.key_file is None):
         errors.append("mqtt.tls.cert_file: a client certificate needs both cert_file and key_file")
     return errors
+
+
+def _source_items(cfg: Node) -> List[Tuple[str, Node]]:
+    """Each configured source with its key path: ``sources[i]``, or ``source`` when that is the only one."""
+    return [(f"sources[{i}]", item) for i, item in enumerate(cfg.sources)] or [("source", cfg.source)]
+
+
+def _source_errors(cfg: Node) -> List[str]:
+    errors, seen = [], set()
+    for where, item in _source_items(cfg):
+        lo, hi = item.reopen_backoff_s
+        if lo > hi:
+            errors.append(f"{where}.reopen_backoff_s: first wait must not exceed the longest, got {show([lo, hi])}")
+        if not _SOURCE_ID.fullmatch(item.id):
+            errors.append(f"{where}.id: letters, digits, _ and - only (an MQTT topic segment), got {show(item.id)}")
+        elif item.id in seen:
+            errors.append(f"{where}.id: {show(item.id)} is the id of an earlier source; ids must be unique")
+        seen.add(item.id)
+    return errors
+
+
+def fold_sources(data: Dict[str, Any], overridden: Sequence[str]) -> List[str]:
+    """``source`` and ``sources`` both given is an error, unless ``source`` holds only ``--set source.KEY``
+    overrides (e.g. run --once's source.loop=false): those then apply to every item of ``sources``."""
+    if not isinstance(data.get("sources"), list) or not data["sources"] or "source" not in data:
+        return []
+    single = data["source"]
+    from_overrides = isinstance(single, dict) and all(f"source.{key}" in overridden for key in single)
+    if not from_overrides:
+        return ["source: give either source (one) or sources (a list), not both"]
+    for item in data["sources"]:
+        if isinstance(item, dict):
+            item.update(copy.deepcopy(single))
+    del data["source"]
+    return []
+
+
+def _normalise_sources(cfg: Node) -> None:
+    """A lone ``source`` becomes the one-item ``sources``; with ``sources``, ``source`` is its first item."""
+    if cfg.sources:
+        cfg["source"] = copy.deepcopy(cfg.sources[0])
+    else:
+        cfg["sources"] = [copy.deepcopy(cfg.source)]
 
 
 def _secret_file_errors(cfg: Node) -> List[str]:
@@ -189,7 +232,10 @@ def validate_data(
     overridden: Sequence[str] = (),
 ) -> Node:
     """Validate raw config data; raise ConfigError listing every problem at once."""
+    data = copy.deepcopy(data)
+    folded = fold_sources(data, overridden) if isinstance(data, dict) else []
     cfg, errors = validate(schema_tree(), data)
+    errors = folded + errors
     if not errors:
         errors = _semantic_errors(cfg)
     if errors:
@@ -201,6 +247,9 @@ def validate_data(
         section, _, leaf = key.rpartition(".")
         node = cfg.get_path(section)
         node[leaf] = _resolve_path(node[leaf], base)
+    for item in cfg.sources:
+        item["uri"] = _resolve_path(item.uri, base)
+    _normalise_sources(cfg)
     paths = cfg.paths
     paths["engine_cache"] = paths.engine_cache or str(Path(paths.state_dir) / "engines")
     paths["calibration_dir"] = paths.calibration_dir or str(Path(paths.state_dir) / "calibration")

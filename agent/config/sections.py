@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Type, TypeVar, get_type_hints
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar, get_type_hints
 
 S = TypeVar("S", bound="Section")
 
@@ -29,13 +29,23 @@ class Section:
         for field in dataclasses.fields(cls):  # type: ignore[arg-type]
             hint = hints[field.name]
             value = node[field.name]
+            item = _section_list_item(hint)
             if isinstance(hint, type) and issubclass(hint, Section):
                 values[field.name] = hint.from_node(value)
+            elif item is not None:
+                values[field.name] = [item.from_node(v) for v in value]
             elif value is None and type(None) not in getattr(hint, "__args__", ()):
                 raise ValueError(f"{field.name}: null; build the view from a loaded configuration")
             else:
                 values[field.name] = copy.deepcopy(value)
         return cls(**values)
+
+
+def _section_list_item(hint: Any) -> Optional[Type[Section]]:
+    """The section view of a ``List[SomeSection]`` hint (a list of sections, e.g. sources), else None."""
+    args: Sequence[Any] = getattr(hint, "__args__", ())
+    item = args[0] if getattr(hint, "__origin__", None) is list and args else None
+    return item if isinstance(item, type) and issubclass(item, Section) else None
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,7 @@ class GateConfig(Section):
 
 @dataclass(frozen=True)
 class SourceConfig(Section):
+    id: str
     kind: str
     uri: str
     loop: bool
@@ -167,6 +178,11 @@ class SourceConfig(Section):
     codec: str
     read_timeout_s: float
     reopen_backoff_s: List[float]
+
+
+@dataclass(frozen=True)
+class BatchingConfig(Section):
+    max_wait_ms: float
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,30 @@ class MqttConfig(Section):
 
 
 @dataclass(frozen=True)
+class ResultsConfig(Section):
+    enabled: bool
+    qos: int
+    store: bool
+    policy: str
+    max_per_s: float
+    policy_by_source: Dict[str, str]
+    max_per_s_by_source: Dict[str, float]
+    queue: int
+
+
+@dataclass(frozen=True)
+class SnapshotsConfig(Section):
+    enabled: bool
+    classes: List[str]
+    min_score: float
+    end_after_s: float
+    max_width: int
+    jpeg_quality: int
+    min_interval_s: float
+    queue: int
+
+
+@dataclass(frozen=True)
 class CommandsConfig(Section):
     enabled: bool
     key_file: Optional[str]
@@ -281,6 +321,41 @@ class LoggingConfig(Section):
 
 
 @dataclass(frozen=True)
+class FleetRetentionConfig(Section):
+    interval_s: float
+    telemetry_days: float
+    status_days: float
+    report_days: float
+    event_days: float
+    response_days: float
+    result_days: float
+    quarantine_days: float
+    downsample_after_days: float
+    downsample_bucket_s: float
+
+
+@dataclass(frozen=True)
+class FleetDashboardConfig(Section):
+    listen: str
+    command_key: Optional[str]
+    command_wait_s: float
+    points: int
+
+
+@dataclass(frozen=True)
+class FleetConfig(Section):
+    store: str
+    group: str
+    client_id: Optional[str]
+    session_expiry_s: int
+    batch_max: int
+    batch_wait_s: float
+    store_results: bool
+    retention: FleetRetentionConfig
+    dashboard: FleetDashboardConfig
+
+
+@dataclass(frozen=True)
 class Config(Section):
     """The whole configuration. Functions that need most of it take this; others take their sections."""
 
@@ -291,12 +366,17 @@ class Config(Section):
     calibration: CalibrationConfig
     gate: GateConfig
     source: SourceConfig
+    sources: List[SourceConfig]  # never empty once loaded: a lone source is a one-item list
+    batching: BatchingConfig
     schedules: SchedulesConfig
     bench: BenchConfig
     telemetry: TelemetryConfig
     accuracy: AccuracyConfig
     mqtt: MqttConfig
+    results: ResultsConfig
+    snapshots: SnapshotsConfig
     commands: CommandsConfig
     paths: PathsConfig
     daemon: DaemonConfig
     logging: LoggingConfig
+    fleet: FleetConfig

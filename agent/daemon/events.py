@@ -106,6 +106,12 @@ def camera_lost(capture: Mapping[str, Any], reopens_seen: int) -> Optional[Notic
     return Notice(Event.CAMERA_LOST, "warning", f"the source was re-opened: {capture['last_error']}", dict(capture))
 
 
+def source_failed(capture: Mapping[str, Any]) -> Notice:
+    """A source's capture gave up (it opens but gives no frame: agent.sources.latest's max_failures)."""
+    message = f"source {capture['id']} gave up: {capture['last_error']}"
+    return Notice(Event.CAMERA_LOST, "error", message, dict(capture, reason="not decodable"))
+
+
 def config_rejected(errors: List[str]) -> Notice:
     message = "the new configuration is invalid; the running one stays"
     return Notice(Event.CONFIG_REJECTED, "error", message, {"errors": errors})

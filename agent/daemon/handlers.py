@@ -18,6 +18,7 @@ from agent.daemon.livechecks import LiveChecks
 from agent.daemon.swap import Busy, EngineState, Rebuilder
 from agent.engines.identity import engine_label, served_precision
 from agent.mqtt.publisher import Publisher
+from agent.util.cancel import Cancelled
 from agent.util.errors import EdgeAgentError, GateFailed, InputError
 from calibration.workflow import calibrate as run_calibration
 
@@ -175,6 +176,8 @@ def await_swap(daemon: Served, started: Mapping[str, Any], what: str) -> Dict[st
         raise EdgeAgentError(f"{what} {started['job']} did not finish within {COMMAND_TIMEOUT_S:g} s")
     if result["status"] == "rejected":
         raise GateFailed(f"not promoted: {result['error']}; still serving {daemon.serving_label()}")
+    if result["status"] == "cancelled":
+        raise Cancelled(f"{what} {started['job']} cancelled: the daemon is stopping ({result['error']})")
     if result["status"] != "swapped":
         raise EdgeAgentError(f"{what} failed: {result['error']}")
     return dict(command_summary(result), serving=daemon.status_fields()["engine"])

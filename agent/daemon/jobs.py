@@ -1,7 +1,7 @@
 """The daemon's measurements on the serving engine: benchmark, accuracy check, baseline, telemetry.
 
 Benchmark, check and baseline run on the inference thread between two inferences (the engine is
-not shared across threads), through a ``ProgressEngine`` so each of their inferences feeds the
+not shared across threads), through a ``HookedEngine`` so each of their inferences feeds the
 systemd watchdog like live inference does. Live inference pauses meanwhile: the benchmark's
 report says so under ``device_sharing``, with the frames the capture thread dropped.
 """
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from agent.accuracy.check import EngineRun, record_baseline, run_check
+from agent.accuracy.labelsets import load_set
+from agent.backends.base import HookedEngine
 from agent.config.sections import Config, TelemetryConfig
-from agent.daemon.loop import ProgressEngine
 from agent.engines.identity import EngineIdentity
 from agent.measure.benchmark import BenchSettings, run_benchmark
 from agent.measure.context import result_context
 from agent.model.pipeline import Pipeline
-from agent.sources.frames import Frame, Source
+from agent.sources.frames import Frame, RoundRobinSource, Source
 from agent.sources.latest import LatestFrameCapture
 from agent.telemetry.monitor import telemetry_from_config
 from agent.telemetry.sampler import Sampler
@@ -46,16 +47,21 @@ class CaptureAsSource(Source):
         return self.capture.take(self.timeout_s)
 
 
+def live_frames(captures: Sequence[LatestFrameCapture], timeout_s: float) -> Source:
+    """Every live capture's newest frames in turn (a capture with nothing within ``timeout_s`` leaves the turn)."""
+    return RoundRobinSource([CaptureAsSource(c, timeout_s) for c in captures], [c.source_id for c in captures])
+
+
 def with_progress(pipeline: Pipeline, on_progress: Callable[[], None]) -> Pipeline:
     """The same pipeline, its engine reporting each inference as progress."""
-    return Pipeline(ProgressEngine(pipeline.engine, on_progress), pipeline.model, pipeline.decoder)
+    return Pipeline(HookedEngine(pipeline.engine, after=on_progress), pipeline.model, pipeline.decoder)
 
 
 def benchmark(
     cfg: Config,
     pipeline: Pipeline,
     report: Dict[str, Any],
-    capture: LatestFrameCapture,
+    captures: Sequence[LatestFrameCapture],
     on_progress: Callable[[], None],
     sampler: Any = None,
 ) -> Dict[str, Any]:
@@ -63,8 +69,8 @@ def benchmark(
     bench, source and telemetry sections)."""
 
     timed = with_progress(pipeline, on_progress)
-    source = CaptureAsSource(capture, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
-    dropped, started = capture.dropped, time.monotonic()
+    source = live_frames(captures, cfg.source.read_timeout_s) if cfg.bench.mode == "pipeline" else None
+    dropped, started = sum(c.dropped for c in captures), time.monotonic()
     start = sampler.sample_now().snapshot if sampler is not None else None
     result = run_benchmark(
         timed.engine,
@@ -87,7 +93,7 @@ def benchmark(
         "mode": "exclusive",
         "how": SHARING,
         "live_paused_s": round(time.monotonic() - started, 3),
-        "frames_dropped_meanwhile": capture.dropped - dropped,
+        "frames_dropped_meanwhile": sum(c.dropped for c in captures) - dropped,
     }
     return result.to_json()
 
@@ -100,6 +106,13 @@ def accuracy_check(
     if not cfg.accuracy.spot_labels:
         raise InputError("accuracy.spot_labels: not set; there is no spot-labeled set to check")
     return run_check(cfg, EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))).to_json()
+
+
+def require_spot_set(cfg: Config, pipeline: Pipeline) -> None:
+    """Read the spot-labeled set's index (no images yet): InputError naming what is wrong with it.
+    Cheap, so a benchmark finds a broken set before a check on it pauses live inference again."""
+    accuracy = cfg.accuracy
+    load_set(accuracy.spot_labels, accuracy.format, cfg.model.task, pipeline.decoder.labels, accuracy.default_label)
 
 
 def baseline_of_serving(

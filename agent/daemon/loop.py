@@ -1,10 +1,13 @@
-"""The inference loop: newest frame in, result out, one engine at a time, on its own thread.
+"""The inference loop: the newest frame of each source in, one batched engine call, results out
+per source, one engine at a time, on its own thread.
 
-Frames arrive preprocessed by the capture thread (``prepare_for``) when their input spec is the
-serving engine's, so capture, decoding and preprocessing overlap with inference.
+Frames arrive preprocessed by the capture threads (``prepare_for``) when their input spec is the
+serving engine's, so capture, decoding and preprocessing overlap with inference. The batcher
+(agent.daemon.batcher) forms each batch, up to the serving engine's batch; a short batch is
+zero-padded as Pipeline does, and each frame's result goes to every sink with its source's id.
 
 Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
-need the serving engine (benchmark, accuracy check), then (3) takes the newest frame. Every
+need the serving engine (benchmark, accuracy check), then (3) takes the next batch. Every
 inference, and every wait for a frame while the capture thread is alive (a camera outage is
 handled there, by re-opening), calls ``on_progress``: the systemd watchdog is fed from there, so
 a loop stuck in an inference (or a dead capture thread) stops the keep-alives. Engines are not
@@ -18,22 +21,23 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from agent.backends.base import Arrays, Engine, StageTimes
+from agent.daemon.batcher import Batcher, Taken
 from agent.daemon.swap import Handoff
-from agent.engines.identity import engine_label
+from agent.engines.identity import engine_label, served_precision
 from agent.model.info import InputSpec
 from agent.model.pipeline import Pipeline
-from agent.model.preprocess import make_batch
+from agent.model.preprocess import preprocess
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
 from agent.util.stats import latency_stats
 
 log = logging.getLogger(__name__)
 Job = Callable[[Pipeline], None]
+Sink = Callable[[Frame, Dict[str, Any]], None]  # gets each frame's result (the --json printer, MQTT results)
 FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
 
 
@@ -41,37 +45,16 @@ class Stopping(Exception):
     """Raised by ``InferenceLoop.progress`` inside a job once the loop is told to stop."""
 
 
-class ProgressEngine(Engine):
-    """An engine that reports each inference as progress (benchmarks and checks run on the loop's thread)."""
-
-    def __init__(self, engine: Engine, on_progress: Callable[[], None]) -> None:
-        self.engine = engine
-        self.on_progress = on_progress
-        self.inputs = engine.inputs
-        self.outputs = engine.outputs
-        self.info = engine.info
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> Arrays:
-        outputs = self.engine.infer(feeds)
-        self.on_progress()
-        return outputs
-
-    def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> Tuple[Arrays, StageTimes]:
-        """The wrapped engine's own stage times (TensorRT's h2d / compute / d2h split)."""
-        timed = self.engine.infer_timed(feeds)
-        self.on_progress()
-        return timed
-
-
 def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame], Optional[Tuple[InputSpec, Any]]]:
-    """A capture ``prepare`` hook: preprocess each frame on the capture thread for the serving engine's input."""
+    """A capture ``prepare`` hook: preprocess each frame on the capture thread for the serving engine's
+    input (one sample and its letterbox)."""
 
     def prepare(frame: Frame) -> Optional[Tuple[InputSpec, Any]]:
         serving = pipeline()
         if serving is None:
             return None
         spec = serving.model.spec
-        return spec, make_batch([frame.image], spec)
+        return spec, preprocess(frame.image, spec)
 
     return prepare
 
@@ -79,7 +62,7 @@ def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame],
 class InferenceLoop:
     def __init__(
         self,
-        capture: LatestFrameCapture,
+        capture: Union[LatestFrameCapture, Sequence[LatestFrameCapture]],
         pipeline: Pipeline,
         report: Dict[str, Any],
         handoff: Handoff,
@@ -88,8 +71,12 @@ class InferenceLoop:
         on_swap: Optional[Callable[[Dict[str, Any]], None]] = None,
         max_frames: Optional[int] = None,
         observe: Optional[Callable[[Frame, Dict[str, Any]], None]] = None,
+        sinks: Sequence[Sink] = (),
+        max_wait_s: float = 0.0,
     ) -> None:
-        self.capture = capture
+        self.max_wait_s = max_wait_s  # batching.max_wait_ms
+        self.set_captures([capture] if isinstance(capture, LatestFrameCapture) else capture)
+        self.sinks = sinks  # called in order with each frame's result; a list the daemon may append to
         self.observe = observe  # live checks (agent.daemon.livechecks): must never wait or raise
         self.pipeline = pipeline
         self.report = report
@@ -102,7 +89,8 @@ class InferenceLoop:
         self.stop_event = threading.Event()
         self.first_inference = threading.Event()
         self.finished = threading.Event()
-        self.inferences = 0
+        self.inferences = 0  # frames inferred
+        self.batches = 0  # engine calls
         self.last_end: Optional[float] = None
         self.max_gap_ms = 0.0  # longest time between two inferences since reset_max_gap()
         self.started = time.monotonic()
@@ -117,16 +105,15 @@ class InferenceLoop:
             while not self.stop_event.is_set():
                 self._maybe_swap()
                 self._run_jobs()
-                taken = self.capture.take_prepared(timeout=0.25)
-                if taken is None:
-                    if self.capture.ended.is_set():
-                        log.info("inference: the source ended; stopping")
-                        self.stop_reason = "the source ended"
+                taken = self.batcher.next_batch(self.pipeline.model.spec.batch, timeout=0.25)
+                if not taken:
+                    if all(c.done() for c in self.captures):
+                        self._all_sources_done()
                         break
-                    if self.capture.alive():
-                        self.on_progress()  # idle, not stuck: the capture thread is re-opening the source
+                    if any(c.alive() for c in self.captures):
+                        self.on_progress()  # idle, not stuck: the capture threads are re-opening sources
                     continue
-                self._infer(*taken)
+                self._infer(taken)
                 if self.max_frames and self.inferences >= self.max_frames:
                     log.info("inference: %d frames done (--max-frames); stopping", self.inferences)
                     self.stop_reason = "max frames reached"
@@ -137,31 +124,63 @@ class InferenceLoop:
         finally:
             self.finished.set()
 
-    def _infer(self, frame: Frame, prepared: Optional[Tuple[InputSpec, Any]]) -> None:
-        """One frame: preprocess (unless the capture thread did, for this input spec), infer, decode."""
+    def set_captures(self, captures: Sequence[LatestFrameCapture]) -> None:
+        """Serve these captures from the next batch on (start-up, or a reload of the sources)."""
+        self.captures = list(captures)
+        self.batcher = Batcher(self.captures, self.max_wait_s)
+
+    def _all_sources_done(self) -> None:
+        failed = [c for c in self.captures if c.failed.is_set()]
+        if failed:
+            self.error = "every source stopped: " + "; ".join(f"{c.source_id}: {c.last_error}" for c in failed)
+            log.error("inference: %s", self.error)
+        else:
+            log.info("inference: the source ended; stopping")
+            self.stop_reason = "the source ended"
+
+    def _infer(self, taken: List[Taken]) -> None:
+        """One batch: preprocess (unless the capture threads did, for this input spec), one engine
+        call with the short batch zero-padded, decode, then each frame's result to the sinks."""
         started = time.monotonic()
         spec = self.pipeline.model.spec
-        batch, boxes = prepared[1] if prepared is not None and prepared[0] == spec else make_batch([frame.image], spec)
+        samples, boxes = zip(*(p[1] if p is not None and p[0] == spec else preprocess(f.image, spec) for f, p in taken))
+        batch = np.zeros(spec.tensor_shape(), dtype=np.dtype(spec.dtype))
+        batch[: len(samples)] = np.stack(samples)
         outputs = self.pipeline.engine.infer({spec.name: batch})
-        decoded = self.pipeline.decode(outputs, 1, boxes)[0]
-        result = {"frame": frame.index, "origin": frame.origin, **decoded.as_dict()}
+        decoded = self.pipeline.decode(outputs, len(taken), list(boxes))
         end = time.monotonic()
-        self.inferences += 1
+        self.inferences += len(taken)
+        self.batches += 1
         self._latencies.append((end - started) * 1000.0)
-        self._ends.append(end)
+        self._ends.extend([end] * len(taken))
         if self._swap_from is not None:
-            self._finish_swap(end)
+            self._finish_swap(end, len(taken))
         if self.last_end is not None:
             self.max_gap_ms = max(self.max_gap_ms, (end - self.last_end) * 1000.0)
         self.last_end = end
         self.first_inference.set()
         self.on_progress()
-        if self.observe is not None:
-            self.observe(frame, result)
-        if self.on_result is not None:
-            result["engine"] = engine_label(self.report)
-            result["frame_age_ms"] = round((started - frame.timestamp) * 1000.0, 2)
-            self.on_result(result)
+        identity = {
+            "engine": engine_label(self.report),
+            "engine_id": self.report.get("cache_key"),
+            "precision": served_precision(self.report),
+        }
+        for (frame, _), one in zip(taken, decoded):
+            result = {
+                "source": frame.source_id,
+                "frame": frame.index,
+                "origin": frame.origin,
+                "frame_time": frame.wall_time,
+                "frame_age_ms": round((started - frame.timestamp) * 1000.0, 2),
+                **identity,
+                **one.as_dict(),
+            }
+            if self.observe is not None:
+                self.observe(frame, result)
+            for sink in self.sinks:
+                sink(frame, result)
+            if self.on_result is not None:
+                self.on_result(result)
 
     def reset_max_gap(self) -> None:
         """Start measuring the longest inference gap afresh (a rebuild starts)."""
@@ -181,7 +200,7 @@ class InferenceLoop:
         old_pipeline.engine.close()
         log.info("inference: swapped %s -> %s", engine_label(old_report), engine_label(report))
 
-    def _finish_swap(self, end: float) -> None:
+    def _finish_swap(self, end: float, frames: int) -> None:
         assert self._swap_from is not None
         last_old, info = self._swap_from
         self._swap_from = None
@@ -190,7 +209,7 @@ class InferenceLoop:
             info,
             gap_ms=round(gap_ms, 2),
             max_gap_before_ms=round(self.max_gap_ms, 2),
-            inferences_before=self.inferences - 1,
+            inferences_before=self.inferences - frames,
         )
         self.handoff.done(info)
         if self.on_swap is not None:
@@ -224,6 +243,7 @@ class InferenceLoop:
         return {
             "engine": engine_label(self.report),
             "inferences": self.inferences,
+            "batches": self.batches,
             "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
             "latency_ms_p50": latency.get("p50"),
             "latency_ms_p99": latency.get("p99"),

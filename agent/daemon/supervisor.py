@@ -1,7 +1,8 @@
 """The supervisor behind ``edge-agent run``: start-up, schedules, reload, shutdown and signals.
 
-Threads: the capture supervisor and its reader (agent.sources.latest), the inference loop
-(agent.daemon.loop), a background rebuild when one runs (agent.daemon.swap), the telemetry sampler
+Threads: per configured source a capture supervisor and its reader (agent.sources.latest), the
+inference loop (agent.daemon.loop, batching the sources' frames: agent.daemon.batcher), a
+background rebuild when one runs (agent.daemon.swap), the telemetry sampler
 (agent.telemetry.sampler), the MQTT link's threads (agent.mqtt.link; commands, routed by
 agent.daemon.handlers, run on its worker threads) and this main thread, which owns signals, the
 scheduler and configuration reloads. Which outcomes become events is agent.daemon.events; the
@@ -44,9 +45,10 @@ from agent.config.sections import Config, SourceConfig
 from agent.daemon import events, handlers, jobs
 from agent.daemon.handlers import COMMAND_TIMEOUT_S
 from agent.daemon.livechecks import LiveChecks, open_shadow_reference
-from agent.daemon.loop import InferenceLoop, prepare_for
+from agent.daemon.loop import InferenceLoop, Sink, prepare_for
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
+from agent.daemon.snapshots import ResultOutputs
 from agent.daemon.statelock import lock_state_dir
 from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdict
 from agent.daemon.telemetry_report import ProcessStats, TelemetryReport
@@ -56,9 +58,10 @@ from agent.mqtt.events import Event
 from agent.mqtt.publisher import LogPublisher, Publisher, open_publisher
 from agent.sources.cameras import gstreamer_missing_sentence
 from agent.sources.frames import Frame
-from agent.sources.latest import LatestFrameCapture
-from agent.sources.open import open_source
+from agent.sources.latest import LatestFrameCapture, combined_stats
+from agent.sources.open import open_source, probe_decodable
 from agent.telemetry.throttle import throttling
+from agent.util.cancel import Cancelled
 from agent.util.errors import ConfigError, EdgeAgentError, InputError
 from agent.util.schema import Node
 
@@ -66,7 +69,11 @@ log = logging.getLogger(__name__)
 SCHEDULED = ("telemetry", "benchmark", "check")
 # Config sections whose change needs a new engine, and those applied only by a restart.
 REBUILD_KEYS = ("model", "backend", "precision", "calibration", "gate")
-RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry")
+RESTART_KEYS = ("mqtt", "commands", "device", "paths", "telemetry", "results", "snapshots")
+SOURCE_KEYS = ("source", "sources", "batching")  # a change re-opens the captures
+# Attempts in a row without a frame before a file or image-folder source is given up (it opens but
+# is not decodable); cameras and RTSP streams are retried for as long as the daemon runs.
+FILE_SOURCE_MAX_FAILURES = 5
 
 
 def changed_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
@@ -96,7 +103,10 @@ class Daemon:
         self.config_path = config_path
         self.overrides = list(overrides)
         self.max_frames = max_frames
-        self.on_result = on_result
+        # Each frame's result, in order (the CLI's --json printer, the MQTT results publisher).
+        self.result_sinks: List[Sink] = []
+        if on_result is not None:
+            self.result_sinks.append(lambda _frame, result: on_result(result))
         env = os.environ if environ is None else environ
         self.notifier = Notifier(env)
         interval = watchdog_interval_s(env) if self.config.daemon.watchdog else None
@@ -109,13 +119,15 @@ class Daemon:
         self.state = EngineState(self.config.paths.state_dir)
         self.handoff = Handoff()
         self.publisher: Publisher = LogPublisher(self.status_fields)  # until run() opens the configured one
+        self.outputs: Optional[ResultOutputs] = None  # results and snapshots over MQTT, once the publisher is open
         self.sampler: Any = None
-        self.capture: Optional[LatestFrameCapture] = None
+        self.captures: List[LatestFrameCapture] = []
         self.loop: Optional[InferenceLoop] = None
         self.scheduler = Scheduler({}, time.monotonic())
         self.rebuilder = Rebuilder(self.build_engine, self._load, warm_up, self.handoff, self._rebuild_done)
         self._lock = threading.Lock()  # configuration reloads and schedule changes
-        self._reopens_seen = 0
+        self._reopens_seen: Dict[str, int] = {}
+        self._failures_seen: List[str] = []
         self._throttled: Optional[bool] = None
         self._telemetry_since = time.monotonic()
         self.last_check: Optional[Dict[str, Any]] = None
@@ -136,6 +148,9 @@ class Daemon:
         self.sampler = jobs.open_sampler(self.config.telemetry)
         self.publisher = open_publisher(self.config, handlers.bind(self), self.status_fields)
         self.publisher.start()
+        self.outputs = ResultOutputs(self.config, self.publisher)
+        self.result_sinks.extend(self.outputs.sinks)
+        self.outputs.start()
         self.notifier.status("loading the engine")
         pipeline, report = self._initial_engine()
         if self._stopping():
@@ -143,18 +158,21 @@ class Daemon:
         self._announce_state_corrupt(self.state.corrupt)
         self.live = LiveChecks(self.config, pipeline.model.labels, lambda: open_shadow_reference(self.config))
         self.live.engine_changed(report)
-        self.capture = self._make_capture(self.config.source)
-        self.capture.start()
+        self.captures = [self._make_capture(source) for source in self.config.sources]
+        for capture in self.captures:
+            capture.start()
         self.loop = InferenceLoop(
-            self.capture,
+            self.captures,
             pipeline,
             report,
             self.handoff,
             self.pacer.progress,
-            self.on_result,
+            None,
             self._swapped,
             self.max_frames,
             self.live.observe,
+            self.result_sinks,
+            self.config.batching.max_wait_ms / 1000.0,
         )
         thread = threading.Thread(target=self.loop.run, name="inference", daemon=True)
         thread.start()
@@ -184,20 +202,34 @@ class Daemon:
                 if isinstance(exc, building.EngineDamaged):
                     lost = {"file": str(saved.get("engine_path")), "reason": str(exc), "lost": "the engine file"}
                     self._announce_state_corrupt([lost])
+        self.rebuilder.stop_check = self._stopping  # background rebuilds end at a stop too (agent.daemon.swap)
         report: Optional[Dict[str, Any]] = None
         failure: Optional[str]
+
+        def build(precision: str) -> Dict[str, Any]:  # a stop (SIGTERM) cancels the build and the gate search
+            keep = self._engines_in_use()
+            return building.build(self.config, precision=precision, keep=keep, cancel=self._stopping).to_json()
+
         try:
-            report = self.build_engine(self.config.precision)
-        except EdgeAgentError as exc:
-            if self.config.precision == "fp32":
+            try:
+                report = build(self.config.precision)
+            except Cancelled:
                 raise
-            failure = str(exc)
-        else:
-            failure = gate_verdict(report)
-        if failure:
-            events.publish(self.publisher, events.start_not_promoted(self.config.precision, failure))
-            log.warning("engine: %s engine not promoted (%s); serving FP32", self.config.precision, failure)
-            report = self.build_engine("fp32")
+            except EdgeAgentError as exc:
+                if self.config.precision == "fp32":
+                    raise
+                failure = str(exc)
+            else:
+                failure = gate_verdict(report)
+            if failure:
+                events.publish(self.publisher, events.start_not_promoted(self.config.precision, failure))
+                log.warning("engine: %s engine not promoted (%s); serving FP32", self.config.precision, failure)
+                report = build("fp32")
+        except Cancelled:  # nothing to serve: stop as _stop_before_serving does (exit 0: a stop was asked for)
+            self.publisher.stop(max(0.1, self.config.daemon.shutdown_timeout_s / 2))
+            self.notifier.close()
+            log.info("stopped before serving (signal during the start-up build)")
+            raise
         assert report is not None
         self.state.promote(report, self.config.precision)
         return self._load(report), report
@@ -228,7 +260,13 @@ class Daemon:
         serving = prepare_for(lambda: self.loop.pipeline if self.loop is not None else None)
         first, longest = source.reopen_backoff_s
         return LatestFrameCapture(
-            lambda: open_source(source), source.read_timeout_s, (first, longest), finite, prepare=serving
+            lambda: open_source(source),
+            source.read_timeout_s,
+            (first, longest),
+            finite,
+            prepare=serving,
+            source_id=source.id,
+            max_failures=FILE_SOURCE_MAX_FAILURES if source.kind in ("file", "images") else None,
         )
 
     # ----- signals and the main loop ---------------------------------------------------------
@@ -281,10 +319,11 @@ class Daemon:
         return 0
 
     def _shutdown(self, thread: threading.Thread) -> int:
-        assert self.loop is not None and self.capture is not None
+        assert self.loop is not None
         deadline = time.monotonic() + self.config.daemon.shutdown_timeout_s
         self.notifier.stopping("stopping")
-        self.capture.stop(timeout=min(2.0, self.config.daemon.shutdown_timeout_s / 4))
+        for capture in self.captures:
+            capture.stop(timeout=min(2.0, self.config.daemon.shutdown_timeout_s / 4) / len(self.captures))
         self.loop.stop_event.set()
         thread.join(max(0.0, deadline - time.monotonic() - 1.0))
         if thread.is_alive():
@@ -292,12 +331,15 @@ class Daemon:
         pending = self.handoff.withdraw()
         if pending is not None:
             pending[0].engine.close()
-        if self.rebuilder.running:
-            log.warning("shutdown: rebuild %s abandoned (the serving engine stays current)", self.rebuilder.running)
+        running = self.rebuilder.running  # cancelled at the stop: its end (and its answer) comes before `stopped`
+        if running and not self.rebuilder.stop(max(0.0, deadline - time.monotonic()) / 2):
+            log.warning("shutdown: rebuild %s abandoned (the serving engine stays current)", running)
         if self.sampler is not None:
             self.sampler.stop()
         if self.live is not None:
             self.live.stop()
+        if self.outputs is not None:  # what is queued goes to the publisher before it drains
+            self.outputs.stop(min(2.0, max(0.1, deadline - time.monotonic()) / 4))
         left = max(0.1, deadline - time.monotonic())
         if not self.publisher.wait_drained(left / 2):
             log.warning("shutdown: the outbox is not empty; what is left is sent after the next start")
@@ -340,7 +382,7 @@ class Daemon:
         if name == "telemetry":
             telemetry = self.telemetry()
             self.publisher.publish_telemetry(telemetry.to_json())
-            self._report_capture_trouble()
+            self._report_capture_trouble(telemetry.sources)
             self._report_throttling()
             self._report_live_drift((telemetry.live_checks or {}).get("live_labels") or {})
             self.notifier.status(self._status_line())
@@ -364,11 +406,11 @@ class Daemon:
 
     def _measure(self, name: str, pipeline: Pipeline) -> Dict[str, Any]:
         """Benchmark or check the serving engine (on the inference thread); publish and return the report."""
-        assert self.loop is not None and self.capture is not None
+        assert self.loop is not None and self.captures
         try:
             if name == "benchmark":
                 result = jobs.benchmark(
-                    self.config, pipeline, self.loop.report, self.capture, self.loop.progress, self.sampler
+                    self.config, pipeline, self.loop.report, self.captures, self.loop.progress, self.sampler
                 )
                 result.update(self._accuracy_for_speed(pipeline))
             else:
@@ -384,15 +426,19 @@ class Daemon:
 
     def _accuracy_for_speed(self, pipeline: Pipeline) -> Dict[str, Any]:
         """The accuracy that goes with a benchmark: the last check on the serving engine, or a check
-        run now (and published) when there is none; null with the reason only without a spot-labeled set.
+        run now (and published) when there is none; null with the reason without a usable spot-labeled set.
         The build's gate result rides along, so an INT8 figure always shows what INT8 cost."""
         assert self.loop is not None
         engine_id = self.loop.report.get("cache_key")
         check = self.last_check
-        if (not check or check.get("engine", {}).get("id") != engine_id) and self.config.accuracy.spot_labels:
-            check = self._measure("check", pipeline)
         gate = self.loop.report.get("gate")
         out: Dict[str, Any] = {"gate": gate} if gate else {}
+        if (not check or check.get("engine", {}).get("id") != engine_id) and self.config.accuracy.spot_labels:
+            try:
+                jobs.require_spot_set(self.config, pipeline)  # a broken set: no check, the speed report says why
+                check = self._measure("check", pipeline)
+            except (EdgeAgentError, ImportError) as exc:  # speed never without its accuracy: say why it is missing
+                return dict(out, accuracy=None, accuracy_reason=f"no accuracy for this engine: {exc}")
         if not check or check.get("engine", {}).get("id") != engine_id:
             out.update(
                 accuracy=None,
@@ -434,11 +480,15 @@ class Daemon:
             log.info("live labels: %d dropped label(s) applied", outcome["applied"])
         return outcome
 
-    def _report_capture_trouble(self) -> None:
-        assert self.capture is not None
-        stats = self.capture.stats()
-        events.publish(self.publisher, events.camera_lost(stats, self._reopens_seen))
-        self._reopens_seen = max(self._reopens_seen, stats["reopens"])
+    def _report_capture_trouble(self, sources: List[Dict[str, Any]]) -> None:
+        """Per source: a camera_lost event when it was re-opened since the last telemetry, or gave up."""
+        for stats in sources:
+            seen = self._reopens_seen.get(stats["id"], 0)
+            events.publish(self.publisher, events.camera_lost(stats, seen))
+            self._reopens_seen[stats["id"]] = max(seen, stats["reopens"])
+            if stats["failed"] and stats["id"] not in self._failures_seen:
+                self._failures_seen.append(stats["id"])
+                events.publish(self.publisher, events.source_failed(stats))
 
     def _report_throttling(self) -> None:
         """A throttling event when the state changed over the samples since the last telemetry."""
@@ -475,14 +525,16 @@ class Daemon:
         return outcome["result"]
 
     def telemetry(self) -> TelemetryReport:
-        assert self.loop is not None and self.capture is not None
+        assert self.loop is not None
         return TelemetryReport(
             pipeline=self.loop.stats(),
-            capture=self.capture.stats(),
+            capture=combined_stats(self.captures),
+            sources=[c.stats() for c in self.captures],
             process=ProcessStats.now(),
             watchdog_pings=self.pacer.sent,
             system=jobs.system_telemetry(self.sampler),
             live_checks=self.live.snapshot() if self.live is not None else None,
+            results=self.outputs.stats() if self.outputs is not None else None,
         )
 
     # ----- what the command handlers use (agent.daemon.handlers, on MQTT worker threads) -----
@@ -599,13 +651,16 @@ class Daemon:
         if "logging" in changed:
             logging.getLogger().setLevel(getattr(logging, new.logging.level.upper()))
             applied.append("logging")
-        if ("source" in changed) and self.loop is not None:
-            replacement = self._make_capture(new.source)
-            replacement.start()
-            previous, self.loop.capture = self.loop.capture, replacement
-            self.capture = replacement
-            previous.stop()
-            applied.append("source")
+        if any(k in changed for k in SOURCE_KEYS) and self.loop is not None:
+            replacements = [self._make_capture(source) for source in new.sources]
+            for capture in replacements:
+                capture.start()
+            previous, self.captures = self.captures, replacements
+            self.loop.max_wait_s = new.batching.max_wait_ms / 1000.0
+            self.loop.set_captures(replacements)
+            for capture in previous:
+                capture.stop()
+            applied += [k for k in SOURCE_KEYS if k in changed]
         if any(k in changed for k in REBUILD_KEYS):
             outcome = self.rebuild(new.precision, "configuration changed")
             applied.append(f"rebuild ({outcome['status']})")
@@ -632,8 +687,8 @@ class Daemon:
         }
 
     def _status_line(self) -> str:
-        assert self.loop is not None and self.capture is not None
-        s, c = self.loop.stats(), self.capture.stats()
+        assert self.loop is not None
+        s, c = self.loop.stats(), combined_stats(self.captures)
         line = (
             f"serving {s['engine']}: {s['fps']} fps, p50 {s['latency_ms_p50']} ms, "
             f"{c['dropped']} dropped, {c['reopens']} re-opens"
@@ -656,6 +711,19 @@ def shutdown_overdue(_signum: int, _frame: Any) -> None:
     """SIGALRM after a stop signal: the shutdown overran daemon.shutdown_timeout_s; end the process now."""
     os.write(2, b"edge-agent: shutdown overran daemon.shutdown_timeout_s; exiting without a clean stop\n")
     os._exit(1)
+
+
+def check_sources_at_start(sources: Sequence[SourceConfig]) -> None:
+    """check_source_at_start for each configured source, then a first frame read from each file and
+    image-folder source: one that opens but is not decodable fails now, naming its id and uri."""
+    for source in sources:
+        try:
+            check_source_at_start(source)
+        except InputError as exc:
+            raise InputError(f"source {source.id}: {exc}") from None
+    for source in sources:
+        if source.kind in ("file", "images"):
+            probe_decodable(source)
 
 
 def check_source_at_start(source: SourceConfig) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from agent.engines.identity import served_precision
+from agent.util.cancel import CancelCheck, Cancelled, check, scope
 from agent.util.errors import EdgeAgentError, GateFailed
 from agent.util.fileio import atomic_write_json, quarantine
 
@@ -179,7 +180,12 @@ class Handoff:
 
 
 class Rebuilder:
-    """At most one background rebuild at a time."""
+    """At most one background rebuild at a time.
+
+    A job runs under a cancel scope (agent.util.cancel): ``stop()``, or ``stop_check`` (the daemon's
+    stop flag, set by the daemon) turning true, cancels its build and gate search at the next step;
+    the job then ends with status ``cancelled`` (its result and ``on_done`` as for any other end).
+    """
 
     def __init__(
         self,
@@ -200,6 +206,18 @@ class Rebuilder:
         self._done = threading.Condition(self._lock)
         self.results: Dict[str, Dict[str, Any]] = {}
         self._job: Optional[str] = None
+        self.cancelled = threading.Event()
+        self.stop_check: Optional[CancelCheck] = None
+
+    def stopping(self) -> bool:
+        """Whether jobs are to stop: ``stop()`` was called or ``stop_check`` says so."""
+        return self.cancelled.is_set() or bool(self.stop_check is not None and self.stop_check())
+
+    def stop(self, timeout: float) -> bool:
+        """Cancel the running job and wait up to ``timeout`` s for it to end; True when none runs."""
+        self.cancelled.set()
+        with self._done:
+            return self._done.wait_for(lambda: self._job is None, timeout)
 
     @property
     def running(self) -> Optional[str]:
@@ -214,6 +232,7 @@ class Rebuilder:
         with self._lock:
             if self._job is not None:
                 raise Busy(self._job)
+            check(self.stopping, f"{reason} rebuild")
             self._job = uuid.uuid4().hex[:12]
             job = self._job
         work = produce or (lambda: self.build(precision))
@@ -245,7 +264,11 @@ class Rebuilder:
         started = time.monotonic()
         result: Dict[str, Any] = {"job": job, "requested_precision": precision, "reason": reason}
         try:
-            result.update(self._build_and_swap(work()))
+            with scope(self.stopping):
+                result.update(self._build_and_swap(work()))
+        except Cancelled as exc:
+            log.info("rebuild %s: %s", job, exc)
+            result.update(status="cancelled", error=str(exc))
         except GateFailed as exc:
             result.update(
                 status="rejected", error=str(exc), gate=getattr(exc, "gate", None) or getattr(exc, "report", None)
@@ -269,6 +292,7 @@ class Rebuilder:
         refusal = gate_verdict(report)
         if refusal:
             return {"status": "rejected", "error": refusal, "build": report}
+        check(self.stopping, "rebuild")
         candidate = self.load(report)
         try:
             self.warm_up(candidate)
@@ -276,17 +300,28 @@ class Rebuilder:
             _close(candidate)
             raise
         self.handoff.offer((candidate, report))
-        if not self.handoff.swapped.wait(self.swap_timeout_s):
+        if not self._swapped_in_time():
             taken_back = self.handoff.withdraw()
             if taken_back is not None:
                 _close(taken_back[0])
+                check(self.stopping, "rebuild (before the swap)")
                 return {
                     "status": "failed",
                     "error": f"the inference loop did not take the new engine within {self.swap_timeout_s:g} s",
                     "build": report,
                 }
-            self.handoff.swapped.wait(self.swap_timeout_s)
+            # the loop took it just now, or a shutdown took it back (then it never swaps)
+            if not self.handoff.swapped.wait(1.0 if self.stopping() else self.swap_timeout_s):
+                check(self.stopping, "rebuild (before the swap)")
         return {"status": "swapped", "build": report, "swap": self.handoff.swap_info}
+
+    def _swapped_in_time(self) -> bool:
+        """Wait for the inference loop to take the candidate: False after swap_timeout_s or a stop."""
+        deadline = time.monotonic() + self.swap_timeout_s
+        while not self.handoff.swapped.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if self.stopping() or time.monotonic() >= deadline:
+                return False
+        return True
 
 
 def _close(candidate: Any) -> None:

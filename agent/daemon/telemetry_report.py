@@ -7,7 +7,7 @@ make docs/schemas/telemetry.json.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from agent.util.records import KEEP_NONE, record_json
 
@@ -36,12 +36,15 @@ class TelemetryReport:
     """One telemetry message's body, before the link adds the outbox's state."""
 
     pipeline: Dict[str, Any]  # agent.daemon.loop.InferenceLoop.stats()
-    capture: Dict[str, Any]  # agent.sources.latest.LatestFrameCapture.stats()
+    capture: Dict[str, Any]  # agent.sources.latest.combined_stats(): all sources together
+    sources: List[Dict[str, Any]]  # per source, in config order: LatestFrameCapture.stats() (with its id)
     process: ProcessStats
     watchdog_pings: int
     system: Dict[str, Any]  # agent.daemon.jobs.system_telemetry(): power, temperatures, clocks, load
     # agent.daemon.livechecks.LiveChecks.snapshot(); None (sent as null) before they start
     live_checks: Optional[Dict[str, Any]] = dataclasses.field(metadata=KEEP_NONE)
+    # agent.daemon.snapshots.ResultOutputs.stats(): results published and dropped, snapshots
+    results: Optional[Dict[str, Any]] = None
 
     def to_json(self) -> Dict[str, Any]:
         return record_json(self)

@@ -96,42 +96,87 @@ def find_mosquitto() -> Optional[str]:
     )
 
 
-class Mosquitto:
-    """A private mosquitto on a free loopback port, its files under ``folder``."""
+def find_amqtt() -> Optional[str]:
+    """amqtt's broker command: next to this interpreter (installed in its venv), else on PATH."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "amqtt"
+    return str(beside) if beside.exists() else shutil.which("amqtt")
+
+
+class BrokerProcess:
+    """A broker process on a free loopback port, its configuration and log under ``folder``."""
+
+    conf_name = ""
+    log_name = ""
 
     def __init__(self, binary: str, folder: Path) -> None:
-        import getpass
-
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.port = free_port()
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"log_dest file {folder / 'mosquitto.log'}\n",
-            encoding="utf-8",
-        )
+        self.conf = folder / self.conf_name
+        self.conf.write_text(self.conf_text(), encoding="utf-8")
         self.binary = binary
         self.proc: Optional[subprocess.Popen] = None
 
-    def start(self, timeout: float = 10.0) -> "Mosquitto":
+    def conf_text(self) -> str:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 10.0) -> "BrokerProcess":
         import socket
 
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with open(self.folder / self.log_name, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout:g} s")
+        raise RuntimeError(
+            f"{Path(self.binary).name} did not listen on 127.0.0.1:{self.port} within {timeout:g} s "
+            f"(its log: {self.folder / self.log_name})"
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+
+
+class Mosquitto(BrokerProcess):
+    """A private mosquitto (MQTT 5 and 3.1.1)."""
+
+    conf_name = "mosquitto.conf"
+    log_name = "mosquitto.log"
+
+    def conf_text(self) -> str:
+        import getpass
+
+        # mosquitto.conf(5): listener PORT BIND_ADDRESS, allow_anonymous, log_dest file PATH.
+        return (
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"log_dest file {self.folder / 'mosquitto.log'}\n"
+        )
+
+
+class Amqtt(BrokerProcess):
+    """A private amqtt broker (MQTT 3.1.1 only; PyPI, Python >= 3.10)."""
+
+    conf_name = "amqtt.yaml"
+    log_name = "amqtt.log"
+
+    def conf_text(self) -> str:
+        # The shape of amqtt's own amqtt/scripts/default_broker.yaml (amqtt 0.12.1), on loopback only.
+        return yaml.safe_dump(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            },
+            sort_keys=False,
+        )
 
 
 def live_config(workdir: Path, port: int, protocol: str = "5") -> Path:

@@ -1,5 +1,7 @@
 """The demo's four steps: a private broker, the daemon on the packaged sample, the monitor's table,
-a signed INT8 rebuild swapped in while inference goes on, then SIGTERM and a clean stop."""
+a signed INT8 rebuild swapped in while inference goes on, then SIGTERM and a clean stop. With an
+MQTT 5 broker (mosquitto) a fleet collector keeps every report in a store in the work directory, and
+the demo ends with the command that serves the dashboard on it."""
 
 from __future__ import annotations
 
@@ -9,16 +11,18 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Iterator, Optional, Tuple
 
 from agent.config.load import load_config, read_secret
 from agent.config.sections import Config
 from agent.daemon.swap import EngineState
 from agent.demo import sample as demo
-from agent.demo.minibroker import MiniBroker
+from agent.fleet.collector import Collector
+from agent.fleet.store import open_store
 from agent.mqtt.fleet import monitor, send
-from agent.mqtt.link import settings_from_config
+from agent.mqtt.link import Settings, settings_from_config
 from agent.util.errors import EdgeAgentError, MissingDependency
 
 READY_TIMEOUT_S = 90.0
@@ -26,28 +30,40 @@ REBUILD_WAIT_S = 180.0
 SETTLE_S = 3.0
 
 
+NO_BROKER = (
+    "the demo needs an MQTT broker: install mosquitto (e.g. `sudo apt-get install mosquitto`), or amqtt "
+    "on Python >= 3.10 (`pip install amqtt`, which scripts/demo.sh does when mosquitto is missing)"
+)
+
+
+def choose_broker(choice: str, mosquitto: Optional[str], amqtt: Optional[str]) -> Tuple[str, str]:
+    """(kind, binary) for ``--broker`` ``choice`` (auto, mosquitto or amqtt) from what is installed."""
+    found = {"mosquitto": mosquitto, "amqtt": amqtt}
+    if choice != "auto":
+        if choice not in found:
+            raise ValueError(f"--broker {choice!r}: expected auto, mosquitto or amqtt")
+        binary = found[choice]
+        if binary is None:
+            raise MissingDependency(f"--broker {choice}: {choice} is not installed; " + NO_BROKER)
+        return choice, binary
+    kind = next((k for k in ("mosquitto", "amqtt") if found[k] is not None), None)
+    if kind is None:
+        raise MissingDependency(NO_BROKER)
+    return kind, str(found[kind])
+
+
 def run_demo(workdir_arg: Optional[str], broker_choice: str) -> int:
     """The four steps; returns the exit code (0 when the rebuild and the stop both succeeded)."""
+    kind, binary = choose_broker(broker_choice, demo.find_mosquitto(), demo.find_amqtt())
     workdir = Path(workdir_arg or tempfile.mkdtemp(prefix="edge-agent-demo-")).resolve()
-    binary = demo.find_mosquitto() if broker_choice != "embedded" else None
-    if binary is None and broker_choice == "mosquitto":
-        raise MissingDependency("--broker mosquitto: mosquitto is not installed (apt-get install mosquitto)")
     demo.prepare(workdir)
     _forget_promotions(workdir)
     say = _printer()
-    if binary is not None:
-        broker: Any = demo.Mosquitto(binary, workdir / "broker").start()
-        say(f"demo: files in {workdir}; mosquitto on 127.0.0.1:{broker.port}")
-        protocol = "5"
-    else:
-        broker = MiniBroker().start()
-        say(
-            f"demo: files in {workdir}; mosquitto not found, so a minimal embedded MQTT 3.1.1 broker on "
-            f"127.0.0.1:{broker.port}"
-        )
-        protocol = "3.1.1"
+    broker = (demo.Mosquitto if kind == "mosquitto" else demo.Amqtt)(binary, workdir / "broker").start()
+    protocol = "5" if kind == "mosquitto" else "3.1.1"  # amqtt speaks MQTT 3.1.1 only
+    say(f"demo: files in {workdir}; {kind} on 127.0.0.1:{broker.port} (MQTT {protocol})")
     try:
-        return _show(workdir, demo.live_config(workdir, broker.port, protocol), say)
+        return _show(workdir, demo.live_config(workdir, broker.port, protocol), say, collect=protocol == "5")
     finally:
         broker.stop()
 
@@ -76,9 +92,46 @@ def _wait_for_line(log: Path, text: str, proc: "subprocess.Popen[bytes]", timeou
     return False
 
 
-def _show(workdir: Path, config: Path, say: Callable[[str], None]) -> int:
+@contextmanager
+def _collecting(settings: Settings, cfg: Config, store_path: Path) -> Iterator[None]:
+    """A fleet collector (agent.fleet.collector) storing everything the demo device publishes."""
+    store = open_store(str(store_path))
+    store.migrate()
+    collector = Collector(settings, cfg.fleet, store, client_id="edge-agent-demo-collector")
+    subscribed, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop, lambda _topic: subscribed.set()), daemon=True)
+    thread.start()
+    subscribed.wait(10.0)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(15.0)
+        store.close()
+
+
+def _show(workdir: Path, config: Path, say: Callable[[str], None], collect: bool) -> int:
     cfg = Config.from_node(load_config(str(config)))
     settings = settings_from_config(cfg.mqtt)
+    if not collect:
+        say("demo: no fleet collector (it needs MQTT 5 shared subscriptions; amqtt speaks 3.1.1)")
+        return _tour(workdir, config, cfg, settings, say)
+    store = workdir / "fleet.db"
+    with _collecting(settings, cfg, store):
+        code = _tour(workdir, config, cfg, settings, say)
+    devices = open_store(str(store))
+    try:
+        kept = ", ".join(f"{n} {kind}" for kind, n in sorted(devices.counts().items()) if n)
+    finally:
+        devices.close()
+    say(
+        f"\ndemo: the fleet collector kept the demo device's history in {store} ({kept}); see it with\n"
+        f"  edge-agent fleet serve --store {store}   and open http://127.0.0.1:8080/"
+    )
+    return code
+
+
+def _tour(workdir: Path, config: Path, cfg: Config, settings: Settings, say: Callable[[str], None]) -> int:
     table = demo.TableSink()
     threading.Thread(
         target=monitor, args=(settings, table), kwargs={"duration": READY_TIMEOUT_S + REBUILD_WAIT_S + 60}, daemon=True

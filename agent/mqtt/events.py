@@ -22,3 +22,4 @@ class Event(str, enum.Enum):
     STATE_CORRUPT = "state_corrupt"  # a damaged state file was moved aside and recreated
     STORAGE_FULL = "storage_full"  # messages that could not be stored (disk full) were dropped
     THROTTLING = "throttling"  # the device started (warning) or stopped (info) throttling its clocks
+    OBJECT = "object"  # a tracked class appeared on a source (start) or left it (end, with its duration)

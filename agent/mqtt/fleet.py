@@ -29,6 +29,7 @@ COLUMNS = (
     ("engine", "engine"),
     ("precision", "prec"),
     ("fps", "fps"),
+    ("sources", "sources"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
     ("power_w", "W"),
@@ -68,6 +69,15 @@ def _figure(data: Mapping[str, Any], places: Tuple[Tuple[str, float], ...]) -> O
         if value is not None:
             return value * factor
     return None
+
+
+def sources_cell(sources: Any) -> Optional[str]:
+    """'ok/total' of telemetry's per-source block: a source is ok while it delivers frames (it read
+    some within the last seconds, so it has an fps) and has not given up; None without the block."""
+    if not isinstance(sources, list) or not sources:
+        return None
+    ok = [s for s in sources if isinstance(s, dict) and s.get("fps") is not None and not s.get("failed")]
+    return f"{len(ok)}/{len(sources)}"
 
 
 def _number(value: Any) -> Optional[float]:
@@ -116,6 +126,8 @@ class FleetView:
         elif kind in ("telemetry", "report/benchmark"):
             updates = {column: _figure(data, places) for column, places in _FIGURES.items()}
             row.update({k: v for k, v in updates.items() if v is not None})
+            if kind == "telemetry":
+                row["sources"] = sources_cell(data.get("sources")) or row["sources"]
             if kind == "report/benchmark" and isinstance(data.get("precision"), str):
                 row["precision"] = data["precision"]
         elif kind == "report/accuracy":

@@ -42,6 +42,7 @@ FLAP_COUNT = 3  # ... and this many in a row mean a duplicate client id (MQTT 3.
 OUTBOX_FILE = "outbox.sqlite"
 SEQ_FILE = "mqtt-seq"
 _TRANSIENT_MAX = 1000  # responses and QoS 0 telemetry waiting for a connection
+_LIVE_MAX = 256  # results and snapshots waiting for the publisher thread (kept apart: they never push out responses)
 
 
 class Settings(NamedTuple):
@@ -177,6 +178,7 @@ class DeviceLink:
         self._store_lock = threading.Lock()
         self._acks: Deque[Tuple[int, bool]] = collections.deque()
         self._transient: Deque[_Send] = collections.deque()
+        self._live: Deque[_Send] = collections.deque()
         self._connected = False
         self._connection_events: Deque[bool] = collections.deque()
         self._inflight: Dict[int, Optional[int]] = {}  # paho mid -> outbox row id (None: not stored)
@@ -255,6 +257,30 @@ class DeviceLink:
         self._enqueue(_Send(self.topics.telemetry, payload, self.settings.telemetry_qos, False, None))
         return seq
 
+    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
+        """One source's result on ``results/<source_id>``; its seq, or None when dropped (offline, not stored).
+
+        ``store``: through the outbox like a report (kept during outages); else transient: never stored,
+        dropped and counted (``results_offline``) while the link is down.
+        """
+        topic = self.topics.results(source_id)
+        if store:
+            return self._store("result", topic, body, qos)
+        if not self._connected:
+            self.stats["results_offline"] += 1
+            return None
+        seq = self.seq.next()
+        self._enqueue_live(_Send(topic, encode(envelope("result", self.device_id, seq, body)), qos, False, None))
+        return seq
+
+    def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
+        """A JPEG on ``snapshot/<source_id>``, retained, QoS 0, never stored; False when dropped (offline)."""
+        if not self._connected:
+            self.stats["snapshots_offline"] += 1
+            return False
+        self._enqueue_live(_Send(self.topics.snapshot(source_id), jpeg, 0, True, None))
+        return True
+
     def update_status(self) -> None:
         """Publish the retained status again (call after the engine changed)."""
         self._status_due = True
@@ -316,6 +342,14 @@ class DeviceLink:
                 self._transient.popleft()
                 self.stats["transient_dropped"] += 1
             self._transient.append(item)
+        self._wake.set()
+
+    def _enqueue_live(self, item: _Send) -> None:
+        with self._lock:
+            if len(self._live) >= _LIVE_MAX:
+                self._live.popleft()
+                self.stats["live_dropped"] += 1
+            self._live.append(item)
         self._wake.set()
 
     def _reply(self, response_topic: str, correlation: Optional[bytes]) -> Callable[[Dict[str, Any]], None]:
@@ -428,6 +462,9 @@ class DeviceLink:
                 self._publish_status("online")
                 self._draining = any(row is not None for row in self._inflight.values())
         if not self._connected:
+            with self._lock:  # live data is stale by the time a connection is back
+                self.stats["live_dropped"] += len(self._live)
+                self._live.clear()
             return
         if self._status_due:
             self._status_due = False
@@ -435,6 +472,12 @@ class DeviceLink:
         while True:
             with self._lock:
                 item = self._transient.popleft() if self._transient else None
+            if item is None:
+                break
+            self._send(item, None)
+        while True:
+            with self._lock:
+                item = self._live.popleft() if self._live else None
             if item is None:
                 break
             self._send(item, None)

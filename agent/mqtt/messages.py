@@ -29,6 +29,7 @@ SCHEMA_MAJOR: Dict[str, int] = {
     "calibration": 1,
     "event": 1,
     "response": 1,
+    "result": 1,
 }
 REPORT_KINDS = ("benchmark", "accuracy", "build", "calibration")
 ENVELOPE_KEYS = ("schema", "device_id", "seq", "ts")
@@ -145,6 +146,14 @@ class Topics:
     def command(self, name: str) -> str:
         return f"{self.base}/cmd/{name}"
 
+    def results(self, source_id: str) -> str:
+        """Where one source's inference results go."""
+        return f"{self.base}/results/{topic_segment(source_id, 'source id')}"
+
+    def snapshot(self, source_id: str) -> str:
+        """Where one source's latest snapshot (a JPEG, retained) goes."""
+        return f"{self.base}/snapshot/{topic_segment(source_id, 'source id')}"
+
     def response(self, name: str) -> str:
         return f"{self.base}/cmd/{name}/response"
 
@@ -152,6 +161,13 @@ class Topics:
     def command_filter(self) -> str:
         """What the device subscribes to: every command, not the responses."""
         return f"{self.base}/cmd/+"
+
+
+def topic_segment(value: str, what: str) -> str:
+    """``value`` when it can be one topic level (not empty, no '/', '+', '#' or NUL); ValueError otherwise."""
+    if not value or any(ch in value for ch in "/+#\0"):
+        raise ValueError(f"{what} {value!r} cannot be an MQTT topic level (empty, or has / + # or NUL)")
+    return value
 
 
 def split_topic(prefix: str, topic: str) -> Optional[Tuple[str, str]]:
@@ -169,11 +185,15 @@ class SequenceFile:
     The file holds the first number not yet handed out by any run; each run reserves ``block``
     numbers at a time with an atomic write, so a crash skips at most one block (gaps are allowed,
     repeats never happen) and a busy publisher writes the file once per ``block`` messages.
-    A damaged file (not one integer >= 1) is moved aside (``*.corrupt-<time>``) and numbering goes
-    on from the time in milliseconds since the epoch, above any number a counter reached;
-    ``recovery`` says so. A reservation that cannot be written (disk full) does not stop the
-    numbering: it is written again with the next number until it succeeds (a crash before then
-    may repeat the numbers handed out meanwhile).
+    Numbering never starts below the time in microseconds since the epoch at start (``floor``): a
+    state directory restored from an old backup holds an old number, but every number handed out
+    since is below the clock's microseconds now, as long as the device sent fewer than a million
+    messages a second on average and its clock is not behind the time those were sent
+    (docs/mqtt.md, "Sequence numbers"). A damaged file (not one integer >= 1) is moved aside
+    (``*.corrupt-<time>``) and numbering goes on from the floor; ``recovery`` says so. A
+    reservation that cannot be written (disk full) does not stop the numbering: it is written
+    again with the next number until it succeeds (a crash before then may repeat the numbers
+    handed out meanwhile).
     """
 
     def __init__(self, path: PathLike, block: int = 1000, clock: Callable[[], float] = time.time) -> None:
@@ -183,9 +203,14 @@ class SequenceFile:
         self._lock = threading.Lock()
         self.recovery: Optional[Dict[str, Any]] = None
         self._unsaved = False
-        self._next = self._read()
+        self._next = max(self._read(), self.floor())
         self._reserved = self._next
         self._reserve()
+
+    def floor(self) -> int:
+        """The lowest number a run may start at: the clock's microseconds since the epoch (about
+        1.8e15 now; JSON numbers stay exact integers below 2**53, about 9e15, until the year 2255)."""
+        return int(self._clock() * 1_000_000)
 
     def _read(self) -> int:
         try:
@@ -196,7 +221,7 @@ class SequenceFile:
             return _parse_next(raw)
         except ValueError as exc:
             moved = quarantine(self.path, self._clock())
-            restart = int(self._clock() * 1000)
+            restart = self.floor()
             self.recovery = {"file": str(self.path), "moved_to": str(moved), "reason": str(exc), "next": restart}
             log.error("sequence file %s: %s; moved to %s, numbering goes on from %d", self.path, exc, moved, restart)
             return restart

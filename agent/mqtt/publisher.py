@@ -30,6 +30,12 @@ class Publisher(Protocol):
 
     def publish_telemetry(self, body: Dict[str, Any]) -> int: ...
 
+    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
+        """One source's inference result; None when it was dropped (transient and offline)."""
+
+    def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
+        """One source's latest snapshot (retained, transient); False when it was dropped."""
+
     def update_status(self) -> None:
         """Publish the status again (after the engine changed)."""
 
@@ -41,7 +47,7 @@ class Publisher(Protocol):
 
 
 class LogPublisher:
-    """Reports, events, telemetry and status as JSON log lines (mqtt.enabled: false)."""
+    """Reports, events, telemetry and status as JSON log lines (mqtt.enabled: false); results at debug level."""
 
     def __init__(self, status_fields: StatusFields) -> None:
         self.status_fields = status_fields
@@ -61,6 +67,16 @@ class LogPublisher:
 
     def publish_telemetry(self, body: Dict[str, Any]) -> int:
         return self._emit("telemetry", body)
+
+    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
+        self.seq += 1
+        if log.isEnabledFor(logging.DEBUG):  # every frame: at debug level only, and only encoded then
+            log.debug("result %s: %s", source_id, json.dumps(body, default=str, sort_keys=True))
+        return self.seq
+
+    def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
+        log.debug("snapshot %s: %d bytes of JPEG", source_id, len(jpeg))
+        return True
 
     def update_status(self) -> None:
         self._emit("status online", self.status_fields())

@@ -7,7 +7,7 @@ import abc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class Frame:
     index: int  # position in the source's stream, counting from 0
     timestamp: float  # time.monotonic() when it was read
     origin: str  # file name, or the source's uri
+    source_id: str = ""  # the configured source's id (set by the capture)
+    wall_time: float = 0.0  # time.time() when it was read (set by the capture)
 
 
 class Source(abc.ABC):
@@ -50,6 +52,33 @@ class Source(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RoundRobinSource(Source):
+    """Frames from several sources in turn, each tagged with its id; a source that ends leaves the turn.
+    Ends when all of them have (pipeline-mode benchmarks over every configured source)."""
+
+    def __init__(self, sources: Sequence[Source], ids: Sequence[str]) -> None:
+        self.sources = list(zip(ids, sources))
+        self.uri = ", ".join(source.uri for source in sources)
+        self.turn = 0
+
+    def read(self) -> Optional[Frame]:
+        while self.sources:
+            self.turn %= len(self.sources)
+            source_id, source = self.sources[self.turn]
+            frame = source.read()
+            if frame is None:
+                self.sources.pop(self.turn)
+                continue
+            self.turn += 1
+            frame.source_id = source_id
+            return frame
+        return None
+
+    def close(self) -> None:
+        for _, source in self.sources:
+            source.close()
 
 
 def list_images(folder: str) -> List[Path]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from agent.config.sections import SourceConfig
 from agent.sources.cameras import gstreamer_in_build, open_camera
 from agent.sources.decode import DEMUXERS, decoder_for, nvv4l2_file_pipeline
 from agent.sources.files import ImageFolderSource, VideoFileSource
-from agent.sources.frames import Source
+from agent.sources.frames import RoundRobinSource, Source
 from agent.util.errors import InputError
 
 
@@ -21,6 +21,34 @@ def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None) -> Source
     if kind == "file":
         return VideoFileSource(source_cfg.uri, looping, source_cfg.fps, file_pipeline(source_cfg))
     return open_camera(source_cfg)
+
+
+def open_sources(sources: Sequence[SourceConfig], loop: Optional[bool] = None) -> Source:
+    """Every configured source, read in turn (one source: that source itself)."""
+    if len(sources) == 1:
+        return open_source(sources[0], loop)
+    opened: List[Source] = []
+    try:
+        for source_cfg in sources:
+            opened.append(open_source(source_cfg, loop))
+    except BaseException:
+        for source in opened:
+            source.close()
+        raise
+    return RoundRobinSource(opened, [s.id for s in sources])
+
+
+def probe_decodable(source_cfg: SourceConfig) -> None:
+    """Open a file or image-folder source and read its first frame; InputError naming the source's id
+    and uri when it is not decodable (a text file named .mp4, a folder of files that are no images)."""
+    where = f"source {source_cfg.id} ({source_cfg.uri})"
+    try:
+        with open_source(source_cfg, loop=False) as source:
+            frame = source.read()
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if frame is None:
+        raise InputError(f"{where}: opens but gives no frame (not decodable video)")
 
 
 def file_pipeline(source_cfg: SourceConfig) -> Optional[str]:

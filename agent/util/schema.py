@@ -44,6 +44,7 @@ class Field:
         choices: Optional[Sequence[Any]] = None,
         item: Optional["Field"] = None,
         length: Optional[int] = None,
+        sections: Optional["Schema"] = None,
     ) -> None:
         if kind not in _TYPE_WORDS:
             raise ValueError(f"unknown field kind {kind!r}")
@@ -56,6 +57,7 @@ class Field:
         self.choices = list(choices) if choices is not None else None
         self.item = item
         self.length = length
+        self.sections = sections  # a list whose items are sections of this schema (``sources[2].uri``)
 
     def expectation(self) -> str:
         """'an integer 1-65535', 'one of fp32, fp16', 'a list of 2 items, each an integer >= 1'"""
@@ -66,6 +68,7 @@ class Field:
             if self.kind == "list":
                 count = f"{self.length} " if self.length else ""
                 each = f", each {self.item.expectation()}" if self.item is not None else ""
+                each = ", each a mapping" if self.sections is not None else each
                 return f"a list of {count}items{each}" + (" or null" if self.nullable else "")
             if self.minimum is not None and self.maximum is not None:
                 words += f" {_num(self.minimum)}-{_num(self.maximum)}"
@@ -123,6 +126,12 @@ class Field:
     def _check_list(self, value: Any, path: str, errors: List[str]) -> Any:
         if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
             return self._fail(value, path, errors)
+        if self.sections is not None:
+            for i, v in enumerate(value):
+                if not isinstance(v, dict):
+                    errors.append(f"{path}[{i}]: expected a mapping, got {show(v)}")
+            items = [v for v in enumerate(value) if isinstance(v[1], dict)]
+            return [_validate_section(self.sections, v, f"{path}[{i}]", errors) for i, v in items]
         if self.item is None:
             return list(value)
         return [self.item.check(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]

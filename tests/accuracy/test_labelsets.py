@@ -47,13 +47,14 @@ def test_csv_manifest_with_header_and_bad_rows(tmp_path: Path) -> None:
 
 def test_jsonl_manifest(tmp_path: Path) -> None:
     image(tmp_path / "a.png")
+    image(tmp_path / "b.png")
     manifest = tmp_path / "set.jsonl"
     lines = [
         '{"path": "a.png", "label": "dog"}',
         "{not json",
         '{"path": "a.png"}',
         '{"path": "a.png", "label": 5}',
-        '{"path": "a.png", "label": 0}',
+        '{"path": "b.png", "label": 0}',
     ]
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     found = load_jsonl(str(manifest), LABELS)

@@ -13,10 +13,9 @@ from typing import Any, Dict, List, Mapping, Tuple
 import numpy as np
 import pytest
 
-from agent.backends.base import Arrays, Engine, StageTimes
+from agent.backends.base import Arrays, Engine, HookedEngine, StageTimes
 from agent.build import engine as building
 from agent.config.sections import Config
-from agent.daemon.loop import ProgressEngine
 from agent.daemon.swap import Busy, Handoff, Rebuilder
 from agent.model.preprocess import make_batch
 
@@ -56,7 +55,7 @@ class SplitStages(Engine):
 def test_progress_engine_passes_the_stage_split_through(demo_config, make_pipeline):
     pipeline, _ = make_pipeline(demo_config)
     ticks: List[float] = []
-    wrapped = ProgressEngine(SplitStages(pipeline.engine), lambda: ticks.append(time.monotonic()))
+    wrapped = HookedEngine(SplitStages(pipeline.engine), after=lambda: ticks.append(time.monotonic()))
     spec = pipeline.model.spec
     feeds = {spec.name: make_batch([np.full((spec.height, spec.width, 3), 128, dtype=np.uint8)], spec)[0]}
     outputs, stages = wrapped.infer_timed(feeds)

@@ -21,7 +21,19 @@ def test_the_telemetry_of_a_real_run_is_valid_on_the_wire(demo_dir, tmp_path):
     report = daemon.telemetry()
     assert isinstance(report, TelemetryReport) and report.pipeline["inferences"] == 5
     body = report.to_json()
-    assert list(body) == ["pipeline", "capture", "process", "watchdog_pings", "system", "live_checks"]
+    assert list(body) == [
+        "pipeline",
+        "capture",
+        "sources",
+        "process",
+        "watchdog_pings",
+        "system",
+        "live_checks",
+        "results",
+    ]
+    (source,) = body["sources"]  # a lone source is the one-item list, id "default"
+    assert source["id"] == "default" and source["frames_read"] >= 5 and source["failed"] is False
+    assert source["frame_age_ms_p50"] is not None and source["frame_age_ms_p99"] >= source["frame_age_ms_p50"]
     assert list(body["process"]) == ["rss_mb", "open_fds", "threads"]
 
     outbox = Outbox(tmp_path / "outbox.sqlite", Bounds(1000, 10**7, 1e6))
@@ -36,6 +48,7 @@ def test_the_telemetry_of_a_real_run_is_valid_on_the_wire(demo_dir, tmp_path):
     errors = [e.message for e in validator("telemetry").iter_errors(payload)]
     assert not errors, errors
     assert payload["pipeline"] == body["pipeline"] and payload["live_checks"] == body["live_checks"]
+    assert payload["sources"] == body["sources"]
 
 
 def test_process_stats_read_this_process():

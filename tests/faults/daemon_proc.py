@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -19,8 +20,9 @@ DEVICE = "fault-device"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(work: Path, demo_dir: Path, port: int, **sections: Dict[str, Any]) -> Path:
-    """The demo configuration with its state under ``work/state``, MQTT on ``port``, fast telemetry."""
+def write_config(work: Path, demo_dir: Path, port: int, **sections: Any) -> Path:
+    """The demo configuration with its state under ``work/state``, MQTT on ``port``, fast telemetry;
+    ``sections``: values merged into a section (a dict) or set as they are (e.g. ``precision="int8"``)."""
     data = yaml.safe_load((demo_dir / "demo.yaml").read_text())
     data["device"]["id"] = DEVICE
     data["source"].update(uri=str(demo_dir / "stream.avi"), loop=True, fps=30.0)
@@ -30,7 +32,10 @@ def write_config(work: Path, demo_dir: Path, port: int, **sections: Dict[str, An
     data["commands"] = {"enabled": False}
     data["schedules"] = {"telemetry_s": 0.5, "benchmark_s": 0.0, "check_s": 0.0}
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(name, {}).update(values)
+        else:
+            data[name] = values
     config = work / "agent.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     return config
@@ -69,6 +74,13 @@ class AgentProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        """Until ``text`` is in the log; fails (with the log's end) if the daemon exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            assert self.alive() and time.monotonic() < deadline, f"no {text!r}: {self.log[-3000:]}"
+            time.sleep(0.05)
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -85,3 +97,29 @@ def stop_all() -> None:
     """Stop every daemon a test started, even when the test failed half-way."""
     while AgentProcess.started:
         AgentProcess.started.pop().stop(timeout=15.0)
+
+
+def signing_key(work: Path) -> Path:
+    """An HMAC command key file (mode 0600) for ``commands.key_file``."""
+    key = work / "command.key"
+    key.write_text("fault-signing-key-0123456789\n")
+    key.chmod(0o600)
+    return key
+
+
+def send_command(config: Path, *command: str, wait: float = 60.0) -> "subprocess.Popen[str]":
+    """``edge-agent send DEVICE command... --json`` started in the background; its stdout is the answers."""
+    args = [sys.executable, "-m", "agent", "send", DEVICE, *command, "-c", str(config), "--json", "--wait", str(wait)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+
+
+def answers_of(sender: "subprocess.Popen[str]", timeout: float) -> List[Dict[str, Any]]:
+    """Every JSON answer ``send_command`` printed, once it ended (killed after ``timeout``)."""
+    import json
+
+    try:
+        out, _ = sender.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sender.kill()
+        out, _ = sender.communicate()
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]

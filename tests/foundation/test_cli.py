@@ -68,6 +68,9 @@ def subcommand_names() -> List[List[str]]:
         ["telemetry"],
         ["monitor"],
         ["send"],
+        ["keygen"],
+        ["fleet", "collect"],
+        ["fleet", "serve"],
         ["config", "check"],
         ["demo"],
     ]
@@ -80,7 +83,7 @@ def test_help_everywhere(words: List[str]) -> None:
 
 
 def test_every_registered_subcommand_is_covered() -> None:
-    assert len(SUBCOMMANDS) == 10
+    assert len(SUBCOMMANDS) == 11
     usage = cli("--help", check=True).stdout
     for words in subcommand_names():
         assert words[0] in usage

@@ -19,6 +19,8 @@ KINDS = {"int": int, "float": float, "bool": bool, "str": str}
 
 def expected_type(field: Field) -> Any:
     """The Python type a view field of this schema field has (before nullability)."""
+    if field.kind == "list" and field.sections is not None:
+        return List[SourceConfig]  # the one list of sections: sources
     if field.kind == "list":
         return List[expected_type(field.item) if field.item else Any]  # type: ignore[misc]
     if field.kind == "map":

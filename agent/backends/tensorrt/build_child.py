@@ -25,10 +25,13 @@ from agent.backends.tensorrt.calibrator import make_calibrator
 from agent.backends.tensorrt.compat import features, plan_build, platform_notes
 from agent.backends.tensorrt.cuda import CudaLayer
 from agent.backends.tensorrt.fp16 import convert_to_fp16
+from agent.util.cancel import Cancelled, ambient
 from agent.util.errors import EdgeAgentError, InputError
 from agent.util.fileio import atomic_write_bytes, atomic_write_json, read_if_present
+from agent.util.processes import wait_unless
 
 MAX_LOG_LINES = 2000
+CANCELLED = "cancelled"
 
 
 class BuildFailed(EdgeAgentError):
@@ -374,30 +377,35 @@ def run_isolated(
                 start_new_session=True,
             )
         watched = psutil.Process(child.pid)
-        started, reason, peak = time.monotonic(), None, 0.0
-        while child.poll() is None:
+        started, peak, cancel = time.monotonic(), [0.0], ambient()  # a cancelled build stops the child too
+
+        def stop_reason() -> Optional[str]:
             try:
-                peak = max(peak, _tree_rss_mb(watched))
+                peak[0] = max(peak[0], _tree_rss_mb(watched))
             except psutil.Error:
                 pass
-            if memory_limit_mb and peak > memory_limit_mb:
-                reason = f"the build used {peak:.0f} MiB, over build_memory_limit_mb={memory_limit_mb:g}; stopped"
-            elif time.monotonic() - started > timeout_s:
-                reason = f"the build ran over build_timeout_s={timeout_s:g} s; stopped"
-            if reason:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-                raise BuildFailed(f"TensorRT build failed: {reason}")
-            time.sleep(poll_s)
+            if cancel is not None and cancel():
+                return CANCELLED
+            if memory_limit_mb and peak[0] > memory_limit_mb:
+                return f"the build used {peak[0]:.0f} MiB, over build_memory_limit_mb={memory_limit_mb:g}; stopped"
+            if time.monotonic() - started > timeout_s:
+                return f"the build ran over build_timeout_s={timeout_s:g} s; stopped"
+            return None
+
+        reason = wait_unless(child, stop_reason, poll_s)
+        if reason == CANCELLED:
+            raise Cancelled("TensorRT build: cancelled (a stop was asked for); the build process was stopped")
+        if reason:
+            raise BuildFailed(f"TensorRT build failed: {reason}")
         if os.path.isfile(result_path):
             with open(result_path, encoding="utf-8") as handle:
                 result = json.load(handle)
             if result["ok"]:
-                result.setdefault("details", {})["peak_rss_mb"] = round(peak, 1)
+                result.setdefault("details", {})["peak_rss_mb"] = round(peak[0], 1)
                 return result
             raise (InputError if result.get("input_error") else BuildFailed)(result["error"])
-        with open(err_path, "rb") as handle:
-            tail = handle.read()[-600:].decode("utf-8", "replace").strip()
+        with open(err_path, "rb") as err:
+            tail = err.read()[-600:].decode("utf-8", "replace").strip()
         raise BuildFailed(
             f"TensorRT build failed: {_describe_exit(child.returncode)}" + (f"; stderr: {tail}" if tail else "")
         )
