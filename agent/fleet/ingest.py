@@ -33,8 +33,8 @@ def topic_kind(rest: str) -> Optional[str]:
     head, _, tail = rest.partition("/")
     if head == "report" and tail in REPORT_KINDS:
         return tail
-    parts = rest.split("/")
-    if len(parts) == 3 and parts[0] == "cmd" and parts[2] == "response":
+    parts = rest.split("/")  # cmd/<name>/response, or a sender's own reply topic cmd/<name>/response/<client id>
+    if len(parts) in (3, 4) and parts[0] == "cmd" and parts[2] == "response" and all(parts):
         return "response"
     return None
 

@@ -45,6 +45,8 @@ def test_demo_swaps_to_int8_live_and_exits_0(tmp_path, broker):
             assert set(kinds) == {"demo-device"}
             assert len(store.series("demo-device", "telemetry")) >= 2
             assert store.latest("demo-device", "build") is not None and store.latest("demo-device", "status")
+            assert store.latest("demo-device", "response") is not None  # `send`'s answers, on its reply topic
+            assert store.counts()["quarantined"] == 0
         finally:
             store.close()
     else:

@@ -30,6 +30,7 @@ def _payload(kind: str, seq: int = 5, device: str = "cam1", **body: Any) -> Dict
         (T.report("build"), "build"),
         (T.report("calibration"), "calibration"),
         (T.response("rebuild"), "response"),
+        (T.response("rebuild") + "/edge-agent-send-6e49963c8815", "response"),  # `send`'s own reply topic
     ],
 )
 def test_every_device_kind_becomes_a_row(topic: str, kind: str) -> None:
