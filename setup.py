@@ -54,7 +54,7 @@ setup(
             "jsonschema>=4.18",
             "pycocotools",  # the reference that detection AP is checked against
             "matplotlib",
-            "prometheus_client",  # the dashboard's /metrics, read back by its own parser
+            "prometheus_client>=0.12",  # the dashboard's /metrics, read back by its own parser
             "psycopg[binary]>=3.1",  # the fleet store on PostgreSQL (tests/fleet, a private cluster)
             "selenium",  # the dashboard in Debian's headless chromium (tests/fleet/test_browser.py)
             'amqtt; python_version >= "3.10"',  # the demo's broker without mosquitto (tests/daemon/test_demo.py)

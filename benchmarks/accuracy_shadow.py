@@ -56,7 +56,7 @@ def measure(rounds: int, round_s: float) -> Dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     cfg = Config.from_node(load_config(str(demo.prepare(workdir)), ["backend.onnxruntime.intra_op_threads=1"]))
     run = building.open_engine(cfg)
-    checks = [accuracy.run_check(cfg, run).duration_s for _ in range(3)]
+    checks = [accuracy.run_check(cfg, run).duration_s or 0.0 for _ in range(3)]  # run_check sets duration_s
     images, _ = demo.lfw_crops()
     frames = [Frame(np.repeat(im[:, :, None], 3, axis=2), i, 0.0, "lfw") for i, im in enumerate(images)]
     shadows = {
@@ -95,12 +95,14 @@ def measure(rounds: int, round_s: float) -> Dict[str, Any]:
             if shadow is not None:
                 shadow.stop()
     base = per_round["none"]
+    idle = {"handled": 0, "agreement": None}
+    snapshots = {name: shadow.snapshot() if shadow is not None else idle for name, shadow in shadows.items()}
     loops = {
         name: {
             "loop_fps": round(statistics.median(values), 1),
             "vs_none": round(statistics.median([v / b for v, b in zip(values, base)]), 3),
-            "shadow_evaluated": shadows[name].snapshot()["handled"] if shadows[name] else 0,
-            "shadow_agreement": shadows[name].snapshot()["agreement"] if shadows[name] else None,
+            "shadow_evaluated": snapshots[name]["handled"],
+            "shadow_agreement": snapshots[name]["agreement"],
         }
         for name, values in per_round.items()
     }

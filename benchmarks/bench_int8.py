@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Union
 
 import numpy as np
 
@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from agent.backends.base import BuildRequest  # noqa: E402
 from agent.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from agent.engines.report import BuildReport  # noqa: E402
 from agent.model.info import InputSpec  # noqa: E402
 from agent.model.preprocess import make_batch  # noqa: E402
 from agent.util import packaged  # noqa: E402
@@ -44,7 +45,7 @@ ORT_OPTIONS = {
     "graph_optimization": "all",
     "providers": ["CPUExecutionProvider"],
 }
-IMAGENET = {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+IMAGENET: Dict[str, Any] = {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 PPOCR_DET = "pkg:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 
 
@@ -128,17 +129,23 @@ def bench_resnet(workdir: Path, rounds: int) -> Dict[str, Any]:
     }
 
 
-def _demo_confusion(cfg: Any, report: Dict[str, Any]) -> List[List[int]]:
+def _demo_confusion(cfg: Any, report: Union[BuildReport, Dict[str, Any]]) -> List[List[int]]:
     from agent.accuracy.labelsets import load_folders
     from agent.accuracy.metrics import confusion_matrix
     from agent.build.engine import load_built
     from agent.model.pipeline import Pipeline, make_decoder
     from agent.sources.frames import Frame, read_image
 
+    def _image(path: str) -> np.ndarray:
+        image = read_image(Path(path))
+        if image is None:
+            raise RuntimeError(f"{path}: not a readable image")
+        return image
+
     engine, model = load_built(cfg, report)
     pipeline = Pipeline(engine, model, make_decoder(cfg.model, model))
     labeled = load_folders(cfg.accuracy.spot_labels, model.labels)
-    frames = [Frame(read_image(Path(p)), i, 0.0, p) for i, (p, _) in enumerate(labeled.items)]
+    frames = [Frame(_image(p), i, 0.0, p) for i, (p, _) in enumerate(labeled.items)]
     predicted = [r["predicted"] for r in pipeline.infer_frames(frames)]
     matrix = confusion_matrix([t for _, t in labeled.items], predicted, len(model.labels))
     face, non_face = model.labels.index("face"), model.labels.index("non_face")
@@ -236,6 +243,7 @@ def bench_ppocr(workdir: Path, rounds: int, size: int = 640, threshold: float = 
         )
         result["measured"] = "the INT8 candidate closest to FP32, which the gate refused"
     cal_set = current_set(cfg.paths.calibration_dir)
+    assert cal_set is not None  # the build above calibrated
     images = cal_set.images()
     _, holdout = cal_set.split(cfg.calibration.holdout_fraction)
     held = [images[i] for i in holdout]

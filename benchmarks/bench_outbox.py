@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, List, Set
 
 from benchmarks.report import output_options, publish
 
@@ -54,7 +54,7 @@ def _link(state: Path, port: int) -> DeviceLink:
     return DeviceLink(settings, "bench", Outbox(state / "outbox.sqlite", BOUNDS), SequenceFile(state / "seq"))
 
 
-def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -84,7 +84,14 @@ def replay_run(workdir: Path, count: int) -> Dict[str, float]:
         text=True,
     )
     seqs: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=lambda: [seqs.put(line) for line in sub.stdout], daemon=True).start()  # type: ignore[union-attr]
+    lines = sub.stdout
+    assert lines is not None
+
+    def forward() -> None:
+        for line in lines:
+            seqs.put(line)
+
+    threading.Thread(target=forward, daemon=True).start()
     time.sleep(0.5)
     broker.stop()
     link = _link(workdir / "state", broker.port)
@@ -97,7 +104,7 @@ def replay_run(workdir: Path, count: int) -> Dict[str, float]:
     started = time.perf_counter()
     _wait(lambda: link.outbox.count == 0, 120, "the outbox to empty")
     elapsed = time.perf_counter() - started
-    received = set()
+    received: Set[str] = set()
     deadline = time.monotonic() + 30
     while len(received) < count and time.monotonic() < deadline:
         try:
@@ -120,7 +127,7 @@ def latency_run(workdir: Path, n: int, interval_s: float) -> Dict[str, List[floa
     done = threading.Event()
     subscriber = make_client(Settings("127.0.0.1", broker.port), "bench-latency-sub")
 
-    def on_message(client, userdata, message):  # type: ignore[no-untyped-def]
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
         seq = int(message.payload.split(b'"seq":', 1)[1].split(b",", 1)[0])
         arrived[seq] = time.perf_counter()
         if len(arrived) >= n:

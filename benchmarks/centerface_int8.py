@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def run(workdir: Path, rounds: int) -> Dict[str, Any]:
         int8 = EngineRun(Pipeline(engine, model, make_decoder(config.model, model)), EngineIdentity.of(report))
         result["int8"] = accuracy_of(config, int8)
         engines["int8"] = engine
-    image = cv2.imread(str(FACES / SPOT_FILES[0]))
+    image = cast(np.ndarray, cv2.imread(str(FACES / SPOT_FILES[0])))  # a packaged photo
     batch, _ = make_batch([image], fp32.pipeline.model.spec)
     result["speed"] = interleaved(engines, {fp32.pipeline.model.spec.name: batch}, rounds=rounds)
     return result

@@ -85,19 +85,23 @@ def gaps(times: List[float], windows: List[Tuple[str, float, float]], bound_ms: 
     return {k: round(v, 1) for k, v in longest.items()}
 
 
-def accounting(received: Set[int], dropped: int) -> Dict[str, int]:
-    """Numbered (first to last seq received) vs received vs counted dropped; ``uncounted`` is
-    what went missing beyond the daemon's own count."""
+def accounting(received: Set[int], dropped: int, wills: int, wills_received: Set[int]) -> Dict[str, int]:
+    """Numbered (the start-up will, the run's lowest seq, to the last seq received) vs received vs
+    counted dropped vs ``offline`` wills numbered but never published (``wills`` the daemon numbered,
+    telemetry's ``wills_numbered``, less those received); ``uncounted`` is what none of them explains."""
     if not received:
-        return {"numbered": 0, "received": 0, "missing": 0, "dropped": dropped, "uncounted": 0}
-    numbered = max(received) - min(received) + 1
+        return {"numbered": 0, "received": 0, "missing": 0, "dropped": dropped, "wills_unsent": 0, "uncounted": 0}
+    first = min(received) - (0 if min(received) in wills_received else 1)  # the start-up will, received or not
+    numbered = max(received) - first + 1
     missing = numbered - len(received)
+    unsent = wills - len(wills_received)
     return {
         "numbered": numbered,
         "received": len(received),
         "missing": missing,
         "dropped": dropped,
-        "uncounted": max(0, missing - dropped),
+        "wills_unsent": unsent,
+        "uncounted": missing - dropped - unsent,
     }
 
 
@@ -130,6 +134,8 @@ class Watcher:
         self.seqs: Set[int] = set()
         self.kinds: Dict[int, str] = {}
         self.dropped = 0
+        self.wills = 0  # telemetry's wills_numbered
+        self.wills_received: Set[int] = set()  # seqs of the offline statuses received
         self.events: List[str] = []
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="fault-soak-watcher", protocol=paho.MQTTv5)
         self.client.reconnect_delay_set(1, 2)
@@ -150,6 +156,9 @@ class Watcher:
             self.kinds[body["seq"]] = message.topic.rsplit("/", 1)[-1]
         if message.topic.endswith("/telemetry"):
             self.dropped = max(self.dropped, int(body.get("dropped") or 0))
+            self.wills = max(self.wills, int(body.get("wills_numbered") or 0))
+        if message.topic.endswith("/status") and body.get("state") == "offline":
+            self.wills_received.add(body["seq"])
         if message.topic.endswith("/event"):
             self.events.append(str(body.get("event")))
 
@@ -292,7 +301,7 @@ def soak(workdir: Path, minutes: float, progress: Callable[[str], None]) -> Dict
         results = [t for t in rig.results if t >= started]
     finally:
         rig.close()
-    counts = accounting(rig.watcher.seqs, rig.watcher.dropped)
+    counts = accounting(rig.watcher.seqs, rig.watcher.dropped, rig.watcher.wills, rig.watcher.wills_received)
     kinds = rig.watcher.kinds
     missing = sorted(set(range(min(kinds, default=0), max(kinds, default=0) + 1)) - set(kinds))
     return {
@@ -336,34 +345,31 @@ def markdown(r: Dict[str, Any], note: str) -> str:
             "process). Gaps are",
             "between consecutive `--json` result lines as they arrive; a fault's window is its duration plus "
             f"{GRACE_S:g} s. Messages: seqs",
-            "numbered (first to last received) vs received by a QoS 1 persistent subscriber vs the daemon's own "
-            "`dropped` count."
+            "numbered (the start-up will to the last received) vs received by a QoS 1 persistent subscriber vs the "
+            "daemon's own `dropped` count vs `offline` wills numbered (telemetry `wills_numbered`) but never sent."
             + (f" A short run ({r['minutes']:g} min), not the 30-minute soak." if r["minutes"] < 30 else ""),
             f"Load: {note}" if note else "",
             "",
             "| faults | longest gap outside faults ms (bound) | longest gap inside, per fault ms | inferences (fps) "
-            "| seqs numbered / received / missing / counted dropped / uncounted | daemon exited | exit code, stop s "
+            "| seqs numbered / received / missing / counted dropped / unsent wills / uncounted "
+            "| daemon exited | exit code, stop s "
             "| RSS start / end / max MB | fds min-max |",
             "|---|---|---|---|---|---|---|---|---|",
             f"| {faults} | {gap['outside']} at {gap['outside_at_s']:g} s ({r['max_swap_gap_ms']:g}, {verdict}; "
             f"{gap['outside_over_bound']:g} over) | {inside} "
             f"| {r['inferences']} ({r['fps']}) "
-            f"| {m['numbered']} / {m['received']} / {m['missing']} / {m['dropped']} / {m['uncounted']} "
+            f"| {m['numbered']} / {m['received']} / {m['missing']} / {m['dropped']} / {m['wills_unsent']} "
+            f"/ {m['uncounted']} "
             f"| {'no' if r['exited_during_s'] is None else 'at %.0f s' % r['exited_during_s']} "
             f"| {r['exit_code']}, {r['stop_s']} "
             f"| {r['rss_mb_start']} / {r['rss_mb_end']} / {r['rss_mb_max']} | {r['fds_min']}-{r['fds_max']} |",
             "",
             f"Events seen: storage_full x{r['storage_full_events']}, config_rejected x{r['config_rejected_events']}. "
             "Missing seqs (the kinds received either side): " + ("; ".join(r["missing_between"]) or "none") + ".",
-            "A missing seq is not always a lost message: the link numbers the `offline` will it registers at each "
-            "(re)connect (agent/mqtt/link.py `_set_will`),",
-            "which a clean broker restart never publishes."
-            + (
-                " The longest outside gap began at the first result after `ready:`: the start-up baseline is "
-                "recorded on the inference thread then."
-                if gap["outside_at_s"] < 2.0
-                else ""
-            ),
+            "A missing seq is not always a lost message: the link numbers the `offline` will it registers at start and "
+            "each reconnect (agent/mqtt/link.py `_set_will`),",
+            "which the broker publishes only when the connection ends without a DISCONNECT (never after a clean "
+            "stop): the others are the unsent wills.",
         ]
     )
 

@@ -275,8 +275,8 @@ def drain(workdir: Path, port: int, store_url: str, collectors: int, backlog: in
     total = sum(published(workdir).values())
     collectors_up = [start_collector(port, store_url, cid, workdir / "collector.log", group) for cid in ids]
     seconds = wait_rows(store_url, total, 300)
-    for proc in collectors_up:
-        stop(proc)
+    for collector in collectors_up:
+        stop(collector)
     store = open_store(store_url)
     ((stored, first, last),) = store._run("SELECT COUNT(*), MIN(received), MAX(received) FROM messages")
     store.close()
@@ -359,7 +359,7 @@ def measure(workdir: Path, args: argparse.Namespace) -> Dict[str, Any]:
             pg = postgres.Postgres().start()
         stores = {"sqlite": lambda name: f"sqlite:///{workdir / (name + '.sqlite')}"}
         if pg is not None:
-            stores["postgresql"] = lambda name: pg.new_database()  # type: ignore[union-attr]
+            stores["postgresql"] = lambda name: pg.new_database()
         for dialect, make in stores.items():
             for n in (1, 2):
                 url = make(f"drain{n}")

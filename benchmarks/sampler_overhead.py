@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from agent.telemetry.monitor import Telemetry
 from agent.telemetry.sampler import Sampler
@@ -29,7 +29,7 @@ def cpu_seconds() -> float:
     return time.process_time()  # CLOCK_PROCESS_CPUTIME_ID: every thread, user + system, ns resolution
 
 
-def phase(seconds: float, telemetry: Telemetry = None) -> Dict[str, float]:  # type: ignore[assignment]
+def phase(seconds: float, telemetry: Optional[Telemetry] = None) -> Dict[str, float]:
     sampler = Sampler(telemetry, RATE_HZ) if telemetry is not None else None
     cpu0, wall0 = cpu_seconds(), time.monotonic()
     if sampler is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 import numpy as np
 import yaml
@@ -42,7 +42,8 @@ def glyph_set(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     rows = ["<dataset><images>"]
     for photo_path, text in zip(sorted(FACES.glob("*.jpg")), TEXTS):
-        photo = cv2.GaussianBlur(cv2.resize(cv2.imread(str(photo_path)), (640, 480)), (0, 0), 2)
+        image = cast(np.ndarray, cv2.imread(str(photo_path)))  # a packaged photo
+        photo = cv2.GaussianBlur(cv2.resize(image, (640, 480)), (0, 0), 2)
         rows.append(f"<image file='{photo_path.stem}.png'>")
         for (x, y), glyph in zip(PLACES, text):
             (w, h), _ = cv2.getTextSize(glyph, cv2.FONT_HERSHEY_SIMPLEX, 2.0, 5)

@@ -89,12 +89,14 @@ def output_agreement(reference: np.ndarray, candidate: np.ndarray, top1: bool = 
 
 
 def _recalls(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[str]) -> Dict[str, float]:
-    """Per-class recall; a prediction of no class counts as a miss (an extra, unlabeled column)."""
+    """Per-class recall; a prediction of no class counts as a miss (an extra, unlabeled column).
+    Classes without samples have no recall and are left out, so they neither fail nor pass the gate
+    (as :func:`detection_recalls` leaves out classes without labeled boxes)."""
     classes = len(labels)
     mapped = [classes if p == NO_CLASS else p for p in predicted]
     matrix = confusion_matrix(truth, mapped, classes + 1)
     stats = per_class(matrix, list(labels) + ["(none)"])
-    return {name: float(stats[name]["recall"]) for name in labels}  # type: ignore[arg-type]
+    return {name: float(stats[name]["recall"]) for name in labels if stats[name]["support"]}  # type: ignore[arg-type]
 
 
 def recall_deltas(

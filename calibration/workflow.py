@@ -102,9 +102,9 @@ def calibrate(
     ``listener`` hears each collected frame (the daemon's calibrate command reports progress).
     Takes the whole configuration: calibration, source, paths, model and backend."""
     c = config.calibration
+    model = prepare_model(config.model)  # a model that cannot be served is refused before any frame is collected
     with Progress("calibration frames", frames or c.frames, listener=listener) as progress:
         cal_set = collect(c, config.source, config.paths.calibration_dir, source, frames, progress)
-    model = prepare_model(config.model)
     settings = base_settings(c, resolve_name(config.backend.name), method)
     normalized, normalization = normalized_model(cal_set, model)
     all_batches = calibration_batches(cal_set.images(), model)

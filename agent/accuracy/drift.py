@@ -5,6 +5,7 @@ has the very same samples on both sides, the test is McNemar's exact test on the
 flipped; otherwise Fisher's exact test on the two independent recall counts. A class's status
 comes from the size of its recall drop *and* the test's significance, and names the rule that
 fired, so a two-sample wobble on thirty samples never alerts, and a real collapse always does.
+A class without samples on either side has no recall there: it is ``not_compared``, never a drop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agent.config.sections import AccuracyConfig
 
 Outcomes = Mapping[str, Tuple[str, bool]]  # sample key -> (true class name, correct)
 STATUS_ORDER = ("ok", "warn", "alert")
+NOT_COMPARED = "not_compared"  # a class without samples on one side: no recall there, so no drop
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,15 @@ def judge(drop_pp: float, p_value: float, limits: Thresholds) -> Tuple[str, Opti
 
 
 def compare_class(base: Dict[str, bool], now: Dict[str, bool], limits: Thresholds) -> Dict[str, Any]:
-    """Recall now against the baseline for one class's outcomes."""
+    """Recall now against the baseline for one class's outcomes; a class without samples on
+    either side has no recall there and is ``not_compared`` (never a drop), with a note saying which."""
     out: Dict[str, Any] = {"support": len(now), "baseline_support": len(base)}
     out["recall"] = sum(now.values()) / len(now) if now else None
     out["baseline_recall"] = sum(base.values()) / len(base) if base else None
     out["recall_ci95"] = list(wilson_interval(sum(now.values()), len(now)))
     out["baseline_recall_ci95"] = list(wilson_interval(sum(base.values()), len(base)))
     if not now or not base:
-        out.update(recall_delta=None, p_value=None, test=None, status="ok", rule=None)
+        out.update(recall_delta=None, p_value=None, test=None, status=NOT_COMPARED, rule=None)
         out["note"] = "no samples of this class now" if base else "no samples of this class in the baseline"
         return out
     out["recall_delta"] = out["recall"] - out["baseline_recall"]
@@ -107,12 +110,14 @@ def compare_class(base: Dict[str, bool], now: Dict[str, bool], limits: Threshold
 
 
 def compare(baseline: Outcomes, current: Outcomes, classes: Sequence[str], limits: Thresholds) -> Dict[str, Any]:
-    """Per-class drift and the overall status (the worst class's), with every rule that fired."""
+    """Per-class drift and the overall status (the worst compared class's; ok when none is
+    compared), with every rule that fired."""
     per_class = {
         name: compare_class(class_outcomes(baseline, name), class_outcomes(current, name), limits) for name in classes
     }
     fired: List[str] = [f"{name}: {r['rule']}" for name, r in per_class.items() if r["rule"]]
-    status = max((r["status"] for r in per_class.values()), key=STATUS_ORDER.index, default="ok")
+    judged = [r["status"] for r in per_class.values() if r["status"] != NOT_COMPARED]
+    status = max(judged, key=STATUS_ORDER.index, default="ok")
     return {
         "status": status,
         "rules_fired": fired,

@@ -164,8 +164,8 @@ def load_folders(root: str, labels: Sequence[str]) -> LabeledSet:
                 result.skip(f"{path}: not an image ({path.suffix or 'no suffix'}); skipped")
         if len(result.items) == before:
             result.errors.append(
-                f"{folder}: class {folder.name!r} has no images: its recall cannot be measured (a 0.0 for it means "
-                "no samples, not a miss)"
+                f"{folder}: class {folder.name!r} has no images: its recall cannot be measured (it is null in the "
+                "report and the class is not compared for drift)"
             )
     if not result.items:
         details = "; ".join(result.errors[:3])

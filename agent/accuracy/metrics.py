@@ -24,6 +24,7 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 MAX_DETECTIONS = 100
+NO_SUPPORT = "no labeled samples of this class: recall and F1 are null (not measured), not 0"
 
 
 def confusion_matrix(truth: Sequence[int], predicted: Sequence[int], classes: int) -> np.ndarray:
@@ -49,15 +50,18 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> Tuple[Option
 
 
 def per_class(matrix: np.ndarray, labels: Sequence[str]) -> Dict[str, Dict[str, object]]:
-    """Precision, recall, F1, support and the recall's Wilson 95% interval for each class
-    (a class without predictions or without support scores 0, as scikit-learn's zero_division=0)."""
+    """Precision, recall, F1, support and the recall's Wilson 95% interval for each class.
+
+    A class without support has no recall: recall and F1 are None (not scikit-learn's
+    zero_division=0, which would read as a collapse), the interval is [None, None] and ``note``
+    says why. A class never predicted keeps precision 0, as zero_division=0 gives."""
     out: Dict[str, Dict[str, object]] = {}
     for i, name in enumerate(labels):
         tp = int(matrix[i, i])
         support = int(matrix[i, :].sum())
-        predicted = int(matrix[:, i].sum())
-        precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-        f1 = _ratio(2 * precision * recall, precision + recall)
+        precision = _ratio(tp, int(matrix[:, i].sum()))
+        recall = tp / support if support else None
+        f1 = None if recall is None else _ratio(2 * precision * recall, precision + recall)
         lo, hi = wilson_interval(tp, support)
         out[name] = {
             "precision": precision,
@@ -66,6 +70,8 @@ def per_class(matrix: np.ndarray, labels: Sequence[str]) -> Dict[str, Dict[str, 
             "support": support,
             "recall_ci95": [lo, hi],
         }
+        if not support:
+            out[name]["note"] = NO_SUPPORT
     return out
 
 
@@ -73,10 +79,13 @@ def accuracy(matrix: np.ndarray) -> float:
     return _ratio(float(np.trace(matrix)), float(matrix.sum()))
 
 
-def macro(per: Dict[str, Dict[str, Any]], names: List[str]) -> Dict[str, float]:
-    """Unweighted means over the named classes."""
+def macro(per: Dict[str, Dict[str, Any]], names: List[str]) -> Dict[str, Optional[float]]:
+    """Unweighted means over the named classes that have support (a class without samples has
+    no recall, so it takes no part in any of the three); None where no class has support."""
+    supported = [n for n in names if per[n]["support"]]
     return {
-        k: float(np.mean([float(per[n][k]) for n in names])) if names else 0.0 for k in ("precision", "recall", "f1")
+        k: float(np.mean([float(per[n][k]) for n in supported])) if supported else None
+        for k in ("precision", "recall", "f1")
     }
 
 

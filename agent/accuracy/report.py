@@ -20,9 +20,11 @@ class AccuracyReport:
     classes: List[str]
     matrix_labels: List[str]  # the classes, then 'none' or 'background' where the task has one
     confusion_matrix: List[List[int]]  # rows truth, columns prediction
-    per_class: Dict[str, Dict[str, Any]]  # precision, recall, f1, support, recall_ci95 (tp, fp, fn, ap50, ap50_95)
+    # precision, recall, f1, support, recall_ci95, note (tp, fp, fn, ap50, ap50_95); recall and f1 None
+    # without support
+    per_class: Dict[str, Dict[str, Any]]
     accuracy: float
-    macro: Dict[str, Any]
+    macro: Dict[str, Any]  # means over the classes with support (None where none has)
     # the task's own fields: positive_class, binary, top_k_accuracy; match_iou, labeled_boxes, ignored_boxes,
     # conf_threshold
     task_fields: Dict[str, Any] = field(default_factory=dict, metadata=FLATTEN)
@@ -38,8 +40,8 @@ class AccuracyReport:
     duration_s: Optional[float] = None
     plot: Optional[str] = None
 
-    def recalls(self) -> Dict[str, float]:
-        """Recall of each class."""
+    def recalls(self) -> Dict[str, Optional[float]]:
+        """Recall of each class (None for a class without support)."""
         return {name: self.per_class[name]["recall"] for name in self.classes}
 
     def to_json(self) -> Dict[str, Any]:

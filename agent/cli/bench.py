@@ -15,8 +15,7 @@ from agent.cli.common import add_common, emit, load
 from agent.config.sections import Config
 from agent.measure.benchmark import BenchSettings, compare_engines, run_benchmark
 from agent.measure.context import result_context
-from agent.model.feeds import require_feedable
-from agent.model.pipeline import Pipeline, make_decoder, prepare_model
+from agent.model.pipeline import Pipeline, make_decoder
 from agent.sources.open import open_sources
 from agent.telemetry.monitor import telemetry_from_config
 from agent.telemetry.sampler import Sampler
@@ -155,7 +154,6 @@ def run_single(cfg: Config, args: argparse.Namespace, settings: BenchSettings) -
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     settings = _settings(cfg, args)
-    require_feedable(prepare_model(cfg.model))  # before timing a model no inference could run on
     result = run_compare(cfg, args, settings) if args.compare else run_single(cfg, args, settings)
     emit(args, result, _human)
     return 0

@@ -9,7 +9,6 @@ from typing import Any, Mapping
 from agent.cli.common import add_common, config_path, emit, load_node
 from agent.config.render import render_yaml
 from agent.config.sections import Config
-from agent.model.feeds import require_feedable
 from agent.model.pipeline import make_decoder, prepare_model
 from agent.mqtt.keys import load_verifier
 from agent.sources.open import probe_decodable
@@ -56,8 +55,7 @@ def check_model(config: Config) -> str:
     as InputError; a model file not installed on this machine is reported as not checked."""
     if not config.model.path.startswith("pkg:") and not os.path.isfile(config.model.path):
         return f"not checked: model file not found here: {config.model.path}"
-    model = prepare_model(config.model)
-    require_feedable(model)
+    model = prepare_model(config.model)  # refuses a model the pipeline cannot feed
     make_decoder(config.model, model)
     return "checked"
 

@@ -19,8 +19,6 @@ from typing import Any, Mapping
 from agent.cli.common import add_common, config_path, load_node
 from agent.config.sections import Config
 from agent.daemon.supervisor import Daemon, check_sources_at_start
-from agent.model.feeds import require_feedable
-from agent.model.pipeline import prepare_model
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_node(args)
     config = Config.from_node(cfg)
     check_sources_at_start(config.sources)
-    require_feedable(prepare_model(config.model))  # exit 2, not a failed loop
     daemon = Daemon(
         cfg, config_path(args), overrides, max_frames=args.max_frames, on_result=print_result if args.json else None
     )

@@ -11,12 +11,12 @@ batch, the sources are taken in turn from where the last batch stopped, so each 
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
+from agent.util.wakeup import Wakeup
 
 Taken = Tuple[Frame, Any]  # a frame and what the capture's ``prepare`` made of it
 
@@ -47,8 +47,9 @@ class Batcher:
         self.captures = list(captures)
         self.max_wait_s = max_wait_s
         self.clock = clock
-        self.arrived = threading.Event()  # set by a capture after each frame (its on_frame)
+        self.arrived = Wakeup()  # set by a capture after each frame (its on_frame)
         self._next = 0  # where the next batch starts taking sources
+        self._taken_from: List[LatestFrameCapture] = []  # whose readers wait for wake_readers()
         for capture in self.captures:
             capture.on_frame = self.notify
 
@@ -62,6 +63,7 @@ class Batcher:
 
     def next_batch(self, batch: int, timeout: float) -> List[Taken]:
         """Up to ``batch`` frames, one per source; empty when no source had a frame within ``timeout``."""
+        self.wake_readers()  # the last batch is done, inferred or not: its readers must not wait any longer
         deadline = self.clock() + timeout
         first: Optional[float] = None  # when a first source had a frame
         while True:
@@ -78,12 +80,21 @@ class Batcher:
             until = first + self.max_wait_s if first is not None else deadline
             self.arrived.wait(max(0.0, until - now))
 
+    def wake_readers(self) -> None:
+        """Let the captures of the last batch read their next frames (pull mode). The loop calls this as
+        the engine call starts, so the readers' decoding and preprocessing (and the GIL they take for
+        it) overlap the engine's work rather than the loop's own Python between two engine calls."""
+        for capture in self._taken_from:
+            capture.wake_reader()
+        self._taken_from = []
+
     def _take(self, chosen: List[int]) -> List[Taken]:
         taken = []
         for i in chosen:
-            got = self.captures[i].take_prepared(0.0)
+            got = self.captures[i].take_prepared(0.0, wake_reader=False)
             if got is not None:
                 taken.append(got)
+                self._taken_from.append(self.captures[i])
         if chosen:
             self._next = (chosen[-1] + 1) % len(self.captures)
         return taken

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from agent.accuracy.check import EngineRun, record_baseline, run_check
+from agent.accuracy.check import EngineRun, is_reference, open_reference, record_baseline, run_check
 from agent.accuracy.labelsets import load_set
 from agent.backends.base import HookedEngine
 from agent.config.sections import Config, TelemetryConfig
@@ -119,9 +119,13 @@ def baseline_of_serving(
     cfg: Config, pipeline: Pipeline, report: Dict[str, Any], on_progress: Callable[[], None], reason: str
 ) -> Dict[str, Any]:
     """Store the serving engine's results (and the FP32 reference's) on the spot-labeled set as the
-    baseline, through agent.accuracy.check.record_baseline."""
+    baseline, through agent.accuracy.check.record_baseline; every inference of both calls ``on_progress``."""
     run = EngineRun(with_progress(pipeline, on_progress), EngineIdentity.of(report))
-    return record_baseline(cfg, run, reason=reason)
+    reference = None
+    if not is_reference(run):  # its inferences report progress too (watchdog, cancel points)
+        opened = open_reference(cfg.model, cfg.backend)
+        reference = EngineRun(with_progress(opened.pipeline, on_progress), opened.identity)
+    return record_baseline(cfg, run, reference, reason=reason)
 
 
 def open_sampler(telemetry: TelemetryConfig) -> Any:

@@ -4,7 +4,8 @@ per source, one engine at a time, on its own thread.
 Frames arrive preprocessed by the capture threads (``prepare_for``) when their input spec is the
 serving engine's, so capture, decoding and preprocessing overlap with inference. The batcher
 (agent.daemon.batcher) forms each batch, up to the serving engine's batch; a short batch is
-zero-padded as Pipeline does, and each frame's result goes to every sink with its source's id.
+zero-padded as Pipeline does, and each sink gets the batch's frames with their results (one call
+per batch; each result names its source).
 
 Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
 need the serving engine (benchmark, accuracy check), then (3) takes the next batch. Every
@@ -33,12 +34,23 @@ from agent.model.pipeline import Pipeline
 from agent.model.preprocess import preprocess
 from agent.sources.frames import Frame
 from agent.sources.latest import LatestFrameCapture
-from agent.util.stats import latency_stats
+from agent.util.stats import latency_stats, recent_rate
 
 log = logging.getLogger(__name__)
 Job = Callable[[Pipeline], None]
-Sink = Callable[[Frame, Dict[str, Any]], None]  # gets each frame's result (the --json printer, MQTT results)
+# Gets each batch's frames with their results, in order (MQTT results and snapshots; per_result: --json).
+Sink = Callable[[Sequence[Tuple[Frame, Dict[str, Any]]]], None]
 FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
+
+
+def per_result(handle: Callable[[Dict[str, Any]], None]) -> Sink:
+    """A sink calling ``handle`` with each result of the batch in turn."""
+
+    def sink(batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
+        for _, result in batch:
+            handle(result)
+
+    return sink
 
 
 class Stopping(Exception):
@@ -76,7 +88,7 @@ class InferenceLoop:
     ) -> None:
         self.max_wait_s = max_wait_s  # batching.max_wait_ms
         self.set_captures([capture] if isinstance(capture, LatestFrameCapture) else capture)
-        self.sinks = sinks  # called in order with each frame's result; a list the daemon may append to
+        self.sinks = sinks  # called in order with each batch's results; a list the daemon may append to
         self.observe = observe  # live checks (agent.daemon.livechecks): must never wait or raise
         self.pipeline = pipeline
         self.report = report
@@ -140,12 +152,16 @@ class InferenceLoop:
 
     def _infer(self, taken: List[Taken]) -> None:
         """One batch: preprocess (unless the capture threads did, for this input spec), one engine
-        call with the short batch zero-padded, decode, then each frame's result to the sinks."""
+        call with the short batch zero-padded, decode, then the batch's results to the sinks."""
         started = time.monotonic()
         spec = self.pipeline.model.spec
         samples, boxes = zip(*(p[1] if p is not None and p[0] == spec else preprocess(f.image, spec) for f, p in taken))
-        batch = np.zeros(spec.tensor_shape(), dtype=np.dtype(spec.dtype))
-        batch[: len(samples)] = np.stack(samples)
+        if len(samples) == spec.batch:
+            batch = np.stack(samples)  # one copy (each copy of a large array lets the capture threads in)
+        else:
+            batch = np.zeros(spec.tensor_shape(), dtype=np.dtype(spec.dtype))
+            batch[: len(samples)] = np.stack(samples)
+        self.batcher.wake_readers()  # the captures read their next frames while the engine runs
         outputs = self.pipeline.engine.infer({spec.name: batch})
         decoded = self.pipeline.decode(outputs, len(taken), list(boxes))
         end = time.monotonic()
@@ -165,6 +181,7 @@ class InferenceLoop:
             "engine_id": self.report.get("cache_key"),
             "precision": served_precision(self.report),
         }
+        results: List[Tuple[Frame, Dict[str, Any]]] = []
         for (frame, _), one in zip(taken, decoded):
             result = {
                 "source": frame.source_id,
@@ -175,12 +192,13 @@ class InferenceLoop:
                 **identity,
                 **one.as_dict(),
             }
+            results.append((frame, result))
             if self.observe is not None:
                 self.observe(frame, result)
-            for sink in self.sinks:
-                sink(frame, result)
             if self.on_result is not None:
                 self.on_result(result)
+        for sink in self.sinks:
+            sink(results)
 
     def reset_max_gap(self) -> None:
         """Start measuring the longest inference gap afresh (a rebuild starts)."""
@@ -238,13 +256,11 @@ class InferenceLoop:
     def stats(self) -> Dict[str, Any]:
         latency = latency_stats(self._latencies) if self._latencies else {}
         now = time.monotonic()
-        recent = [t for t in list(self._ends) if now - t <= FPS_WINDOW_S]
-        span = min(FPS_WINDOW_S, now - self.started)
         return {
             "engine": engine_label(self.report),
             "inferences": self.inferences,
             "batches": self.batches,
-            "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
+            "fps": recent_rate(self._ends, now, FPS_WINDOW_S, self.started),
             "latency_ms_p50": latency.get("p50"),
             "latency_ms_p99": latency.get("p99"),
             "uptime_s": round(time.monotonic() - self.started, 1),

@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from agent.config.sections import Config, SnapshotsConfig
+from agent.daemon.loop import Sink
 from agent.daemon.results import BoundedWorker, ResultsPublisher
 from agent.mqtt.events import Event
 from agent.mqtt.messages import utc_timestamp
@@ -144,35 +145,41 @@ class SnapshotPublisher:
         self.events = 0
         self.offline = 0
 
-    def offer(self, frame: Frame, result: Dict[str, Any]) -> None:
-        """Called on the inference thread for every frame's result; returns at once."""
+    def offer(self, batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
+        """Called on the inference thread with one batch's frames and their results; returns at once."""
+        jobs = [job for job in (self._track(frame, result) for frame, result in batch) if job is not None]
+        if jobs:
+            self._worker.offer(jobs)
+
+    def _track(self, frame: Frame, result: Dict[str, Any]) -> Optional[_Job]:
         source = str(result["source"])
         present = present_classes(result, self.settings.classes, self.settings.min_score)
         with self._lock:
             transitions = self.tracker.update(source, present, float(result["frame_time"]))
             if not transitions:
-                return
+                return None
             image = None
             now = self._clock()
             if any(t.state == "start" for t in transitions):
                 if now - self._last_snapshot.get(source, float("-inf")) >= self.settings.min_interval_s:
                     self._last_snapshot[source] = now
                     image = frame.image.copy()  # the capture may reuse its buffer
-        self._worker.offer(_Job(transitions, image, result))
+        return _Job(transitions, image, result)
 
-    def _send(self, job: _Job) -> None:
-        source = job.transitions[0].source
-        if job.image is not None:
-            jpeg = render_snapshot(job.image, job.result, self.settings.max_width, self.settings.jpeg_quality)
-            if self.publisher.publish_snapshot(source, jpeg):
-                self.snapshots += 1
-            else:
-                self.offline += 1
-        for t in job.transitions:
-            verb = "appeared on" if t.state == "start" else f"left after {t.duration_s:.1f} s:"
-            details = dict(t.details(), snapshot=job.image is not None and t.state == "start")
-            self.publisher.publish_event(Event.OBJECT, "info", f"{t.label} {verb} source {source}", details)
-            self.events += 1
+    def _send(self, jobs: List[_Job]) -> None:
+        for job in jobs:
+            source = job.transitions[0].source
+            if job.image is not None:
+                jpeg = render_snapshot(job.image, job.result, self.settings.max_width, self.settings.jpeg_quality)
+                if self.publisher.publish_snapshot(source, jpeg):
+                    self.snapshots += 1
+                else:
+                    self.offline += 1
+            for t in job.transitions:
+                verb = "appeared on" if t.state == "start" else f"left after {t.duration_s:.1f} s:"
+                details = dict(t.details(), snapshot=job.image is not None and t.state == "start")
+                self.publisher.publish_event(Event.OBJECT, "info", f"{t.label} {verb} source {source}", details)
+                self.events += 1
 
     def start(self) -> None:
         self._worker.start()
@@ -197,7 +204,7 @@ class ResultOutputs:
         self.snapshots = SnapshotPublisher(publisher, config.snapshots) if config.snapshots.enabled else None
 
     @property
-    def sinks(self) -> List[Callable[[Frame, Dict[str, Any]], None]]:
+    def sinks(self) -> List[Sink]:
         return [output.offer for output in (self.results, self.snapshots) if output is not None]
 
     def start(self) -> None:

@@ -9,7 +9,8 @@ scheduler and configuration reloads. Which outcomes become events is agent.daemo
 telemetry record is agent.daemon.telemetry_report.
 
 - READY=1 goes to systemd once the engine is loaded and a first frame inferred; WATCHDOG=1 comes
-  from inference progress only; STATUS= lines summarise the serving state.
+  from inference progress only; STATUS= lines summarise the serving state. A missing baseline of the
+  start-up engine is recorded before serving begins (live inference never pauses for it).
 - One daemon per state directory (agent.daemon.statelock): a second one exits 2 naming the holder.
 - SIGTERM / SIGINT: stop capture, let the in-flight inference finish (a benchmark or check in
   progress is cut short), flush what the outbox can, publish ``stopped``, exit 0, all within
@@ -45,7 +46,7 @@ from agent.config.sections import Config, SourceConfig
 from agent.daemon import events, handlers, jobs
 from agent.daemon.handlers import COMMAND_TIMEOUT_S
 from agent.daemon.livechecks import LiveChecks, open_shadow_reference
-from agent.daemon.loop import InferenceLoop, Sink, prepare_for
+from agent.daemon.loop import InferenceLoop, Sink, per_result, prepare_for
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
 from agent.daemon.snapshots import ResultOutputs
@@ -62,6 +63,7 @@ from agent.sources.latest import LatestFrameCapture, combined_stats
 from agent.sources.open import open_source, probe_decodable
 from agent.telemetry.throttle import throttling
 from agent.util.cancel import Cancelled
+from agent.util.cancel import check as cancel_point
 from agent.util.errors import ConfigError, EdgeAgentError, InputError
 from agent.util.schema import Node
 
@@ -103,10 +105,10 @@ class Daemon:
         self.config_path = config_path
         self.overrides = list(overrides)
         self.max_frames = max_frames
-        # Each frame's result, in order (the CLI's --json printer, the MQTT results publisher).
+        # Each batch's results, in order (the CLI's --json printer, the MQTT results publisher).
         self.result_sinks: List[Sink] = []
         if on_result is not None:
-            self.result_sinks.append(lambda _frame, result: on_result(result))
+            self.result_sinks.append(per_result(on_result))
         env = os.environ if environ is None else environ
         self.notifier = Notifier(env)
         interval = watchdog_interval_s(env) if self.config.daemon.watchdog else None
@@ -156,6 +158,9 @@ class Daemon:
         if self._stopping():
             return self._stop_before_serving(pipeline)
         self._announce_state_corrupt(self.state.corrupt)
+        self._baseline_if_missing(pipeline, report)  # before serving: live inference never pauses for it
+        if self._stopping():
+            return self._stop_before_serving(pipeline)
         self.live = LiveChecks(self.config, pipeline.model.labels, lambda: open_shadow_reference(self.config))
         self.live.engine_changed(report)
         self.captures = [self._make_capture(source) for source in self.config.sources]
@@ -184,7 +189,6 @@ class Daemon:
             self.notifier.ready(self._status_line())
             self.publisher.update_status()
             log.info("ready: %s", self._status_line())
-        self._baseline_if_missing()
         self._apply_schedules(self.config)
         self._supervise()
         return self._shutdown(thread)
@@ -203,6 +207,7 @@ class Daemon:
                     lost = {"file": str(saved.get("engine_path")), "reason": str(exc), "lost": "the engine file"}
                     self._announce_state_corrupt([lost])
         self.rebuilder.stop_check = self._stopping  # background rebuilds end at a stop too (agent.daemon.swap)
+        prepare_model(self.config.model)  # a model no precision could serve exits 2 here, not as a failed INT8 gate
         report: Optional[Dict[str, Any]] = None
         failure: Optional[str]
 
@@ -267,6 +272,7 @@ class Daemon:
             prepare=serving,
             source_id=source.id,
             max_failures=FILE_SOURCE_MAX_FAILURES if source.kind in ("file", "images") else None,
+            pull=source.kind in ("file", "images") and not source.fps,  # fps: null = as fast as inference
         )
 
     # ----- signals and the main loop ---------------------------------------------------------
@@ -583,9 +589,11 @@ class Daemon:
         self.publisher.publish_report("build", result)
         self.notifier.status(self._status_line())
 
-    def _baseline_if_missing(self) -> None:
-        """The engine serving at start counts as promoted: record its baseline when there is none yet."""
-        if not self.config.accuracy.spot_labels or self.loop is None:
+    def _baseline_if_missing(self, pipeline: Pipeline, report: Dict[str, Any]) -> None:
+        """The engine serving at start counts as promoted: record its baseline when there is none yet.
+        Runs before serving starts (the engine is not shared yet), so live inference never pauses for
+        it; each of its inferences feeds the watchdog and is a cancel point for a stop (SIGTERM)."""
+        if not self.config.accuracy.spot_labels:
             return
         damaged = baselines.set_aside_damaged(self.config.paths.state_dir)
         for problem in damaged:
@@ -597,9 +605,19 @@ class Daemon:
             missing = baselines.latest(self.config.paths.state_dir) is None
         except (ImportError, EdgeAgentError):
             missing = True
-        if missing:
-            reason = "replaces a damaged baseline" if damaged else "promotion"
-            self.loop.jobs.put(lambda pipeline: self._baseline_job(pipeline, reason))
+        if not missing:
+            return
+        self.notifier.status("recording the start-up baseline")
+        log.info("baseline: none yet; recording the start-up baseline before serving")
+
+        def progress() -> None:
+            self.pacer.progress()
+            cancel_point(self._stopping, "the start-up baseline")
+
+        try:
+            self._record_baseline(pipeline, report, progress, "replaces a damaged baseline" if damaged else "promotion")
+        except Cancelled:
+            log.info("baseline: not recorded (a stop was asked for)")
 
     def _announce_state_corrupt(self, problems: List[Dict[str, Any]]) -> None:
         """One ``state_corrupt`` event per damaged state file that was moved aside or rebuilt."""
@@ -608,14 +626,23 @@ class Daemon:
             message = f"{name} was damaged and is recreated; lost: {problem['lost']}"
             self.publisher.publish_event(Event.STATE_CORRUPT, "error", message, problem)
 
-    def _baseline_job(self, pipeline: Pipeline, reason: str = "promotion") -> None:
+    def _baseline_job(self, pipeline: Pipeline) -> None:
+        """The baseline of an engine promoted by a rebuild (a job on the inference thread)."""
         assert self.loop is not None
+        self._record_baseline(pipeline, self.loop.report, self.loop.progress, "promotion")
+
+    def _record_baseline(
+        self, pipeline: Pipeline, report: Dict[str, Any], progress: Callable[[], None], reason: str
+    ) -> None:
+        """Record ``pipeline``'s baseline; a failure becomes a ``baseline_failed`` event (Cancelled passes)."""
         try:
-            saved = jobs.baseline_of_serving(self.config, pipeline, self.loop.report, self.loop.progress, reason)
+            saved = jobs.baseline_of_serving(self.config, pipeline, report, progress, reason)
+        except Cancelled:
+            raise
         except (EdgeAgentError, ImportError) as exc:
             events.publish(self.publisher, events.baseline_failed(exc))
             return
-        log.info("baseline recorded for %s: %s", engine_label(self.loop.report), json.dumps(saved, default=str)[:200])
+        log.info("baseline recorded for %s: %s", engine_label(report), json.dumps(saved, default=str)[:200])
 
     # ----- configuration ---------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The telemetry the daemon publishes every schedules.telemetry_s, as one typed record.
 
-The MQTT link adds the outbox's state (``outbox``, ``dropped``) and the envelope; together they
+The MQTT link adds the outbox's state (``outbox``, ``dropped``, ``wills_numbered``) and the envelope; together they
 make docs/schemas/telemetry.json.
 """
 

@@ -119,6 +119,24 @@ def _builds_table(builds: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _recall_table(recall: Mapping[str, Any]) -> str:
+    """The latest report's recall of each class with its Wilson band; ``-`` where a class has none
+    (no labeled samples: the report's recall is null, never read as 0)."""
+    classes = recall.get("classes") or {}
+    if not recall.get("t") or not classes:
+        return '<p class="none">no accuracy report</p>'
+    lines = "".join(
+        f'<tr class="recall" data-class="{escape(name)}"><td>{escape(name)}</td>'
+        + "".join(f"<td>{escape(cell(c[key][-1]))}</td>" for key in ("recall", "low", "high"))
+        + "</tr>"
+        for name, c in sorted(classes.items())
+    )
+    return (
+        '<table id="recall"><thead><tr><th>class</th><th>recall</th><th>95% low</th><th>95% high</th></tr>'
+        f"</thead><tbody>{lines}</tbody></table>"
+    )
+
+
 def _drift_list(marks: Sequence[Mapping[str, Any]]) -> str:
     if not marks:
         return '<p class="none">no drift reported</p>'
@@ -171,6 +189,7 @@ def device_page(
         '<h2>Power</h2><div class="chart" id="chart-power"></div>'
         '<h2>Temperature</h2><div class="chart" id="chart-temperature"></div>'
         '<h2>Recall per class (Wilson 95% band; drift marked)</h2><div class="chart" id="chart-recall"></div>'
+        f"{_recall_table(data['recall'])}"
         f"<h2>Drift</h2>{_drift_list(data['drift'])}"
         f"<h2>Engine builds</h2>{_builds_table(data['builds'])}"
         f"<h2>Latest confusion matrix</h2>{picture}"

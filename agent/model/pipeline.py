@@ -13,6 +13,7 @@ import numpy as np
 
 from agent.backends.base import Engine
 from agent.config.sections import ModelConfig
+from agent.model.feeds import require_feedable
 from agent.model.info import InputSpec, ModelInfo, load_labels, read_model_info, resolve_input_spec
 from agent.model.preprocess import make_batch
 from agent.model.shapes import reshaped_copy
@@ -40,9 +41,11 @@ class PreparedModel:
 
 
 def prepare_model(model_cfg: ModelConfig, path: str = "") -> PreparedModel:
-    """Resolve model.path (or ``path``, e.g. a quantized copy) against the model section."""
+    """Resolve model.path (or ``path``, e.g. a quantized copy) against the model section; a model
+    the pipeline cannot feed (agent.model.feeds) is an InputError."""
     model_path = packaged.resolve(path or model_cfg.path)
     info = read_model_info(model_path)
+    require_feedable(model_path, info, model_cfg.input.name)
     spec = resolve_input_spec(model_cfg.input, info)
     if model_cfg.input.placeholder_shape:  # run and build the model at the configured shape
         model_path = reshaped_copy(model_path, sha256_file(model_path), spec.name, spec.tensor_shape())

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -179,6 +179,7 @@ class DeviceLink:
         self._acks: Deque[Tuple[int, bool]] = collections.deque()
         self._transient: Deque[_Send] = collections.deque()
         self._live: Deque[_Send] = collections.deque()
+        self._result_topics: Dict[str, str] = {}  # source id -> its results topic
         self._connected = False
         self._connection_events: Deque[bool] = collections.deque()
         self._inflight: Dict[int, Optional[int]] = {}  # paho mid -> outbox row id (None: not stored)
@@ -198,19 +199,19 @@ class DeviceLink:
         self._client.on_connect = self._guard(self._on_connect)
         self._client.on_connect_fail = self._guard(self._on_connect_fail)
         self._client.on_disconnect = self._guard(self._on_disconnect)
-        self._client.on_publish = self._guard(self._on_publish)
+        self._on_ack = self._guard(self._on_publish)  # set as on_publish while QoS 1 messages are in flight
         self._client.on_message = self._guard(self._on_message)
         self._thread = threading.Thread(target=self._publisher, name="mqtt-publisher", daemon=True)
 
     # ----- public API -----
 
     def start(self) -> None:
+        self._set_will()  # first: the start-up will holds the run's lowest seq
         for what, recovery in (("outbox", self.outbox.recovery), ("sequence file", self.seq.recovery)):
             if recovery:
                 self.publish_event(
                     Event.STATE_CORRUPT, "error", f"the {what} was damaged and recreated", dict(recovery, state=what)
                 )
-        self._set_will()
         connect_async(self._client, self.settings)
         self._client.loop_start()
         self._thread.start()
@@ -246,7 +247,8 @@ class DeviceLink:
             "dropped": self.outbox.dropped,
         }
         full["outbox"]["unstored"] = self._unstored
-        full["dropped"] = self.outbox.dropped + self._unstored
+        full["dropped"] = self.dropped_total()
+        full["wills_numbered"] = self.stats["wills_numbered"]
         if self.settings.store_telemetry:
             return self._store("telemetry", self.topics.telemetry, full, self.settings.telemetry_qos)
         seq = self.seq.next()
@@ -257,28 +259,42 @@ class DeviceLink:
         self._enqueue(_Send(self.topics.telemetry, payload, self.settings.telemetry_qos, False, None))
         return seq
 
-    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
-        """One source's result on ``results/<source_id>``; its seq, or None when dropped (offline, not stored).
+    def publish_results(
+        self, results: Sequence[Tuple[str, Dict[str, Any]]], qos: int = 0, store: bool = False
+    ) -> List[Optional[int]]:
+        """Results (source id, body), each on ``results/<source_id>``; their seqs, None where dropped.
 
         ``store``: through the outbox like a report (kept during outages); else transient: never stored,
-        dropped and counted (``results_offline``) while the link is down.
+        dropped and counted (``results_offline``) while the link is down, and handed to the publisher
+        thread together (one lock, one wake-up).
         """
-        topic = self.topics.results(source_id)
         if store:
-            return self._store("result", topic, body, qos)
+            return [self._store("result", self._results_topic(source), body, qos) for source, body in results]
         if not self._connected:
-            self.stats["results_offline"] += 1
-            return None
-        seq = self.seq.next()
-        self._enqueue_live(_Send(topic, encode(envelope("result", self.device_id, seq, body)), qos, False, None))
-        return seq
+            self.stats["results_offline"] += len(results)
+            return [None] * len(results)
+        seqs: List[Optional[int]] = []
+        sends = []
+        for source, body in results:
+            seq = self.seq.next()
+            seqs.append(seq)
+            payload = encode(envelope("result", self.device_id, seq, body))
+            sends.append(_Send(self._results_topic(source), payload, qos, False, None))
+        self._enqueue_live(sends)
+        return seqs
+
+    def _results_topic(self, source_id: str) -> str:
+        topic = self._result_topics.get(source_id)
+        if topic is None:
+            topic = self._result_topics[source_id] = self.topics.results(source_id)
+        return topic
 
     def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
         """A JPEG on ``snapshot/<source_id>``, retained, QoS 0, never stored; False when dropped (offline)."""
         if not self._connected:
             self.stats["snapshots_offline"] += 1
             return False
-        self._enqueue_live(_Send(self.topics.snapshot(source_id), jpeg, 0, True, None))
+        self._enqueue_live([_Send(self.topics.snapshot(source_id), jpeg, 0, True, None)])
         return True
 
     def update_status(self) -> None:
@@ -297,9 +313,15 @@ class DeviceLink:
             connected=self._connected,
             outbox_messages=self.outbox.count,
             outbox_bytes=self.outbox.size_bytes,
-            dropped=self.outbox.dropped,
+            dropped=self.dropped_total(),
         )
         return out
+
+    def dropped_total(self) -> int:
+        """Messages numbered and lost: evicted by the outbox bounds, or not stored (full disk).
+        Read under the lock that moves the not-stored ones into the outbox's count, so none counts twice."""
+        with self._lock:
+            return self.outbox.dropped + self._unstored
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait until the outbox is empty (everything acknowledged); False on timeout."""
@@ -318,9 +340,14 @@ class DeviceLink:
             payload = encode(envelope(kind, self.device_id, seq, body))
             try:
                 evicted = self.outbox.add(topic, payload, qos=qos)
-            except ValueError as exc:  # larger than the whole outbox may hold
+            except ValueError as exc:  # larger than the whole outbox may hold: numbered, so counted as dropped
                 self.stats["too_large"] += 1
                 log.error("%s not published: %s", kind, exc)
+                with self._lock:
+                    try:
+                        self.outbox.record_dropped(1)
+                    except StoreFailed:  # disk full as well: announced with the others once space returns
+                        self._unstored += 1
                 return seq
             except StoreFailed as exc:  # disk full: counted, announced once a store succeeds again
                 with self._lock:
@@ -344,12 +371,15 @@ class DeviceLink:
             self._transient.append(item)
         self._wake.set()
 
-    def _enqueue_live(self, item: _Send) -> None:
+    def _enqueue_live(self, items: Sequence[_Send]) -> None:
+        """Queue live messages for the publisher thread; past _LIVE_MAX the oldest are dropped (counted)."""
         with self._lock:
-            if len(self._live) >= _LIVE_MAX:
-                self._live.popleft()
-                self.stats["live_dropped"] += 1
-            self._live.append(item)
+            self._live.extend(items)
+            excess = len(self._live) - _LIVE_MAX
+            if excess > 0:
+                for _ in range(excess):
+                    self._live.popleft()
+                self.stats["live_dropped"] += excess
         self._wake.set()
 
     def _reply(self, response_topic: str, correlation: Optional[bytes]) -> Callable[[Dict[str, Any]], None]:
@@ -475,11 +505,10 @@ class DeviceLink:
             if item is None:
                 break
             self._send(item, None)
-        while True:
-            with self._lock:
-                item = self._live.popleft() if self._live else None
-            if item is None:
-                break
+        with self._lock:  # the whole burst at once
+            live = list(self._live)
+            self._live.clear()
+        for item in live:
             self._send(item, None)
         if self._draining:
             self._draining = any(row is not None for row in self._inflight.values())
@@ -493,9 +522,7 @@ class DeviceLink:
 
     def _send(self, item: _Send, row: Optional[int]) -> None:
         try:
-            info = self._client.publish(
-                item.topic, item.payload, qos=item.qos, retain=item.retain, properties=item.properties
-            )
+            info = self._publish(item.topic, item.payload, item.qos, item.retain, item.properties)
         except ValueError as exc:  # e.g. a response topic with wildcards
             self.stats["publish_refused"] += 1
             log.warning("cannot publish on %r: %s", item.topic, exc)
@@ -509,6 +536,20 @@ class DeviceLink:
             with contextlib.suppress(StoreFailed):
                 self.outbox.remove([row])
 
+    def _publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: Optional[Properties] = None
+    ) -> paho.MQTTMessageInfo:
+        """paho's publish, listening for acknowledgements only while QoS 1 messages are in flight.
+
+        With an ``on_publish`` callback set, paho's network thread builds a ReasonCode and a Properties
+        object and calls it for every QoS 0 PUBLISH it writes (paho.mqtt.client.Client._packet_write,
+        paho-mqtt 2.2), which at every frame's result costs more than the write itself; so the callback
+        is set before a QoS 1 message goes out and removed once nothing is in flight (_process_acks).
+        """
+        if qos > 0 and self._client.on_publish is None:
+            self._client.on_publish = self._on_ack
+        return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
     def _process_acks(self) -> None:
         done = []
         while self._acks:
@@ -521,6 +562,8 @@ class DeviceLink:
                 log.warning("the broker refused message %s (PUBACK reason code); dropped", row)
             if row is not None:
                 done.append(row)
+        if not self._inflight and self._client.on_publish is not None:
+            self._client.on_publish = None  # only this thread publishes: no QoS 1 message is on its way
         if done:
             self.stats["acknowledged"] += len(done)
             try:
@@ -553,13 +596,12 @@ class DeviceLink:
 
     def _announce_unstored(self) -> None:
         """Once the disk takes writes again: count the messages lost meanwhile and say so."""
-        with self._lock:
+        with self._lock:  # one step, so dropped_total() never sees them in both counts
             lost, error = self._unstored, self._store_error
-        try:
-            self.outbox.record_dropped(lost)
-        except StoreFailed:
-            return  # still full
-        with self._lock:
+            try:
+                self.outbox.record_dropped(lost)
+            except StoreFailed:
+                return  # still full
             self._unstored -= lost
         log.warning("storage is back: %d message(s) could not be stored and were dropped (%s)", lost, error)
         self.publish_event(
@@ -585,7 +627,7 @@ class DeviceLink:
 
     def _publish_status(self, state: str) -> Optional[int]:
         try:
-            info = self._client.publish(self.topics.status, self._status_payload(state), qos=1, retain=True)
+            info = self._publish(self.topics.status, self._status_payload(state), 1, True)
         except ValueError as exc:
             log.warning("cannot publish the status: %s", exc)
             return None
@@ -593,6 +635,13 @@ class DeviceLink:
         return info.mid
 
     def _set_will(self) -> None:
+        """Register the retained ``offline`` status the broker publishes if the connection drops.
+        Its seq is numbered now, but the broker publishes it only when the connection ends without our
+        DISCONNECT (a network drop; the mosquitto tested here also at its own shutdown) and discards it
+        at our clean stop (MQTT 5.0, 3.14.4: a DISCONNECT with reason 0x00 discards the will unsent,
+        [MQTT-3.14.4-3]). ``wills_numbered`` counts them, so numbered seqs = received + dropped +
+        (wills_numbered - ``offline`` statuses received)."""
+        self.stats["wills_numbered"] += 1
         self._client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
 
     def _shutdown(self) -> None:

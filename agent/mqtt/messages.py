@@ -99,12 +99,15 @@ def envelope(
     return out
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str)  # built once: encode runs per result
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON. NaN and infinities are not JSON: they go out as null (not measured)."""
     try:
-        text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
+        text = _ENCODER.encode(payload)
     except ValueError:
-        text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False, default=str)
+        text = _ENCODER.encode(_finite(payload))
     return text.encode("utf-8")
 
 

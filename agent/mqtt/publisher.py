@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from agent.config.sections import Config
 from agent.mqtt.events import Event
@@ -30,8 +30,10 @@ class Publisher(Protocol):
 
     def publish_telemetry(self, body: Dict[str, Any]) -> int: ...
 
-    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
-        """One source's inference result; None when it was dropped (transient and offline)."""
+    def publish_results(
+        self, results: Sequence[Tuple[str, Dict[str, Any]]], qos: int = 0, store: bool = False
+    ) -> List[Optional[int]]:
+        """Inference results, each (source id, body); their seqs, None where dropped (transient and offline)."""
 
     def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
         """One source's latest snapshot (retained, transient); False when it was dropped."""
@@ -68,11 +70,17 @@ class LogPublisher:
     def publish_telemetry(self, body: Dict[str, Any]) -> int:
         return self._emit("telemetry", body)
 
-    def publish_result(self, source_id: str, body: Dict[str, Any], qos: int = 0, store: bool = False) -> Optional[int]:
-        self.seq += 1
-        if log.isEnabledFor(logging.DEBUG):  # every frame: at debug level only, and only encoded then
-            log.debug("result %s: %s", source_id, json.dumps(body, default=str, sort_keys=True))
-        return self.seq
+    def publish_results(
+        self, results: Sequence[Tuple[str, Dict[str, Any]]], qos: int = 0, store: bool = False
+    ) -> List[Optional[int]]:
+        seqs: List[Optional[int]] = []
+        debug = log.isEnabledFor(logging.DEBUG)  # every frame: at debug level only, and only encoded then
+        for source_id, body in results:
+            self.seq += 1
+            seqs.append(self.seq)
+            if debug:
+                log.debug("result %s: %s", source_id, json.dumps(body, default=str, sort_keys=True))
+        return seqs
 
     def publish_snapshot(self, source_id: str, jpeg: bytes) -> bool:
         log.debug("snapshot %s: %d bytes of JPEG", source_id, len(jpeg))

@@ -1,7 +1,9 @@
 """Latest-frame-wins capture over any Source, with stall detection and re-open with backoff.
 
 A reader thread reads frames into a one-frame slot: a frame nobody took before the next one
-arrived is dropped (counted), so inference always gets the newest frame. A supervisor thread
+arrived is dropped (counted), so inference always gets the newest frame. With ``pull`` (an
+unpaced file: ``fps: null`` is "as fast as inference") the reader instead reads the next frame
+only once this one was taken, so every frame is inferred and none is decoded just to be dropped. A supervisor thread
 watches the reader: an open or read that has not returned within ``read_timeout_s`` (OpenCV's
 read() can block forever on a dead RTSP stream) abandons that reader thread (it is a daemon
 thread; if it ever returns it closes its source and exits) and starts a new one after a backoff
@@ -23,7 +25,8 @@ import time
 from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
 
 from agent.sources.frames import Frame, Source
-from agent.util.stats import latency_stats
+from agent.util.stats import latency_stats, recent_rate
+from agent.util.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 FPS_WINDOW_S = 5.0  # a source's fps is its read rate over the last few seconds
@@ -55,8 +58,11 @@ class LatestFrameCapture:
         source_id: str = "",
         max_failures: Optional[int] = None,
         on_frame: Optional[Callable[[], None]] = None,
+        pull: bool = False,
     ) -> None:
         self.open_source = open_source
+        self.pull = pull  # read the next frame once this one was taken (never drop)
+        self._taken = Wakeup()  # pull: set when the slot's frame was taken
         self.source_id = source_id
         self.max_failures = max_failures  # attempts in a row without a frame before giving up; None: never
         self.on_frame = on_frame  # called after each new frame (a batcher waiting on several captures)
@@ -90,6 +96,7 @@ class LatestFrameCapture:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop reading; a reader blocked in read() is left behind (it is a daemon thread)."""
         self._stop.set()
+        self._taken.set()
         with self._cond:
             self._cond.notify_all()
         if self._supervisor is not None:
@@ -112,8 +119,9 @@ class LatestFrameCapture:
         taken = self.take_prepared(timeout)
         return taken[0] if taken is not None else None
 
-    def take_prepared(self, timeout: float) -> Optional[Tuple[Frame, Any]]:
-        """Like take(), with what ``prepare`` made of the frame (None without ``prepare``)."""
+    def take_prepared(self, timeout: float, wake_reader: bool = True) -> Optional[Tuple[Frame, Any]]:
+        """Like take(), with what ``prepare`` made of the frame (None without ``prepare``); in pull mode
+        ``wake_reader`` False leaves the reader waiting until :meth:`wake_reader` (or its next poll)."""
         deadline = self.clock() + timeout
         with self._cond:
             while self._slot is None and not self._stop.is_set() and not self.done():
@@ -122,19 +130,23 @@ class LatestFrameCapture:
                     return None
                 self._cond.wait(left)
             taken, self._slot = self._slot, None
+        if self.pull and wake_reader:
+            self._taken.set()  # the reader waits for the slot to empty
         if taken is not None:
             self.frames_taken += 1
             self._ages_ms.append((self.clock() - taken[0].timestamp) * 1000.0)
         return taken
 
+    def wake_reader(self) -> None:
+        """Pull mode: let the reader read the next frame now (its frame was taken)."""
+        self._taken.set()
+
     def stats(self) -> Dict[str, Any]:
         ages = latency_stats(self._ages_ms) if self._ages_ms else {}
         now = self.clock()
-        recent = [t for t in list(self._reads) if now - t <= FPS_WINDOW_S]
-        span = min(FPS_WINDOW_S, now - self.started)
         return {
             "id": self.source_id,
-            "fps": round(len(recent) / span, 2) if recent and span > 0 else None,
+            "fps": recent_rate(self._reads, now, FPS_WINDOW_S, self.started),
             "frames_read": self.frames_read,
             "frames_taken": self.frames_taken,
             "dropped": self.dropped,
@@ -222,6 +234,14 @@ class LatestFrameCapture:
             self.reopens += 1
             delay = min(max(delay * 2.0, self.backoff_s[0]), self.backoff_s[1])
 
+    def _wait_taken(self, reader: _Reader) -> bool:
+        """Pull mode: wait until the frame just offered was taken and the reader woken (by the take, or by
+        :meth:`wake_reader`); False once the capture stops or gives up on this reader."""
+        while not self._stop.is_set() and not reader.abandoned:
+            if self._taken.wait(0.1) and self._slot is None:
+                return True
+        return False
+
     def _read_loop(self, reader: _Reader) -> None:
         source: Optional[Source] = None
         try:
@@ -239,6 +259,8 @@ class LatestFrameCapture:
                     break
                 reader.frames += 1
                 self._offer(frame)
+                if self.pull and not self._wait_taken(reader):
+                    break
         except Exception as exc:  # a camera or file error: reported, then re-opened by the supervisor
             reader.outcome = f"source error: {exc}"
         finally:

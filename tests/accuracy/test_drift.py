@@ -71,7 +71,24 @@ def test_changed_samples_use_fishers_test() -> None:
 
 def test_a_class_without_samples_now_is_reported_not_judged() -> None:
     result = compare(outcomes("x", [1] * 5), {}, ["x"], LIMITS)
-    assert result["status"] == "ok" and result["per_class"]["x"]["note"] == "no samples of this class now"
+    x = result["per_class"]["x"]
+    assert result["status"] == "ok" and x["status"] == "not_compared"
+    assert x["note"] == "no samples of this class now" and x["recall"] is None and x["recall_delta"] is None
+
+
+def test_a_class_emptied_next_to_a_collapsing_one_is_not_compared_and_the_collapse_still_alerts() -> None:
+    """'x' had 40 perfect samples and has none now (an emptied folder): not a 100 pp drop; 'y'
+    collapsed and alone sets the status; 'z' never had samples either side."""
+    base = {**outcomes("x", [1] * 40, "x"), **outcomes("y", [1] * 40, "y")}
+    now = outcomes("y", [0] * 40, "y")
+    result = compare(base, now, ["x", "y", "z"], LIMITS)
+    x, z = result["per_class"]["x"], result["per_class"]["z"]
+    assert x["status"] == z["status"] == "not_compared" and x["rule"] is None
+    assert z["note"] == "no samples of this class in the baseline"
+    assert result["per_class"]["y"]["status"] == "alert" and result["status"] == "alert"
+    assert [r.split(":")[0] for r in result["rules_fired"]] == ["y"]
+    only_empty = compare(outcomes("x", [1] * 40), {}, ["x", "z"], LIMITS)
+    assert only_empty["status"] == "ok" and only_empty["rules_fired"] == []
 
 
 @pytest.mark.parametrize(

@@ -63,4 +63,4 @@ def test_an_empty_class_folder_is_named_and_its_recall_said_to_be_unmeasured(tmp
     found = load_folders(str(tmp_path), LABELS)
     assert [i for _, i in found.items] == [1]
     expected = f"{tmp_path / 'cat'}: class 'cat' has no images: its recall cannot be measured"
-    assert found.errors[-1] == expected + " (a 0.0 for it means no samples, not a miss)"
+    assert found.errors[-1] == expected + " (it is null in the report and the class is not compared for drift)"

@@ -11,6 +11,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
 
 from agent.accuracy.metrics import (
+    NO_SUPPORT,
     accuracy,
     confusion_matrix,
     detection_confusion,
@@ -44,13 +45,15 @@ def test_confusion_and_per_class_equal_scikit_learn(case) -> None:  # type: igno
     per = per_class(matrix, labels)
     for i, name in enumerate(labels):
         assert per[name]["precision"] == pytest.approx(precision[i])
-        assert per[name]["recall"] == pytest.approx(recall[i])
-        assert per[name]["f1"] == pytest.approx(f1[i])
         assert per[name]["support"] == support[i]
+        if support[i]:
+            assert per[name]["recall"] == pytest.approx(recall[i])
+            assert per[name]["f1"] == pytest.approx(f1[i])
+        else:  # no support, no recall: null where scikit-learn's zero_division gives 0
+            assert per[name]["recall"] is None and per[name]["f1"] is None and "note" in per[name]
     assert accuracy(matrix) == pytest.approx(np.mean(np.asarray(truth) == np.asarray(predicted)))
-    p, r, f, _ = precision_recall_fscore_support(
-        truth, predicted, labels=list(range(classes)), average="macro", zero_division=0
-    )
+    supported = sorted(set(truth))
+    p, r, f, _ = precision_recall_fscore_support(truth, predicted, labels=supported, average="macro", zero_division=0)
     assert macro(per, labels) == pytest.approx({"precision": p, "recall": r, "f1": f})
 
 
@@ -67,7 +70,7 @@ def test_a_none_column_keeps_per_class_equal_to_scikit_learn(case) -> None:  # t
         truth, predicted, labels=list(range(classes)), zero_division=0
     )
     per = per_class(matrix, labels)
-    assert [per[n]["recall"] for n in labels] == pytest.approx(list(recall))
+    assert [per[n]["recall"] for n in labels] == [r if n in truth else None for n, r in enumerate(recall)]
     assert [per[n]["precision"] for n in labels] == pytest.approx(list(precision))
 
 
@@ -89,6 +92,28 @@ def test_per_class_reports_the_recall_interval() -> None:
     per = per_class(matrix, ["a", "b"])
     assert per["b"]["recall"] == pytest.approx(0.7)
     assert per["b"]["recall_ci95"] == pytest.approx(list(proportion_confint(7, 10, method="wilson")))
+
+
+def test_a_class_without_support_has_no_recall_and_stays_out_of_the_macro_means() -> None:
+    """An empty class 'c' (never labeled, predicted once): recall, F1 and the interval are null,
+    precision 0; the macro means are those of 'a' and 'b' alone."""
+    matrix = confusion_matrix([0, 0, 1, 1], [0, 2, 1, 1], 3)
+    per = per_class(matrix, ["a", "b", "c"])
+    assert per["c"] == {
+        "precision": 0.0,
+        "recall": None,
+        "f1": None,
+        "support": 0,
+        "recall_ci95": [None, None],
+        "note": NO_SUPPORT,
+    }
+    assert per["a"]["recall"] == 0.5 and "note" not in per["a"]
+    assert macro(per, ["a", "b", "c"]) == pytest.approx({"precision": 1.0, "recall": 0.75, "f1": (2 / 3 + 1) / 2})
+    assert macro(per_class(confusion_matrix([], [], 2), ["a", "b"]), ["a", "b"]) == {
+        "precision": None,
+        "recall": None,
+        "f1": None,
+    }
 
 
 def test_detection_confusion_has_background_last() -> None:

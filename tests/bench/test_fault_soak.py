@@ -22,11 +22,15 @@ def test_a_gap_touching_a_fault_window_is_that_fault_s_and_the_rest_are_outside(
     assert gaps(times, [], 100.0) == {"outside": 1960.0, "outside_at_s": 1.0, "outside_over_bound": 3}
 
 
-def test_missing_seqs_beyond_the_daemon_s_dropped_count_are_uncounted():
-    received = set(range(10, 110)) - {20, 21, 50}
-    assert accounting(received, 2) == {"numbered": 100, "received": 97, "missing": 3, "dropped": 2, "uncounted": 1}
-    assert accounting(received, 5)["uncounted"] == 0
-    assert accounting(set(), 0)["numbered"] == 0
+def test_missing_seqs_beyond_dropped_and_unsent_wills_are_uncounted():
+    received = set(range(10, 110)) - {20, 21, 50}  # seq 10: the start-up will, published by the broker
+    books = accounting(received, 2, 1, {10})
+    assert books == {"numbered": 100, "received": 97, "missing": 3, "dropped": 2, "wills_unsent": 0, "uncounted": 1}
+    assert accounting(received, 2, 2, {10})["uncounted"] == 0  # a second will, never published, explains it
+    unseen = accounting(received - {10}, 2, 1, set())  # the start-up will (seq 10) was never published
+    assert unseen["numbered"] == 100 and unseen["missing"] == 4 and unseen["wills_unsent"] == 1
+    assert unseen["uncounted"] == 1
+    assert accounting(set(), 0, 0, set())["numbered"] == 0
 
 
 def test_the_shifted_clock_follows_its_offset_file_while_the_process_runs(tmp_path):

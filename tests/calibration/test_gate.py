@@ -64,6 +64,18 @@ def test_no_class_prediction_is_a_miss() -> None:
     assert confusion(truth, [0, NO_CLASS, 1, 1], ["a", "b"]) == [[1, 0, 1], [0, 2, 0]]
 
 
+def test_a_class_absent_from_the_spot_set_neither_fails_nor_passes_the_gate() -> None:
+    """'bird' has no samples (an empty class folder): it has no recall, so the gate leaves it out
+    instead of judging a 0.0 against a 0.0; the classes with samples are judged as before."""
+    truth = [0] * 10 + [1] * 10
+    candidate = [0] * 10 + [1] * 5 + [2] * 5  # half the dogs called birds
+    deltas = recall_deltas(truth, list(truth), candidate, ["cat", "dog", "bird"])
+    assert set(deltas) == {"cat", "dog"} and deltas["dog"]["delta_pp"] == pytest.approx(-50.0)
+    reasons = judge(None, deltas, Thresholds())
+    assert len(reasons) == 1 and "'dog'" in reasons[0]
+    assert judge(None, recall_deltas(truth, list(truth), list(truth), ["cat", "dog", "bird"]), Thresholds()) == []
+
+
 def test_thresholds_are_applied_at_their_limits() -> None:
     limits = Thresholds(max_recall_drop_pp=1.0, min_top1_agreement=0.99, min_cosine=0.99)
     ok = {"top1_agreement": 0.99, "cosine": 0.99}

@@ -129,3 +129,34 @@ def test_a_source_that_is_not_video_gives_up_and_the_others_go_on(demo_dir, tmp_
     assert "OpenCV cannot open the video" in stats["last_error"]
     assert not broken.alive() and broken.done() and batcher.serving() == [captures[0]]
     assert sum(1 for b in got if b == ["a"]) > 10  # the live source is served without waiting for the dead one
+
+
+def test_pull_captures_read_their_next_frame_only_when_the_batch_lets_them(demo_dir):
+    """Unpaced files: every frame of each source, in order, and the readers wait for wake_readers()."""
+    captures = [
+        LatestFrameCapture(
+            lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True),
+            2.0,
+            (0.1, 1.0),
+            source_id=f"f{i}",
+            pull=True,
+        )
+        for i in range(3)
+    ]
+    batcher = Batcher(captures, max_wait_s=1.0)
+    for capture in captures:
+        capture.start()
+    try:
+        seen: List[List[int]] = []
+        for _ in range(5):
+            batch = batcher.next_batch(3, timeout=5.0)
+            assert [f.source_id for f, _ in batch] == ["f0", "f1", "f2"]
+            seen.append([f.index for f, _ in batch])
+            time.sleep(0.05)  # readers would have read ahead by now if the take had woken them
+            assert all(c.stats()["frames_read"] == c.stats()["frames_taken"] for c in captures)
+            batcher.wake_readers()
+        assert seen == [[k] * 3 for k in range(5)]
+        assert sum(c.stats()["dropped"] for c in captures) == 0
+    finally:
+        for capture in captures:
+            capture.stop()

@@ -113,6 +113,45 @@ def test_a_finite_source_ends_cleanly(demo_dir):
         capture.stop()
 
 
+def test_pull_mode_reads_every_frame_of_an_unpaced_file_and_drops_none(demo_dir):
+    """fps: null on a file means "as fast as inference": a slow consumer still gets frames 0, 1, 2, ..."""
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=False),
+        2.0,
+        (0.1, 1.0),
+        finite=True,
+        pull=True,
+    )
+    capture.start()
+    try:
+        indexes = []
+        for _ in range(20):
+            time.sleep(0.01)  # slower than decoding: a latest-frame capture would skip frames here
+            frame = capture.take(1.0)
+            assert frame is not None
+            indexes.append(frame.index)
+        stats = capture.stats()
+        assert indexes == list(range(20))
+        assert stats["dropped"] == 0 and stats["frames_read"] - stats["frames_taken"] in (0, 1)
+        while capture.take(1.0) is not None:  # the rest of the file, then the end
+            pass
+        assert capture.ended.is_set() and capture.stats()["frames_taken"] == 200
+    finally:
+        capture.stop()
+
+
+def test_pull_mode_stops_while_waiting_for_a_take(demo_dir):
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True), 2.0, (0.1, 1.0), pull=True
+    )
+    capture.start()
+    assert capture.take(2.0) is not None
+    time.sleep(0.2)  # the reader has the next frame in the slot and waits
+    assert capture.stats()["frames_read"] == 2
+    capture.stop(timeout=2.0)
+    assert not capture.alive()
+
+
 def test_open_failures_are_retried_with_growing_backoff(demo_dir):
     attempts: List[float] = []
 

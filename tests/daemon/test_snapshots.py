@@ -105,7 +105,7 @@ def test_object_events_and_a_retained_snapshot_over_mosquitto(tmp_path: Path):
         for i in range(8):  # a face for four frames, then none for long enough to end it
             detections = [_face()] if i < 4 else []
             result = {"source": "door", "frame": i, "frame_time": base + i * 0.25, "detections": detections}
-            snapshots.offer(Frame(image, i, time.monotonic(), "door"), result)
+            snapshots.offer([(Frame(image, i, time.monotonic(), "door"), result)])
         wait_for(lambda: snapshots.events == 2, 10, "start and end events")
         got = events.collect(2, timeout=10)
         jpeg = _retained(broker.port, "edge-agent/dev1/snapshot/door")
@@ -134,7 +134,7 @@ def test_snapshots_are_rate_bounded_per_source():
     for i in range(6):  # the face comes and goes every frame: a start every other frame
         clock[0] = float(i)
         result = {"source": "door", "frame": i, "frame_time": float(i), "detections": [_face()] if i % 2 == 0 else []}
-        snapshots.offer(Frame(image, i, 0.0, "door"), result)
+        snapshots.offer([(Frame(image, i, 0.0, "door"), result)])
     snapshots.start()
     wait_for(lambda: snapshots.events == 6, 10, "three starts and three ends")
     snapshots.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from agent.config.load import load_config
 from agent.config.sections import Config
@@ -38,9 +38,13 @@ def test_batched_inference_splits_results_back_per_source(demo_dir, tmp_path, ma
         for name, folder in (("faces", "face"), ("others", "non_face"))
     ]
     seen: List[Tuple[Frame, Dict[str, Any]]] = []
-    loop = InferenceLoop(
-        captures, pipeline, report, Handoff(), lambda: None, sinks=[lambda f, r: seen.append((f, r))], max_wait_s=0.05
-    )
+    calls: List[int] = []  # results per sink call
+
+    def sink(batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
+        calls.append(len(batch))
+        seen.extend(batch)
+
+    loop = InferenceLoop(captures, pipeline, report, Handoff(), lambda: None, sinks=[sink], max_wait_s=0.05)
     loop_box.append(loop)
     for capture in captures:
         capture.start()
@@ -57,6 +61,7 @@ def test_batched_inference_splits_results_back_per_source(demo_dir, tmp_path, ma
         thread.join(5.0)
     assert len(seen) >= 80 and not loop.error
     assert loop.batches < loop.inferences  # two frames per engine call, mostly
+    assert max(calls) == 2 and len(calls) <= loop.batches  # the sink gets each batch's results in one call
     labels: Dict[str, Counter] = {"faces": Counter(), "others": Counter()}
     for frame, result in seen:
         assert list(result)[: len(RESULT_KEYS)] == RESULT_KEYS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -17,6 +18,7 @@ from agent.daemon.swap import Busy, EngineState, Handoff, Rebuilder, gate_verdic
 from agent.sources.files import VideoFileSource
 from agent.sources.latest import LatestFrameCapture
 from agent.util.errors import GateFailed
+from tests.faults.test_config_faults import two_input_model
 
 
 @pytest.fixture
@@ -100,12 +102,24 @@ def test_a_failed_gate_keeps_the_serving_engine(live, demo_config, make_pipeline
     assert loop.pipeline is serving and loop.inferences > count and swaps == []
 
 
-def test_a_build_error_keeps_the_serving_engine(live, demo_config, demo_dir, make_pipeline, tmp_path):
+def not_onnx(demo_dir: Path, tmp_path: Path) -> Path:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx model")
+    return broken
+
+
+@pytest.mark.parametrize(
+    "make_model, message",
+    [(not_onnx, "model.onnx"), (two_input_model, "has 2 inputs ['input_3', 'gain']; the pipeline feeds only")],
+)
+def test_a_build_error_keeps_the_serving_engine(
+    live, demo_config, demo_dir, make_pipeline, tmp_path, make_model, message
+):
+    """A rebuild of a model file replaced by a broken or an unfeedable one fails naming why; inference goes on."""
     loop, handoff, results, swaps = live
     done: List[Dict[str, Any]] = []
     serving = loop.pipeline
-    broken = tmp_path / "model.onnx"
-    broken.write_bytes(b"not an onnx model")
+    broken = make_model(demo_dir, tmp_path)
     bad_cfg = Config.from_node(
         load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path / 'state'}", f"model.path={broken}"])
     )
@@ -113,7 +127,7 @@ def test_a_build_error_keeps_the_serving_engine(live, demo_config, demo_dir, mak
         "fp32", "t"
     )
     result = wait_done(done)
-    assert result["status"] == "failed" and "model.onnx" in result["error"], result
+    assert result["status"] == "failed" and message in result["error"] and str(broken) in result["error"], result
     assert loop.pipeline is serving and swaps == []
 
 

@@ -5,7 +5,7 @@ that testing.xml does not label). Shared by these tests and benchmarks/centerfac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, cast
 
 import cv2
 import numpy as np
@@ -62,5 +62,7 @@ def calibration_folder(target: Path, crops: int = 8) -> Path:
             cv2.imwrite(str(target / f"skimage-{path.stem}.png"), image)
     for path in sorted(FACES.glob("*.jpg")):
         if path.name not in SPOT_FILES:
-            cv2.imwrite(str(target / f"dlib-{path.stem}.png"), cv2.imread(str(path), cv2.IMREAD_COLOR))
+            cv2.imwrite(
+                str(target / f"dlib-{path.stem}.png"), cast(np.ndarray, cv2.imread(str(path), cv2.IMREAD_COLOR))
+            )
     return target

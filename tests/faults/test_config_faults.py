@@ -52,12 +52,35 @@ def two_input_model(demo_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_a_model_with_two_inputs_is_refused_by_check_run_and_bench(demo_dir, tmp_path):
+TWO_INPUT_COMMANDS = (
+    ["config", "check"],
+    ["run", "--max-frames", "5"],
+    ["bench", "--duration", "0.2"],
+    ["build", "--precision", "fp32"],
+    ["calibrate", "--frames", "2"],
+)
+
+
+def test_a_model_with_two_inputs_is_refused_by_every_command_that_prepares_it(demo_dir, tmp_path):
+    """The check is in prepare_model, so each command refuses the model the same way (exit 2)."""
     model = two_input_model(demo_dir, tmp_path)
     common = ["-c", str(demo_dir / "demo.yaml"), "--set", f"model.path={model}"]
     common += ["--set", f"paths.state_dir={tmp_path / 'state'}"]
-    for command in (["config", "check"], ["run", "--max-frames", "5"], ["bench", "--duration", "0.2"]):
+    for command in TWO_INPUT_COMMANDS:
         result = cli(*command, *common)
         assert result.returncode == 2, (command, result.stdout, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, result.stderr[-2000:]
         assert "has 2 inputs" in result.stderr and "cannot feed ['gain']" in result.stderr, result.stderr[-2000:]
+
+
+def test_an_int8_start_and_a_calibration_refuse_the_model_before_any_work(demo_dir, tmp_path):
+    """No INT8 build falls back to FP32 and no calibration frame is collected for a model none could serve."""
+    model = two_input_model(demo_dir, tmp_path)
+    common = ["-c", str(demo_dir / "demo.yaml"), "--set", f"model.path={model}"]
+    common += ["--set", f"paths.state_dir={tmp_path / 'state'}"]
+    started = cli("run", "--max-frames", "5", "--set", "precision=int8", *common)
+    assert started.returncode == 2 and "cannot feed ['gain']" in started.stderr, started.stderr[-2000:]
+    assert "not promoted" not in started.stderr and "serving FP32" not in started.stderr, started.stderr[-2000:]
+    calibrated = cli("calibrate", "--frames", "2", *common)
+    assert calibrated.returncode == 2 and "cannot feed ['gain']" in calibrated.stderr
+    assert "calibration frames" not in calibrated.stderr, calibrated.stderr[-2000:]

@@ -176,6 +176,17 @@ def test_device_page_embeds_its_data_as_json_that_cannot_close_the_script() -> N
     assert "read-only" in html and 'id="command"' not in html
 
 
+def test_device_page_lists_the_latest_recall_per_class_with_a_dash_for_null() -> None:
+    empty = pages.device_data(views.telemetry_series([]), views.recall_series([]), [], [])
+    assert '<p class="none">no accuracy report</p>' in pages.device_page("cam", None, empty, False, False)
+    report = P.accuracy({"face": 0.5, "person": 0.9})
+    report["per_class"]["person"].update(recall=None, recall_ci95=[None, None])  # no labeled person
+    data = pages.device_data(views.telemetry_series([]), views.recall_series([(P.T0, report)]), [], [])
+    html = pages.device_page("cam", None, data, has_confusion=False, commands=False)
+    assert '<tr class="recall" data-class="person"><td>person</td><td>-</td><td>-</td><td>-</td></tr>' in html
+    assert '<tr class="recall" data-class="face"><td>face</td><td>0.50</td>' in html
+
+
 def test_device_page_shows_the_command_form_only_with_a_key() -> None:
     data = pages.device_data(views.telemetry_series([]), views.recall_series([]), [], [])
     html = pages.device_page("cam", None, data, has_confusion=True, commands=True, answer="ok <done>")

@@ -201,5 +201,6 @@ def test_a_report_larger_than_the_outbox_is_refused_without_raising(make_link):
     link = make_link(bounds=Bounds(10, 1024, 1e6))
     link.publish_report("build", {"log": "x" * 4000})
     assert link.stats["too_large"] == 1 and link.outbox.count == 0
+    assert link.dropped_total() == 1 and link.outbox.dropped == 1  # its seq was numbered: the books count it
     link.publish_report("build", {"log": "short"})
     assert link.outbox.count == 1

@@ -41,7 +41,7 @@ def _result(source: str, index: int, label: str):
 
 def _offer(results: ResultsPublisher, source: str, count: int, label: str = "face") -> None:
     for i in range(count):
-        results.offer(Frame(IMAGE, i, time.monotonic(), source), _result(source, i, label))
+        results.offer([(Frame(IMAGE, i, time.monotonic(), source), _result(source, i, label))])
 
 
 @pytest.mark.mqtt
@@ -107,3 +107,36 @@ def test_stored_results_wait_in_the_outbox_while_the_broker_is_down(make_link):
     _offer(results, "door", 4)
     results.stop()
     assert results.published == 4 and link.outbox.count == 4
+
+
+@pytest.mark.mqtt
+def test_one_batch_of_results_goes_out_in_order_with_rising_seqs(make_link, subscribe):
+    sub = subscribe("edge-agent/dev1/results/#")
+    link = make_link()
+    link.start()
+    wait_for(lambda: link.connected, 10, "connection")
+    results = ResultsPublisher(link, _settings())
+    results.start()
+    sources = ["cam0", "cam1", "cam2", "cam3"]
+    results.offer([(Frame(IMAGE, 7, time.monotonic(), s), _result(s, 7, "face")) for s in sources])
+    got = sub.collect(4, timeout=10)
+    results.stop()
+    assert [p["source"] for _, p in got] == sources and [t.rsplit("/", 1)[1] for t, _ in got] == sources
+    seqs = [p["seq"] for _, p in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert all(validator("result").is_valid(p) for _, p in got)
+
+
+@pytest.mark.mqtt
+def test_acks_are_listened_to_only_while_qos1_messages_are_in_flight(make_link, subscribe):
+    sub = subscribe("edge-agent/dev1/#")
+    link = make_link()
+    link.start()
+    wait_for(lambda: link.connected and link._client.on_publish is None, 10, "the online status acknowledged")
+    assert link.publish_results([("door", {"frame": i}) for i in range(3)]) is not None
+    assert len(sub.collect(3, timeout=10, where=lambda t, p: "/results/" in t)) == 3
+    assert link._client.on_publish is None  # QoS 0 results: paho calls no callback per message written
+    link.publish_report("accuracy", {"status": "ok"})
+    wait_for(lambda: link.outbox.count == 0, 10, "the report acknowledged and out of the outbox")
+    wait_for(lambda: link._client.on_publish is None, 10, "the callback removed once nothing is in flight")
+    assert link.stats["acknowledged"] == 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import List
 
 import pytest
 
 from agent.config.load import load_config
 from agent.config.sections import Config
-from agent.daemon.results import Policy, class_signature, policy_for, result_body
+from agent.daemon.results import BoundedWorker, Policy, class_signature, policy_for, result_body
 from agent.mqtt.messages import Topics, envelope
+from agent.mqtt.publisher import LogPublisher
 
 from .schemas import validator
 
@@ -142,3 +145,39 @@ def test_topics_per_source_and_bad_ids():
     for bad in ("", "a/b", "cam+", "#"):
         with pytest.raises(ValueError, match="topic level"):
             topics.results(bad)
+
+
+def test_the_worker_takes_what_fits_counts_the_rest_and_hands_over_all_queued_at_once():
+    handled: List[List[int]] = []
+    worker: BoundedWorker[int] = BoundedWorker("test", 5, handled.append)
+    assert worker.offer([1, 2, 3]) == 3
+    assert worker.offer([4, 5, 6, 7]) == 2  # the bound: 6 and 7 are dropped, inference never waits
+    assert worker.dropped == 2 and worker.queued == 5
+    worker.start()
+    worker.stop()
+    assert handled == [[1, 2, 3, 4, 5]]  # one hand-over for everything queued, in order
+
+
+def test_a_failing_hand_over_counts_its_items_and_the_worker_goes_on():
+    handled: List[List[int]] = []
+
+    def handle(items: List[int]) -> None:
+        if items == [0]:
+            raise ValueError("broken")
+        handled.append(items)
+
+    worker: BoundedWorker[int] = BoundedWorker("test", 10, handle)
+    worker.start()
+    worker.offer([0])
+    deadline = time.monotonic() + 5
+    while worker.failed == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.offer([1, 2])
+    worker.stop()
+    assert worker.failed == 1 and handled == [[1, 2]]
+
+
+def test_the_log_publisher_numbers_a_batch_of_results_in_order():
+    publisher = LogPublisher(dict)
+    assert publisher.publish_results([("door", {}), ("yard", {})]) == [1, 2]
+    assert publisher.publish_results([]) == []

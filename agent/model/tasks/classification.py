@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -59,12 +60,12 @@ class ClassificationDecoder:
     def decode(self, output: np.ndarray, count: Optional[int] = None) -> List[Classification]:
         """Decode the first ``count`` samples of a batch output [N, C]."""
         scores = self.scores(output)[: count if count is not None else len(output)]
+        # One argsort and one comparison for the batch; plain lists per row (numpy scalars are slow).
+        orders = np.argsort(-scores, axis=1, kind="stable").tolist()
+        passes = (scores >= self.thresholds).tolist()
         results = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")
-            passed = [int(i) for i in order if row[i] >= self.thresholds[i]]
-            top = [
-                {"label": self.labels[i], "index": i, "score": round(float(row[i]), 6)} for i in passed[: self.top_k]
-            ]
+        for order, passing, row in zip(orders, passes, scores.tolist()):
+            passed = list(itertools.islice((i for i in order if passing[i]), max(1, self.top_k)))
+            top = [{"label": self.labels[i], "index": i, "score": round(row[i], 6)} for i in passed[: self.top_k]]
             results.append(Classification(top, passed[0] if passed else None))
         return results
