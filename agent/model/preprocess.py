@@ -70,17 +70,12 @@ def _normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
 
     OpenCV's arithmetic with a per-channel scalar does the same float32 multiply, subtract and
     divide per element as numpy's broadcasting (tests/model/test_preprocess.py compares them bit for
-    bit), several times faster on camera-sized and small inputs; images of more than 4 channels
-    (beyond an OpenCV scalar) take numpy's way.
+    bit), several times faster on camera-sized and small inputs. Frames come from OpenCV, so they
+    have at most 4 channels, what one OpenCV scalar covers.
     """
     import cv2
 
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if channels > 4:
-        pixels *= spec.scale
-        pixels -= np.asarray(spec.mean, dtype=np.float32)
-        pixels /= np.asarray(spec.std, dtype=np.float32)
-        return pixels
     scale, mean, std = _scalars(spec, channels)
     cv2.multiply(pixels, scale, dst=pixels)
     cv2.subtract(pixels, mean, dst=pixels)

@@ -10,25 +10,12 @@ import pytest
 
 from agent.model.info import InputSpec
 from agent.model.preprocess import preprocess
+from tests.foundation.test_units import spec as unit_spec
 
 
 def spec(**changes: Any) -> InputSpec:
-    base: dict = dict(
-        name="x",
-        width=48,
-        height=40,
-        channels=3,
-        layout="NHWC",
-        batch=1,
-        color="RGB",
-        resize="stretch",
-        scale=1.0,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        transpose_hw=False,
-    )
-    base.update(changes)
-    return InputSpec(**base)
+    """The unit tests' spec at a camera-like input size (one sample)."""
+    return unit_spec(**{"width": 48, "height": 40, "batch": 1, **changes})
 
 
 def numpy_reference(frame: np.ndarray, s: InputSpec) -> np.ndarray:
