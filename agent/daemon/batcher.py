@@ -73,7 +73,9 @@ class Batcher:
             if any(ready) and first is None:
                 first = now
             waited = now - first if first is not None else 0.0
-            if batch_is_due(sum(ready), len(self.serving()), batch, waited, self.max_wait_s):
+            count = sum(ready)
+            serving = batch if count >= batch else len(self.serving())  # a full batch: no need to ask
+            if batch_is_due(count, serving, batch, waited, self.max_wait_s):
                 return self._take(pick(ready, self._next, batch))
             if first is None and (now >= deadline or not self.serving()):
                 return []

@@ -241,6 +241,8 @@ class InferenceLoop:
             raise Stopping("the daemon is stopping")
 
     def _run_jobs(self) -> None:
+        if self.jobs.empty():  # the usual case, checked without raising queue.Empty at every batch
+            return
         while not self.stop_event.is_set():
             try:
                 job = self.jobs.get_nowait()

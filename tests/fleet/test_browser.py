@@ -202,6 +202,9 @@ def test_device_pages_plot_the_devices_data(fleet: Dict[str, Any], browser: Any)
         recalls = views.recall_series(fleet["store"].series(name, "accuracy"))
         assert data["recall"][0] == recalls["t"] and len(recalls["t"]) >= 2
         assert data["recall"][1:4] == [recalls["classes"]["face"][k] for k in ("recall", "high", "low")]
+        gaps = "return window.edgeCharts[arguments[0]].series.slice(1).map(function (s) { return s.spanGaps; })"
+        assert set(browser.execute_script(gaps, "recall")) == {False}  # a class without support: a gap
+        assert set(browser.execute_script(gaps, "latency")) == {True}  # a missed report: the line goes on
         canvases = browser.find_elements(By.CSS_SELECTOR, ".chart canvas")
         assert len(canvases) == 5 and all(c.size["width"] > 100 for c in canvases)
         picture = browser.find_element(By.ID, "confusion")

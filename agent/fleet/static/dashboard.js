@@ -36,9 +36,10 @@
   var r = data.recall, lines = [], bands = [];
   Object.keys(r.classes).forEach(function (name, i) {
     var c = r.classes[name], colour = colours[i % colours.length], at = lines.length + 1;
-    lines.push({ label: name + " recall", values: c.recall, style: { stroke: colour } });
-    lines.push({ label: name + " 95% high", values: c.high, style: { stroke: colour, width: 0, points: { show: false } } });
-    lines.push({ label: name + " 95% low", values: c.low, style: { stroke: colour, width: 0, points: { show: false } } });
+    // A check where the class had no labeled sample scores null: a gap in its line, not a line across it.
+    lines.push({ label: name + " recall", values: c.recall, style: { stroke: colour, spanGaps: false } });
+    lines.push({ label: name + " 95% high", values: c.high, style: { stroke: colour, width: 0, spanGaps: false, points: { show: false } } });
+    lines.push({ label: name + " 95% low", values: c.low, style: { stroke: colour, width: 0, spanGaps: false, points: { show: false } } });
     bands.push({ series: [at + 1, at + 2], fill: colour + "33" });
   });
   var drift = data.drift;
