@@ -36,7 +36,8 @@
   var r = data.recall, lines = [], bands = [];
   Object.keys(r.classes).forEach(function (name, i) {
     var c = r.classes[name], colour = colours[i % colours.length], at = lines.length + 1;
-    // A check where the class had no labeled sample scores null: a gap in its line, not a line across it.
+    // A check where the class had no labeled sample scores null: a gap in its line, not a line across it
+    // (uPlot's series option spanGaps; the vendored 1.6.32 builds its paths with gaps at nulls unless it is set).
     lines.push({ label: name + " recall", values: c.recall, style: { stroke: colour, spanGaps: false } });
     lines.push({ label: name + " 95% high", values: c.high, style: { stroke: colour, width: 0, spanGaps: false, points: { show: false } } });
     lines.push({ label: name + " 95% low", values: c.low, style: { stroke: colour, width: 0, spanGaps: false, points: { show: false } } });
