@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,10 +34,11 @@ from agent.daemon.results import ResultsPublisher
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline
 from agent.mqtt.publisher import open_publisher
+from agent.sources.decode import decode_threads, usable_cores
 from agent.sources.frames import Frame, Source
 from benchmarks.pipeline_vs_engine import (
     CAMERA_FACTOR,
-    engine_only,
+    engine_only_cpu,
     file_source,
     full_pipeline,
     open_pipeline,
@@ -101,25 +102,57 @@ def pipeline_vs_engine(
     sources: int,
     pace: Optional[float],
     in_memory: bool = False,
+    opencv_threads_too: bool = False,
 ) -> Dict[str, Any]:
     """Engine-only and pipeline rounds in turn; ``pace``: the sources' fps as a multiple of the
     engine-only rate just measured (None: unpaced, read as fast as inference takes frames);
-    ``in_memory``: the video's frames decoded once, unpaced."""
+    ``in_memory``: the video's frames decoded once, unpaced; ``opencv_threads_too``: each round also
+    runs the pipeline with OpenCV's default decoder threads instead of the daemon's."""
     images = decoded(video) if in_memory else []
     engine: List[float] = []
+    engine_cpu: List[float] = []
     piped: List[float] = []
+    loop_cpu: List[float] = []
+    others_cores: List[float] = []
+    opencv_threads: List[Tuple[float, float, float, Any]] = []  # rate, inference thread us/frame, other cores, age
     stats: Dict[str, Any] = {}
+    wait_s = MAX_WAIT_MS / 1000.0
     for _ in range(rounds):
-        engine.append(engine_only(pipeline, video, seconds))
+        rate, cpu = engine_only_cpu(pipeline, video, seconds)
+        engine.append(rate)
+        engine_cpu.append(cpu)
         fps = engine[-1] * pace / sources if pace else None
-        source = (lambda: DecodedFrames(images)) if in_memory else file_source(video, fps)
-        rate, stats = full_pipeline(pipeline, source, seconds, fps is None, sources, max_wait_s=MAX_WAIT_MS / 1000.0)
+        source = (lambda: DecodedFrames(images)) if in_memory else file_source(video, fps, sources)
+        rate, stats = full_pipeline(pipeline, source, seconds, fps is None, sources, max_wait_s=wait_s)
         piped.append(rate)
+        loop_cpu.append(stats["inference_thread_us_per_frame"])
+        others_cores.append(stats["other_threads_cores"])
+        if opencv_threads_too:
+            default = file_source(video, fps, sources, opencv_threads=True)
+            rate, other = full_pipeline(pipeline, default, seconds, fps is None, sources, max_wait_s=wait_s)
+            opencv_threads.append(
+                (rate, other["inference_thread_us_per_frame"], other["other_threads_cores"], other["frame_age_ms_p50"])
+            )
+    compared = {}
+    if opencv_threads:
+        rates, loops, others, ages = zip(*opencv_threads)
+        compared["opencv_threads"] = {
+            "pipeline_ips": median_of(list(rates)),
+            "ratio": round(statistics.median(rates) / statistics.median(engine), 3),
+            "pipeline_rounds": [round(x, 1) for x in rates],
+            "inference_thread_us_per_frame": median_of(list(loops)),
+            "other_threads_cores": round(statistics.median(others), 2),
+            "frame_age_ms_p50": ages[-1],
+        }
     return {
+        **compared,
         "engine_ips": median_of(engine),
         "pipeline_ips": median_of(piped),
         "ratio": round(statistics.median(piped) / statistics.median(engine), 3),
         "frame_age_ms_p50": stats.get("frame_age_ms_p50"),
+        "engine_cpu_us_per_frame": median_of(engine_cpu),
+        "inference_thread_us_per_frame": median_of(loop_cpu),
+        "other_threads_cores": round(statistics.median(others_cores), 2),
         "engine_rounds": [round(x, 1) for x in engine],
         "pipeline_rounds": [round(x, 1) for x in piped],
     }
@@ -136,7 +169,7 @@ def results_cost(config: Config, pipeline: Pipeline, video: Path, seconds: float
     sinks: Sequence[Sink] = [sink.offer]
     try:
         for _ in range(rounds):
-            source = file_source(video, None)
+            source = file_source(video, None, SOURCES)
             plain.append(full_pipeline(pipeline, source, seconds, True, SOURCES, max_wait_s=MAX_WAIT_MS / 1000.0)[0])
             rate, _ = full_pipeline(pipeline, source, seconds, True, SOURCES, sinks, MAX_WAIT_MS / 1000.0)
             published.append(rate)
@@ -166,7 +199,8 @@ def measure(work: Path, seconds: float, rounds: int, progress: Callable[[str], N
     out: Dict[str, Any] = {"seconds": seconds, "rounds": rounds}
     for name, threads, pace, in_memory in ONET_ROWS:
         onet = open_pipeline(onet_config, work / f"onet{threads}", threads, batch4)
-        out[name] = pipeline_vs_engine(onet, stream, seconds, rounds, SOURCES, pace, in_memory)
+        both = name == "unpaced_threads1"  # the daemon's decoder threads and OpenCV's, side by side
+        out[name] = pipeline_vs_engine(onet, stream, seconds, rounds, SOURCES, pace, in_memory, both)
         progress(f"ONet, {SOURCES} sources, batch {SOURCES}, {name}: {out[name]}")
     resnet_config, video = resnet_setup(work)
     resnet = open_pipeline(resnet_config, work / "resnet", 1)
@@ -193,8 +227,18 @@ def measure(work: Path, seconds: float, rounds: int, progress: Callable[[str], N
 def markdown(r: Dict[str, Any], note: str) -> str:
     onet = "ONet 48x48, 96x96 frames"
     paced = f"{CAMERA_FACTOR:g}x engine rate in all"
+    ours = decode_threads(None, SOURCES, usable_cores())
+    opencv = min(usable_cores(), 16)  # OpenCV's default (fill_codec_context, cap_ffmpeg_impl.hpp)
+    unpaced = r["unpaced_threads1"]
     rows = [
-        (onet, f"{SOURCES} files, unpaced", SOURCES, 1, r["unpaced_threads1"]),
+        (onet, f"{SOURCES} files, unpaced, decoder threads {ours} each (the daemon's)", SOURCES, 1, unpaced),
+        (
+            onet,
+            f"{SOURCES} files, unpaced, decoder threads {opencv} each (OpenCV's default)",
+            SOURCES,
+            1,
+            {**unpaced, **unpaced["opencv_threads"]},
+        ),
         (onet, f"{SOURCES} files, {paced}", SOURCES, 1, r["paced_threads1"]),
         (onet, f"{SOURCES} files, unpaced", SOURCES, "all cores", r["unpaced_all"]),
         (onet, f"{SOURCES} in memory (decoded once), unpaced", SOURCES, 1, r["memory_threads1"]),
@@ -222,18 +266,27 @@ def markdown(r: Dict[str, Any], note: str) -> str:
         "together (latest frame",
         "wins, the rest dropped). The in-memory row serves the stream decoded once: the captures, batcher and "
         "loop without video decoding.",
+        "FFmpeg decodes each file with the daemon's decoder threads (`source.decode_threads` null: the cores "
+        "shared among the sources);",
+        "the second row runs, in the same rounds, OpenCV's default of every core for every decoder.",
         "ORT threads 1 leaves the second core to the captures (as a Jetson's CPU is free while its GPU infers).",
+        "CPU columns (medians over the rounds): engine-only's process CPU per frame, the inference thread's CPU "
+        "per frame inferred in the pipeline",
+        "(its engine calls and its own Python), and every other thread (captures, decoders; with ORT on all cores "
+        "also ORT's pool) together, in cores.",
         f"Load: {note}" if note else "",
         "",
         "| model | sources | batch | ORT threads | engine-only frames/s | pipeline frames/s | ratio "
-        "| rounds min-max: engine-only / pipeline | frame age p50 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rounds min-max: engine-only / pipeline | CPU us per frame: engine-only / inference thread "
+        "| other threads, cores | frame age p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model, sources, batch, threads, row in rows:
         lines.append(
             f"| {model} | {sources} | {batch} | {threads} | {row['engine_ips']} | {row['pipeline_ips']} "
             f"| {row['ratio']} | {spread(row['engine_rounds'])} / {spread(row['pipeline_rounds'])} "
-            f"| {row['frame_age_ms_p50']} |"
+            f"| {row['engine_cpu_us_per_frame']} / {row['inference_thread_us_per_frame']} "
+            f"| {row['other_threads_cores']} | {row['frame_age_ms_p50']} |"
         )
     lines += [
         "",

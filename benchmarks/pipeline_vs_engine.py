@@ -29,6 +29,7 @@ from agent.daemon.swap import Handoff
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline, make_decoder
 from agent.model.preprocess import make_batch
+from agent.sources.decode import decode_threads, usable_cores
 from agent.sources.files import VideoFileSource
 from agent.sources.frames import Source
 from agent.sources.latest import LatestFrameCapture, combined_stats
@@ -65,9 +66,13 @@ def engine_only(pipeline: Pipeline, video: Path, seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-def file_source(video: Path, fps: Optional[float]) -> Callable[[], Source]:
-    """What the daemon opens for ``{kind: file, uri: video, loop: true, fps: fps}``."""
-    return lambda: VideoFileSource(str(video), loop=True, fps=fps)
+def file_source(
+    video: Path, fps: Optional[float], sources: int = 1, opencv_threads: bool = False
+) -> Callable[[], Source]:
+    """What the daemon opens for ``{kind: file, uri: video, loop: true, fps: fps}``, one of ``sources``
+    (``opencv_threads``: with OpenCV's default decoder threads instead of the daemon's)."""
+    count = None if opencv_threads else decode_threads(None, sources, usable_cores())
+    return lambda: VideoFileSource(str(video), loop=True, fps=fps, threads=count)
 
 
 def full_pipeline(
@@ -81,7 +86,8 @@ def full_pipeline(
 ) -> Tuple[float, Dict[str, Any]]:
     """Frames inferred per second by the daemon's captures (``sources`` of them, each over its own
     ``open_source()``; ``pull`` as the daemon reads an unpaced file: every frame, none dropped) and its
-    batched InferenceLoop, each result handed to ``sinks``; and the captures' stats."""
+    batched InferenceLoop, each result handed to ``sinks``; and the captures' stats, with where the CPU
+    went: the inference thread's CPU per frame inferred, and every other thread's together in cores."""
     captures = [
         LatestFrameCapture(
             open_source, 5.0, (0.1, 1.0), prepare=prepare_for(lambda: pipeline), source_id=f"cam{i}", pull=pull
@@ -95,14 +101,30 @@ def full_pipeline(
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     loop.first_inference.wait(10.0)
+    assert thread.ident is not None
+    loop_clock = time.pthread_getcpuclockid(thread.ident)
     start_count, started = loop.inferences, time.perf_counter()
+    loop_cpu, process_cpu = time.clock_gettime(loop_clock), time.process_time()
     time.sleep(seconds)
-    rate = (loop.inferences - start_count) / (time.perf_counter() - started)
+    loop_cpu, process_cpu = time.clock_gettime(loop_clock) - loop_cpu, time.process_time() - process_cpu
+    frames, wall = loop.inferences - start_count, time.perf_counter() - started
     loop.stop_event.set()
     thread.join(5.0)
     for capture in captures:
         capture.stop()
-    return rate, combined_stats(captures)
+    cpu = {
+        "inference_thread_us_per_frame": round(loop_cpu / frames * 1e6, 1),
+        "other_threads_cores": round((process_cpu - loop_cpu) / wall, 2),
+    }
+    return frames / wall, {**combined_stats(captures), **cpu}
+
+
+def engine_only_cpu(pipeline: Pipeline, video: Path, seconds: float) -> Tuple[float, float]:
+    """:func:`engine_only` and the CPU it took per frame, in us."""
+    process_cpu, started = time.process_time(), time.perf_counter()
+    rate = engine_only(pipeline, video, seconds)
+    frames = rate * (time.perf_counter() - started)
+    return rate, round((time.process_time() - process_cpu) / frames * 1e6, 1)
 
 
 def resnet_setup(folder: Path) -> Tuple[Path, Path]:

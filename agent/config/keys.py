@@ -37,6 +37,14 @@ _SOURCE: Dict[str, Any] = {
     "codec": Field(
         "str", "h264", "rtsp and file with the hardware decoder: the stream's codec.", choices=["h264", "h265"]
     ),
+    "decode_threads": Field(
+        "int",
+        None,
+        "file, and rtsp without GStreamer, decoded in software: FFmpeg decoder threads for this source. "
+        "null = the CPU cores shared among the sources (at least 1 each); OpenCV's own default, all cores "
+        "for every decoder, on an OpenCV without the thread parameter (before 4.7).",
+        minimum=1,
+    ),
     "read_timeout_s": Field(_NUM, 5.0, "A read taking longer re-opens the source.", minimum=0.1),
     "reopen_backoff_s": Field(
         "list",

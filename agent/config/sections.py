@@ -176,6 +176,7 @@ class SourceConfig(Section):
     rtsp_latency_ms: int
     decoder: str
     codec: str
+    decode_threads: Optional[int]
     read_timeout_s: float
     reopen_backoff_s: List[float]
 

@@ -265,7 +265,7 @@ class Daemon:
         serving = prepare_for(lambda: self.loop.pipeline if self.loop is not None else None)
         first, longest = source.reopen_backoff_s
         return LatestFrameCapture(
-            lambda: open_source(source),
+            lambda: open_source(source, sharing=len(self.config.sources)),
             source.read_timeout_s,
             (first, longest),
             finite,

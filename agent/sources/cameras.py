@@ -14,15 +14,16 @@ import time
 from typing import Any, Optional, Tuple
 
 from agent.config.sections import SourceConfig
-from agent.sources.decode import APPSINK, NVMM_TO_BGR, decoder_for, nvv4l2_rtsp_pipeline
+from agent.sources.decode import (
+    APPSINK,
+    NVMM_TO_BGR,
+    decoder_for,
+    gstreamer_in_build,
+    nvv4l2_rtsp_pipeline,
+    open_software,
+)
 from agent.sources.frames import Frame, Source
 from agent.util.errors import InputError
-
-
-def gstreamer_in_build(build_information: str) -> bool:
-    """Whether cv2.getBuildInformation() text says GStreamer support is compiled in."""
-    match = re.search(r"^\s*GStreamer:\s*(\S+)", build_information, re.MULTILINE)
-    return match is not None and match.group(1).upper() not in ("NO", "OFF")
 
 
 def gstreamer_missing_sentence(kind: str, build_information: str) -> Optional[str]:
@@ -112,8 +113,9 @@ def _opened(capture: Any, what: str) -> Any:
     return capture
 
 
-def open_camera(cfg: SourceConfig) -> Source:
-    """The camera source.kind names (v4l2, csi, rtsp), configured from source.*."""
+def open_camera(cfg: SourceConfig, threads: Optional[int] = None) -> Source:
+    """The camera source.kind names (v4l2, csi, rtsp), configured from source.*; ``threads``: FFmpeg
+    decoder threads of an RTSP stream OpenCV decodes through FFmpeg (None: OpenCV's default)."""
     import cv2
 
     kind = cfg.kind
@@ -149,7 +151,7 @@ def open_camera(cfg: SourceConfig) -> Source:
         elif has_gst:
             capture = cv2.VideoCapture(rtsp_pipeline(cfg.uri, cfg.rtsp_latency_ms), cv2.CAP_GSTREAMER)
         else:
-            capture = cv2.VideoCapture(cfg.uri, cv2.CAP_FFMPEG)
+            capture = open_software(cfg.uri, threads, cv2.CAP_FFMPEG)
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return CameraSource(_opened(capture, f"RTSP stream {cfg.uri}"), cfg.uri)
     raise InputError(f"source.kind: {kind!r} is not a camera")

@@ -8,14 +8,24 @@ AGX Orin) from a parsed byte stream, so a depayloader (RTSP) or demuxer (files) 
 ``h264parse`` / ``h265parse`` go before it, e.g. ``filesrc ! qtdemux ! h264parse ! nvv4l2decoder``.
 Whether the element exists is asked of ``gst-inspect-1.0 --exists`` (GStreamer's gst-inspect
 documentation: exit status 0 when the element exists). Pipelines are pure text, tested as such.
+
+In software, OpenCV's FFmpeg backend gives each decoder ``min(cores, 16)`` threads unless told
+otherwise (``fill_codec_context`` in opencv/modules/videoio/src/cap_ffmpeg_impl.hpp), so N sources
+decoded side by side run N times as many decoder threads as there are cores. ``decode_threads``
+shares the cores among the sources instead (``source.decode_threads`` overrides it), passed as the
+open parameter ``CAP_PROP_N_THREADS`` (read there in ``CvCapture_FFMPEG::open``). OpenCV 4.5.5 and
+4.6 have no such parameter (4.7 has), and 4.5.5 fails an open given one it does not know
+("unsupported parameters in .open() ... Bailout"): there it is left out and OpenCV's default stays.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from agent.util.errors import InputError
 
@@ -92,3 +102,47 @@ def nvv4l2_file_pipeline(path: str, codec: str) -> Optional[str]:
     demuxer = DEMUXERS[suffix]
     head = f'filesrc location="{path}" ! ' + (f"{demuxer} ! " if demuxer else "")
     return f"{head}{_parser(codec)} ! nvv4l2decoder ! {NVMM_TO_BGR}"
+
+
+def decode_threads(configured: Optional[int], sources: int, cores: int) -> int:
+    """FFmpeg decoder threads for one of ``sources`` decoded side by side on ``cores``: ``configured``
+    (source.decode_threads), else the cores shared among the sources, at least one each."""
+    if configured is not None:
+        return configured
+    return max(1, cores // max(1, sources))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. systemd's CPUAffinity=)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def open_software(uri: str, threads: Optional[int], api: int) -> Any:
+    """A cv2.VideoCapture of ``uri``: OpenCV's FFmpeg backend with ``threads`` decoder threads where this
+    OpenCV takes that open parameter and has FFmpeg, else ``cv2.VideoCapture(uri, api)`` (OpenCV's own
+    thread count); ``threads`` None: always the latter."""
+    import cv2
+
+    n_threads = getattr(cv2, "CAP_PROP_N_THREADS", None)
+    if threads is not None and n_threads is not None and ffmpeg_in_build(cv2.getBuildInformation()):
+        return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [n_threads, threads])
+    return cv2.VideoCapture(uri, api)
+
+
+def backend_in_build(build_information: str, backend: str) -> bool:
+    """Whether cv2.getBuildInformation() text says video I/O ``backend`` (GStreamer, FFMPEG) is compiled in."""
+    match = re.search(rf"^\s*{re.escape(backend)}:\s*(\S+)", build_information, re.MULTILINE)
+    return match is not None and match.group(1).upper() not in ("NO", "OFF")
+
+
+def gstreamer_in_build(build_information: str) -> bool:
+    """Whether this OpenCV can open GStreamer pipelines."""
+    return backend_in_build(build_information, "GStreamer")
+
+
+def ffmpeg_in_build(build_information: str) -> bool:
+    """Whether this OpenCV decodes through FFmpeg."""
+    return backend_in_build(build_information, "FFMPEG")

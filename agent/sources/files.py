@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from agent.sources.decode import open_software
 from agent.sources.frames import IMAGE_SUFFIXES, Frame, Source, list_images, read_image
 from agent.util.errors import InputError
 
@@ -62,17 +63,24 @@ class ImageFolderSource(Source):
 
 
 class VideoFileSource(Source):
-    """A video file, decoded by OpenCV, or through ``pipeline`` (GStreamer, e.g. Jetson's hardware
-    decoder: agent.sources.decode), which is re-opened to loop since a pipeline cannot seek back."""
+    """A video file, decoded by OpenCV (with ``threads`` FFmpeg decoder threads; None: OpenCV's default),
+    or through ``pipeline`` (GStreamer, e.g. Jetson's hardware decoder: agent.sources.decode), which is
+    re-opened to loop since a pipeline cannot seek back."""
 
     def __init__(
-        self, path: str, loop: bool = False, fps: Optional[float] = None, pipeline: Optional[str] = None
+        self,
+        path: str,
+        loop: bool = False,
+        fps: Optional[float] = None,
+        pipeline: Optional[str] = None,
+        threads: Optional[int] = None,
     ) -> None:
         if not Path(path).is_file():
             raise InputError(f"source.uri: video file not found: {path}")
         self.uri = path
         self.loop = loop
         self.pipeline = pipeline
+        self.threads = threads
         self.capture = self._open()
         self.count = 0
         self.frames_in_pass = 0
@@ -81,7 +89,10 @@ class VideoFileSource(Source):
     def _open(self) -> Any:
         import cv2
 
-        capture = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER) if self.pipeline else cv2.VideoCapture(self.uri)
+        if self.pipeline:
+            capture = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
+        else:
+            capture = open_software(self.uri, self.threads, cv2.CAP_ANY)
         if not capture.isOpened():
             capture.release()
             through = f" through {self.pipeline}" if self.pipeline else ""

@@ -5,22 +5,31 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from agent.config.sections import SourceConfig
-from agent.sources.cameras import gstreamer_in_build, open_camera
-from agent.sources.decode import DEMUXERS, decoder_for, nvv4l2_file_pipeline
+from agent.sources.cameras import open_camera
+from agent.sources.decode import (
+    DEMUXERS,
+    decode_threads,
+    decoder_for,
+    gstreamer_in_build,
+    nvv4l2_file_pipeline,
+    usable_cores,
+)
 from agent.sources.files import ImageFolderSource, VideoFileSource
 from agent.sources.frames import RoundRobinSource, Source
 from agent.util.errors import InputError
 
 
-def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None) -> Source:
-    """The configured source. ``loop`` overrides source.loop (one pass for calibration and checks)."""
+def open_source(source_cfg: SourceConfig, loop: Optional[bool] = None, sharing: int = 1) -> Source:
+    """The configured source. ``loop`` overrides source.loop (one pass for calibration and checks);
+    ``sharing``: how many sources are decoded side by side (they share the cores: decode_threads)."""
     looping = source_cfg.loop if loop is None else loop
     kind = source_cfg.kind
     if kind == "images":
         return ImageFolderSource(source_cfg.uri, looping, source_cfg.fps)
+    threads = decode_threads(source_cfg.decode_threads, sharing, usable_cores())
     if kind == "file":
-        return VideoFileSource(source_cfg.uri, looping, source_cfg.fps, file_pipeline(source_cfg))
-    return open_camera(source_cfg)
+        return VideoFileSource(source_cfg.uri, looping, source_cfg.fps, file_pipeline(source_cfg), threads)
+    return open_camera(source_cfg, threads)
 
 
 def open_sources(sources: Sequence[SourceConfig], loop: Optional[bool] = None) -> Source:
@@ -30,7 +39,7 @@ def open_sources(sources: Sequence[SourceConfig], loop: Optional[bool] = None) -
     opened: List[Source] = []
     try:
         for source_cfg in sources:
-            opened.append(open_source(source_cfg, loop))
+            opened.append(open_source(source_cfg, loop, len(sources)))
     except BaseException:
         for source in opened:
             source.close()

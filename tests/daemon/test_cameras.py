@@ -10,12 +10,12 @@ from agent.config.sections import SourceConfig
 from agent.sources.cameras import (
     csi_pipeline,
     fourcc_code,
-    gstreamer_in_build,
     gstreamer_missing_sentence,
     open_camera,
     rtsp_pipeline,
     v4l2_device,
 )
+from agent.sources.decode import gstreamer_in_build
 from agent.util.errors import InputError
 
 BUILD_WITH = (

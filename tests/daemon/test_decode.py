@@ -1,11 +1,14 @@
 """Hardware decoding on Jetson (source.decoder): pipelines as text, the choice, the element probe
 through a real gst-inspect-shaped program, and a file source decoded in software where the
-element is absent."""
+element is absent; software decoder threads shared among the sources (source.decode_threads),
+checked on the installed OpenCV."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,7 +17,17 @@ import pytest
 
 from agent.config.load import load_config
 from agent.config.sections import Config
-from agent.sources.decode import choose_decoder, element_exists, nvv4l2_file_pipeline, nvv4l2_rtsp_pipeline
+from agent.sources.decode import (
+    backend_in_build,
+    choose_decoder,
+    decode_threads,
+    element_exists,
+    ffmpeg_in_build,
+    nvv4l2_file_pipeline,
+    nvv4l2_rtsp_pipeline,
+    usable_cores,
+)
+from agent.sources.files import VideoFileSource
 from agent.sources.open import open_source
 from agent.util.errors import InputError
 
@@ -75,9 +88,9 @@ def _video(path: Path, frames: int = 6) -> None:
     writer.release()
 
 
-def _source(uri: Path, decoder: str) -> Config:
+def _source(uri: Path, decoder: str, *more: str) -> Config:
     node = load_config(
-        None, ["source.kind=file", f"source.uri={uri}", f"source.decoder={decoder}", "source.loop=false"]
+        None, ["source.kind=file", f"source.uri={uri}", f"source.decoder={decoder}", "source.loop=false", *more]
     )
     return Config.from_node(node)
 
@@ -97,3 +110,74 @@ def test_a_file_decodes_in_software_where_the_hardware_decoder_is_absent(
     assert sum(f is not None for f in frames) == 6 and frames[-1] is None
     with pytest.raises(InputError, match="source.decoder nvv4l2"):
         open_source(_source(video, "nvv4l2").source)
+
+
+def test_decoder_threads_share_the_cores_among_the_sources() -> None:
+    assert decode_threads(None, 1, 2) == 2  # one source: every core, as OpenCV's own default
+    assert decode_threads(None, 4, 2) == 1  # more sources than cores: one thread each
+    assert decode_threads(None, 3, 8) == 2
+    assert decode_threads(None, 0, 4) == 4
+    assert decode_threads(3, 4, 2) == 3  # source.decode_threads wins
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_ffmpeg_is_read_from_the_build_information() -> None:
+    info = "  Video I/O:\n    FFMPEG:             YES\n      avcodec:   YES (58.134.100)\n    GStreamer:   NO\n"
+    assert ffmpeg_in_build(info) and not backend_in_build(info, "GStreamer")
+    assert not ffmpeg_in_build(info.replace("YES\n      avcodec", "NO\n      avcodec"))
+    assert ffmpeg_in_build(cv2.getBuildInformation()) == (cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG))
+
+
+def _frames(source: VideoFileSource) -> list:
+    try:
+        return [frame.image for frame in iter(source.read, None)]
+    finally:
+        source.close()
+
+
+# Decoder threads FFmpeg starts for a source (OS threads of a fresh process, before and after reading).
+_COUNT_THREADS = """
+import os, sys
+import cv2  # noqa: F401 (imported first: its own threads are not the decoder's)
+from agent.sources.files import VideoFileSource
+def tasks(): return len(os.listdir("/proc/self/task"))
+for threads in (1, 3):
+    before = tasks()
+    source = VideoFileSource(sys.argv[1], threads=threads)
+    source.read(); source.read()
+    print(tasks() - before)
+    source.close()
+"""
+
+
+@pytest.mark.parametrize("configured", [None, 3])
+def test_a_file_decodes_with_the_cores_shared_among_four_sources(tmp_path: Path, configured: object) -> None:
+    video = tmp_path / "clip.avi"
+    _video(video)
+    more = [] if configured is None else [f"source.decode_threads={configured}"]
+    source = open_source(_source(video, "software", *more).source, sharing=4)
+    assert isinstance(source, VideoFileSource)
+    assert source.threads == decode_threads(configured, 4, usable_cores())  # type: ignore[arg-type]
+    frames = _frames(source)
+    plain = _frames(VideoFileSource(str(video)))
+    assert len(frames) == len(plain) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(frames, plain))
+
+
+def test_one_decoder_thread_starts_no_thread(tmp_path: Path) -> None:
+    """OpenCV 4.7 on takes the thread count (CAP_PROP_N_THREADS); with pip's OpenCV 5.1 (FFmpeg 8)
+    MJPEG decodes frame-threaded by default, one OS thread per decoder thread past the first. Older
+    OpenCV (4.5.5, the oldest pin, fails an open given the parameter) opens without it."""
+    video = tmp_path / "clip.avi"
+    _video(video)
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_THREADS, str(video)], capture_output=True, text=True, timeout=60, check=True
+    )
+    one, three = (int(line) for line in done.stdout.split())
+    assert one == 0
+    assert 0 <= three <= 2
+
+
+def test_decode_threads_below_one_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="decode_threads"):
+        Config.from_node(load_config(None, ["source.kind=file", "source.decode_threads=0"]))

@@ -63,7 +63,7 @@ def test_csi_without_gstreamer_says_so_in_one_sentence(demo_dir, tmp_path):
     import cv2
     import pytest
 
-    from agent.sources.cameras import gstreamer_in_build
+    from agent.sources.decode import gstreamer_in_build
 
     if gstreamer_in_build(cv2.getBuildInformation()):
         pytest.skip("this OpenCV has GStreamer")

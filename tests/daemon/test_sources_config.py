@@ -40,9 +40,11 @@ def test_a_list_of_sections_field_checks_each_item_with_its_index():
 def test_sources_are_validated_with_their_key_paths(tmp_path):
     path = write(
         tmp_path,
-        "sources:\n  - {id: a, kind: file, uri: a.mp4}\n  - {id: b, kind: tape, uri: 3}\n  - {id: c, fps: 0}\n",
+        "sources:\n  - {id: a, kind: file, uri: a.mp4}\n  - {id: b, kind: tape, uri: 3}\n  - {id: c, fps: 0}\n"
+        "  - {id: d, kind: file, uri: d.mp4, decode_threads: 0}\n",
     )
     errors = errors_of(path)
+    assert any("sources[3].decode_threads: expected an integer >= 1" in e for e in errors), errors
     assert any("sources[1].kind: expected one of v4l2" in e for e in errors), errors
     assert any("sources[1].uri: expected a string, got 3" in e for e in errors), errors
     assert any("sources[2].fps: expected a number >= 0.1" in e for e in errors), errors

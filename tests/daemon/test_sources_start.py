@@ -1,6 +1,7 @@
 """Sources at start-up and in turn: a source that opens but is not decodable stops ``run`` and
 ``config check`` with exit code 2 naming its id and uri; pipeline-mode benchmarks read every
-source in turn; ``monitor`` shows how many sources deliver."""
+source in turn; the daemon's captures share the cores among the sources' decoders; ``monitor``
+shows how many sources deliver."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import yaml
 from agent.cli.main import main
 from agent.config.load import load_config
 from agent.config.sections import Config
+from agent.daemon.supervisor import Daemon
 from agent.mqtt.fleet import FleetView, render_table, sources_cell
+from agent.sources.decode import decode_threads, usable_cores
+from agent.sources.files import VideoFileSource
 from agent.sources.open import open_sources
 
 
@@ -67,6 +71,22 @@ def test_pipeline_benchmarks_read_every_source_in_turn(demo_dir, tmp_path):
     ids = [f.source_id for f in frames]
     assert ids[:4] == ["faces", "others", "faces", "others"] and len(frames) == 200
     assert all(("/face/" in f.origin) == (f.source_id == "faces") for f in frames)
+
+
+def test_the_daemons_captures_share_the_cores_among_the_decoders(demo_dir, tmp_path):
+    video = str(demo_dir / "stream.avi")
+    sources = [{"id": f"cam{i}", "kind": "file", "uri": video} for i in range(3)]
+    sources.append({"id": "big", "kind": "file", "uri": video, "decode_threads": 2})
+    path = config_with(demo_dir, tmp_path, sources)
+    daemon = Daemon(load_config(path), path)
+    opened = [daemon._make_capture(source).open_source() for source in daemon.config.sources]
+    try:
+        assert all(isinstance(source, VideoFileSource) for source in opened)
+        shared = decode_threads(None, 4, usable_cores())
+        assert [source.threads for source in opened] == [shared, shared, shared, 2]  # type: ignore[attr-defined]
+    finally:
+        for source in opened:
+            source.close()
 
 
 def test_monitor_counts_the_sources_that_deliver():
