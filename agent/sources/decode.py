@@ -29,6 +29,8 @@ from typing import Any, Optional
 
 from agent.util.errors import InputError
 
+# OpenCV's own cap, after FFmpeg's warning that more than 16 threads is not recommended (cap_ffmpeg_impl.hpp).
+MAX_DECODE_THREADS = 16
 APPSINK = "appsink drop=true max-buffers=1 sync=false"
 # NVMM buffers to the BGR frames OpenCV hands over (nvvidconv cannot write BGR itself: BGRx, then videoconvert).
 NVMM_TO_BGR = "nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! " + APPSINK
@@ -106,10 +108,11 @@ def nvv4l2_file_pipeline(path: str, codec: str) -> Optional[str]:
 
 def decode_threads(configured: Optional[int], sources: int, cores: int) -> int:
     """FFmpeg decoder threads for one of ``sources`` decoded side by side on ``cores``: ``configured``
-    (source.decode_threads), else the cores shared among the sources, at least one each."""
+    (source.decode_threads), else the cores shared among the sources, at least one each and at most
+    MAX_DECODE_THREADS."""
     if configured is not None:
         return configured
-    return max(1, cores // max(1, sources))
+    return max(1, min(MAX_DECODE_THREADS, cores // max(1, sources)))
 
 
 def usable_cores() -> int:

@@ -117,6 +117,7 @@ def test_decoder_threads_share_the_cores_among_the_sources() -> None:
     assert decode_threads(None, 4, 2) == 1  # more sources than cores: one thread each
     assert decode_threads(None, 3, 8) == 2
     assert decode_threads(None, 0, 4) == 4
+    assert decode_threads(None, 1, 64) == 16  # OpenCV's cap, after FFmpeg's warning above 16
     assert decode_threads(3, 4, 2) == 3  # source.decode_threads wins
     assert 1 <= usable_cores() <= (os.cpu_count() or 1)
 
