@@ -34,7 +34,7 @@ from agent.daemon.results import ResultsPublisher
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline
 from agent.mqtt.publisher import open_publisher
-from agent.sources.decode import decode_threads, usable_cores
+from agent.sources.decode import MAX_DECODE_THREADS, decode_threads, usable_cores
 from agent.sources.frames import Frame, Source
 from benchmarks.pipeline_vs_engine import (
     CAMERA_FACTOR,
@@ -111,11 +111,8 @@ def pipeline_vs_engine(
     images = decoded(video) if in_memory else []
     engine: List[float] = []
     engine_cpu: List[float] = []
-    piped: List[float] = []
-    loop_cpu: List[float] = []
-    others_cores: List[float] = []
-    opencv_threads: List[Tuple[float, float, float, Any]] = []  # rate, inference thread us/frame, other cores, age
-    stats: Dict[str, Any] = {}
+    piped: List[Tuple[float, Dict[str, Any]]] = []
+    opencv_threads: List[Tuple[float, Dict[str, Any]]] = []
     wait_s = MAX_WAIT_MS / 1000.0
     for _ in range(rounds):
         rate, cpu = engine_only_cpu(pipeline, video, seconds)
@@ -123,38 +120,31 @@ def pipeline_vs_engine(
         engine_cpu.append(cpu)
         fps = engine[-1] * pace / sources if pace else None
         source = (lambda: DecodedFrames(images)) if in_memory else file_source(video, fps, sources)
-        rate, stats = full_pipeline(pipeline, source, seconds, fps is None, sources, max_wait_s=wait_s)
-        piped.append(rate)
-        loop_cpu.append(stats["inference_thread_us_per_frame"])
-        others_cores.append(stats["other_threads_cores"])
+        piped.append(full_pipeline(pipeline, source, seconds, fps is None, sources, max_wait_s=wait_s))
         if opencv_threads_too:
             default = file_source(video, fps, sources, opencv_threads=True)
-            rate, other = full_pipeline(pipeline, default, seconds, fps is None, sources, max_wait_s=wait_s)
-            opencv_threads.append(
-                (rate, other["inference_thread_us_per_frame"], other["other_threads_cores"], other["frame_age_ms_p50"])
-            )
-    compared = {}
-    if opencv_threads:
-        rates, loops, others, ages = zip(*opencv_threads)
-        compared["opencv_threads"] = {
-            "pipeline_ips": median_of(list(rates)),
-            "ratio": round(statistics.median(rates) / statistics.median(engine), 3),
-            "pipeline_rounds": [round(x, 1) for x in rates],
-            "inference_thread_us_per_frame": median_of(list(loops)),
-            "other_threads_cores": round(statistics.median(others), 2),
-            "frame_age_ms_p50": ages[-1],
-        }
+            opencv_threads.append(full_pipeline(pipeline, default, seconds, fps is None, sources, max_wait_s=wait_s))
+    compared = {"opencv_threads": pipeline_summary(opencv_threads, engine)} if opencv_threads else {}
     return {
         **compared,
+        **pipeline_summary(piped, engine),
         "engine_ips": median_of(engine),
-        "pipeline_ips": median_of(piped),
-        "ratio": round(statistics.median(piped) / statistics.median(engine), 3),
-        "frame_age_ms_p50": stats.get("frame_age_ms_p50"),
         "engine_cpu_us_per_frame": median_of(engine_cpu),
-        "inference_thread_us_per_frame": median_of(loop_cpu),
-        "other_threads_cores": round(statistics.median(others_cores), 2),
         "engine_rounds": [round(x, 1) for x in engine],
-        "pipeline_rounds": [round(x, 1) for x in piped],
+    }
+
+
+def pipeline_summary(runs: List[Tuple[float, Dict[str, Any]]], engine: List[float]) -> Dict[str, Any]:
+    """Medians of :func:`full_pipeline` rounds (rate, stats), the ratio to engine-only's median, and the
+    last round's frame age."""
+    rates = [rate for rate, _ in runs]
+    return {
+        "pipeline_ips": median_of(rates),
+        "ratio": round(statistics.median(rates) / statistics.median(engine), 3),
+        "pipeline_rounds": [round(x, 1) for x in rates],
+        "inference_thread_us_per_frame": median_of([stats["inference_thread_us_per_frame"] for _, stats in runs]),
+        "other_threads_cores": round(statistics.median(stats["other_threads_cores"] for _, stats in runs), 2),
+        "frame_age_ms_p50": runs[-1][1].get("frame_age_ms_p50"),
     }
 
 
@@ -228,7 +218,7 @@ def markdown(r: Dict[str, Any], note: str) -> str:
     onet = "ONet 48x48, 96x96 frames"
     paced = f"{CAMERA_FACTOR:g}x engine rate in all"
     ours = decode_threads(None, SOURCES, usable_cores())
-    opencv = min(usable_cores(), 16)  # OpenCV's default (fill_codec_context, cap_ffmpeg_impl.hpp)
+    opencv = min(usable_cores(), MAX_DECODE_THREADS)  # OpenCV's default (fill_codec_context, cap_ffmpeg_impl.hpp)
     unpaced = r["unpaced_threads1"]
     rows = [
         (onet, f"{SOURCES} files, unpaced, decoder threads {ours} each (the daemon's)", SOURCES, 1, unpaced),
