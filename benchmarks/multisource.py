@@ -4,7 +4,7 @@ Rows, each measured in alternating rounds in one run (medians compared):
 
 - 4 file sources of the demo stream (the shape of ``sources: [{id, kind: file, uri, loop: true,
   fps: null}, ...]``: unpaced, read as fast as inference takes frames) into the ONet engine at
-  ``model.input.batch: 4``: the daemon's captures, Batcher and batched InferenceLoop
+  ``model.input.batch: 4``: the daemon's captures, batch prefetcher, batched InferenceLoop and results finisher
   (benchmarks/pipeline_vs_engine.py's pipeline, four sources) vs engine-only at batch 4, in frames
   inferred per second. Target >= 0.9. The same with the sources paced like cameras (1.25x the
   engine's rate in all), with ONNX Runtime on all cores, and with the stream decoded once into
@@ -29,7 +29,7 @@ import numpy as np
 
 from agent.config.load import load_config
 from agent.config.sections import Config
-from agent.daemon.loop import Sink
+from agent.daemon.finishing import Sink
 from agent.daemon.results import ResultsPublisher
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline
@@ -242,9 +242,10 @@ def markdown(r: Dict[str, Any], note: str) -> str:
         "compared), ONNX Runtime FP32. Engine-only: `infer()` on full batches",
         "of one pre-made frame in a tight loop, frames/s = calls/s x batch. Pipeline: one LatestFrameCapture per "
         "source (each looping the demo",
-        f"stream's MJPG file, decoding and preprocessing on its own thread), the daemon's Batcher (max_wait_ms "
-        f"{MAX_WAIT_MS:g}) and its batched",
-        "InferenceLoop (one engine call per batch, the results split back per source). Results row: the same "
+        f"stream's MJPG file, decoding and preprocessing on its own thread), the daemon's batch prefetcher "
+        f"(max_wait_ms {MAX_WAIT_MS:g}; it forms the next batch while the engine runs), its batched",
+        "InferenceLoop (one engine call per batch) and its results finisher (decoding, the results split back "
+        "per source, the sinks, while the engine runs the next batch). Results row: the same "
         f"{SOURCES}-source pipeline",
         "with the daemon's ResultsPublisher (policy every_frame, QoS 0, not stored) on a DeviceLink to a local "
         "mosquitto, alternating with",
@@ -262,8 +263,8 @@ def markdown(r: Dict[str, Any], note: str) -> str:
         "ORT threads 1 leaves the second core to the captures (as a Jetson's CPU is free while its GPU infers).",
         "CPU columns (medians over the rounds): engine-only's process CPU per frame, the inference thread's CPU "
         "per frame inferred in the pipeline",
-        "(its engine calls and its own Python), and every other thread (captures, decoders; with ORT on all cores "
-        "also ORT's pool) together, in cores.",
+        "(its engine calls and its own Python), and every other thread (captures, decoders, prefetcher, finisher; "
+        "with ORT on all cores also ORT's pool) together, in cores.",
         f"Load: {note}" if note else "",
         "",
         "| model | sources | batch | ORT threads | engine-only frames/s | pipeline frames/s | ratio "

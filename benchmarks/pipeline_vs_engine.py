@@ -2,9 +2,9 @@
 
 Engine-only: the engine's infer() in a tight loop on one pre-made tensor. Pipeline: the daemon's
 own LatestFrameCapture reading an unpaced video file and preprocessing each frame on its thread,
-and the daemon's InferenceLoop (engine, decode) on another. Rounds alternate (engine, pipeline, ...)
-so both see the same machine state; the median of each is compared. Target: pipeline >= 0.9 of
-engine-only.
+and the daemon's InferenceLoop (its batch prefetcher, engine calls and results finisher) on
+others. Rounds alternate (engine, pipeline, ...) so both see the same machine state; the median of
+each is compared. Target: pipeline >= 0.9 of engine-only.
 
     .venv/bin/python -m benchmarks.pipeline_vs_engine [--seconds 5] [--rounds 3] [--no-write]
 """
@@ -24,7 +24,8 @@ import numpy as np
 from agent.build import engine as building
 from agent.config.load import load_config
 from agent.config.sections import Config
-from agent.daemon.loop import InferenceLoop, Sink, prepare_for
+from agent.daemon.finishing import Sink
+from agent.daemon.loop import InferenceLoop, prepare_for
 from agent.daemon.swap import Handoff
 from agent.demo import sample as demo
 from agent.model.pipeline import Pipeline, make_decoder

@@ -36,7 +36,7 @@ def batch_is_due(ready: int, serving: int, batch: int, waited_s: float, max_wait
 
 
 class Batcher:
-    """Batches from ``captures``; only the inference thread calls ``next_batch``."""
+    """Batches from ``captures``; one thread (agent.daemon.prefetch) calls ``next_batch``."""
 
     def __init__(
         self,
@@ -49,7 +49,6 @@ class Batcher:
         self.clock = clock
         self.arrived = Wakeup()  # set by a capture after each frame (its on_frame)
         self._next = 0  # where the next batch starts taking sources
-        self._taken_from: List[LatestFrameCapture] = []  # whose readers wait for wake_readers()
         for capture in self.captures:
             capture.on_frame = self.notify
 
@@ -63,7 +62,6 @@ class Batcher:
 
     def next_batch(self, batch: int, timeout: float) -> List[Taken]:
         """Up to ``batch`` frames, one per source; empty when no source had a frame within ``timeout``."""
-        self.wake_readers()  # the last batch is done, inferred or not: its readers must not wait any longer
         deadline = self.clock() + timeout
         first: Optional[float] = None  # when a first source had a frame
         while True:
@@ -82,21 +80,12 @@ class Batcher:
             until = first + self.max_wait_s if first is not None else deadline
             self.arrived.wait(max(0.0, until - now))
 
-    def wake_readers(self) -> None:
-        """Let the captures of the last batch read their next frames (pull mode). The loop calls this as
-        the engine call starts, so the readers' decoding and preprocessing (and the GIL they take for
-        it) overlap the engine's work rather than the loop's own Python between two engine calls."""
-        for capture in self._taken_from:
-            capture.wake_reader()
-        self._taken_from = []
-
     def _take(self, chosen: List[int]) -> List[Taken]:
         taken = []
         for i in chosen:
-            got = self.captures[i].take_prepared(0.0, wake_reader=False)
+            got = self.captures[i].take_prepared(0.0)
             if got is not None:
                 taken.append(got)
-                self._taken_from.append(self.captures[i])
         if chosen:
             self._next = (chosen[-1] + 1) % len(self.captures)
         return taken

@@ -141,7 +141,7 @@ class LiveChecks:
     # ----- the inference loop ----------------------------------------------------------------
 
     def observe(self, frame: Frame, result: Mapping[str, Any]) -> None:
-        """After each live inference (on the inference thread): never waits, never raises."""
+        """After each live inference (on the results finisher's thread): never waits, never raises."""
         shadow = self.shadow
         if shadow is not None:
             shadow.offer(frame, result)

@@ -1,18 +1,20 @@
-"""The inference loop: the newest frame of each source in, one batched engine call, results out
-per source, one engine at a time, on its own thread.
+"""The inference loop: one engine call after another, on its own thread, with the serving engine.
 
-Frames arrive preprocessed by the capture threads (``prepare_for``) when their input spec is the
-serving engine's, so capture, decoding and preprocessing overlap with inference. The batcher
-(agent.daemon.batcher) forms each batch, up to the serving engine's batch; a short batch is
-zero-padded as Pipeline does, and each sink gets the batch's frames with their results (one call
-per batch; each result names its source).
+Three threads make the pipeline, as DeepStream's muxer, inference element and sinks do: the
+prefetcher (agent.daemon.prefetch) forms the next batch from the sources while the engine runs the
+current one; this loop takes it, runs the engine, and hands the outputs to the finisher
+(agent.daemon.finishing), which decodes them and hands each batch's results to the sinks while the
+engine runs the next. Frames arrive preprocessed by the capture threads (``prepare_for``) when
+their input spec is the serving engine's, so capture, decoding and preprocessing overlap with
+inference too.
 
-Between two inferences the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
+Between two engine calls the loop (1) swaps in an engine a rebuild offered, (2) runs jobs that
 need the serving engine (benchmark, accuracy check), then (3) takes the next batch. Every
-inference, and every wait for a frame while the capture thread is alive (a camera outage is
-handled there, by re-opening), calls ``on_progress``: the systemd watchdog is fed from there, so
-a loop stuck in an inference (or a dead capture thread) stops the keep-alives. Engines are not
-thread-safe; only this thread touches the serving one.
+inference, and every wait for a frame while the capture threads are alive (a camera outage is
+handled there, by re-opening) and the prefetcher is not stuck, calls ``on_progress``: the systemd
+watchdog is fed from there, so a loop stuck in an inference, a finisher stuck in a sink, or dead
+capture threads stop the keep-alives. Engines are not thread-safe; only this thread touches the
+serving one.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
-from agent.daemon.batcher import Batcher, Taken
+from agent.daemon.finishing import Finisher, Inferred, Sink
+from agent.daemon.prefetch import Assembled, Prefetcher, refit
 from agent.daemon.swap import Handoff
 from agent.engines.identity import engine_label, served_precision
 from agent.model.info import InputSpec
@@ -38,19 +39,8 @@ from agent.util.stats import latency_stats, recent_rate
 
 log = logging.getLogger(__name__)
 Job = Callable[[Pipeline], None]
-# Gets each batch's frames with their results, in order (MQTT results and snapshots; per_result: --json).
-Sink = Callable[[Sequence[Tuple[Frame, Dict[str, Any]]]], None]
 FPS_WINDOW_S = 5.0  # fps is the inference rate over the last few seconds
-
-
-def per_result(handle: Callable[[Dict[str, Any]], None]) -> Sink:
-    """A sink calling ``handle`` with each result of the batch in turn."""
-
-    def sink(batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
-        for _, result in batch:
-            handle(result)
-
-    return sink
+TAKE_TIMEOUT_S = 0.25  # how long the loop waits for a batch before it looks at jobs, swaps and stop again
 
 
 class Stopping(Exception):
@@ -71,6 +61,15 @@ def prepare_for(pipeline: Callable[[], Optional[Pipeline]]) -> Callable[[Frame],
     return prepare
 
 
+def identity_of(report: Dict[str, Any]) -> Dict[str, Any]:
+    """What every result says of the engine that inferred it."""
+    return {
+        "engine": engine_label(report),
+        "engine_id": report.get("cache_key"),
+        "precision": served_precision(report),
+    }
+
+
 class InferenceLoop:
     def __init__(
         self,
@@ -86,15 +85,16 @@ class InferenceLoop:
         sinks: Sequence[Sink] = (),
         max_wait_s: float = 0.0,
     ) -> None:
-        self.max_wait_s = max_wait_s  # batching.max_wait_ms
-        self.set_captures([capture] if isinstance(capture, LatestFrameCapture) else capture)
-        self.sinks = sinks  # called in order with each batch's results; a list the daemon may append to
-        self.observe = observe  # live checks (agent.daemon.livechecks): must never wait or raise
         self.pipeline = pipeline
         self.report = report
+        self._identity = identity_of(report)
+        self.captures = [capture] if isinstance(capture, LatestFrameCapture) else list(capture)
+        # max_wait_s: batching.max_wait_ms; batches are formed for the serving engine's input
+        self.prefetcher = Prefetcher(self.captures, max_wait_s, lambda: self.pipeline.model.spec)
+        # sinks: called in order with each batch's results; a list the daemon may append to
+        self.finisher = Finisher(sinks, observe, on_result)
         self.handoff = handoff
         self.on_progress = on_progress
-        self.on_result = on_result
         self.on_swap = on_swap
         self.max_frames = max_frames
         self.jobs: "queue.Queue[Job]" = queue.Queue()
@@ -113,19 +113,28 @@ class InferenceLoop:
         self._swap_from: Optional[Tuple[float, Dict[str, Any]]] = None
 
     def run(self) -> None:
+        self.prefetcher.start()
+        self.finisher.start()
         try:
             while not self.stop_event.is_set():
                 self._maybe_swap()
                 self._run_jobs()
-                taken = self.batcher.next_batch(self.pipeline.model.spec.batch, timeout=0.25)
-                if not taken:
-                    if all(c.done() for c in self.captures):
+                assembled = self.prefetcher.take(TAKE_TIMEOUT_S)
+                if assembled is None:
+                    if self.prefetcher.error:
+                        self.error = self.prefetcher.error
+                        break
+                    if self.prefetcher.sources_done:
                         self._all_sources_done()
                         break
-                    if any(c.alive() for c in self.captures):
+                    if self.prefetcher.healthy(time.monotonic()) and any(c.alive() for c in self.captures):
                         self.on_progress()  # idle, not stuck: the capture threads are re-opening sources
                     continue
-                self._infer(taken)
+                for part in refit(assembled, self.pipeline.model.spec):
+                    self._infer(part)
+                if self.finisher.error:
+                    self.error = self.finisher.error
+                    break
                 if self.max_frames and self.inferences >= self.max_frames:
                     log.info("inference: %d frames done (--max-frames); stopping", self.inferences)
                     self.stop_reason = "max frames reached"
@@ -134,12 +143,16 @@ class InferenceLoop:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("inference loop failed")
         finally:
+            self.prefetcher.stop()
+            self.finisher.close()  # the results of every batch inferred reach the sinks
+            self.error = self.error or self.finisher.error
             self.finished.set()
 
-    def set_captures(self, captures: Sequence[LatestFrameCapture]) -> None:
-        """Serve these captures from the next batch on (start-up, or a reload of the sources)."""
+    def set_captures(self, captures: Sequence[LatestFrameCapture], max_wait_s: float) -> None:
+        """Serve these captures, batched with this ``batching.max_wait_ms``, from the next batch on (a
+        reload of the sources)."""
         self.captures = list(captures)
-        self.batcher = Batcher(self.captures, self.max_wait_s)
+        self.prefetcher.set_captures(self.captures, max_wait_s)
 
     def _all_sources_done(self) -> None:
         failed = [c for c in self.captures if c.failed.is_set()]
@@ -150,55 +163,25 @@ class InferenceLoop:
             log.info("inference: the source ended; stopping")
             self.stop_reason = "the source ended"
 
-    def _infer(self, taken: List[Taken]) -> None:
-        """One batch: preprocess (unless the capture threads did, for this input spec), one engine
-        call with the short batch zero-padded, decode, then the batch's results to the sinks."""
+    def _infer(self, assembled: Assembled) -> None:
+        """One engine call on a batch formed for the serving engine; its outputs go to the finisher."""
         started = time.monotonic()
-        spec = self.pipeline.model.spec
-        samples, boxes = zip(*(p[1] if p is not None and p[0] == spec else preprocess(f.image, spec) for f, p in taken))
-        if len(samples) == spec.batch:
-            batch = np.stack(samples)  # one copy (each copy of a large array lets the capture threads in)
-        else:
-            batch = np.zeros(spec.tensor_shape(), dtype=np.dtype(spec.dtype))
-            batch[: len(samples)] = np.stack(samples)
-        self.batcher.wake_readers()  # the captures read their next frames while the engine runs
-        outputs = self.pipeline.engine.infer({spec.name: batch})
-        decoded = self.pipeline.decode(outputs, len(taken), list(boxes))
+        outputs = self.pipeline.engine.infer({assembled.spec.name: assembled.tensor})
         end = time.monotonic()
-        self.inferences += len(taken)
+        frames = len(assembled.taken)
+        self.finisher.put(Inferred(assembled, outputs, self.pipeline.decode, self._identity, started), self.stop_event)
+        self.inferences += frames
         self.batches += 1
         self._latencies.append((end - started) * 1000.0)
-        self._ends.extend([end] * len(taken))
+        self._ends.extend([end] * frames)
         if self._swap_from is not None:
-            self._finish_swap(end, len(taken))
+            self._finish_swap(end, frames)
         if self.last_end is not None:
             self.max_gap_ms = max(self.max_gap_ms, (end - self.last_end) * 1000.0)
         self.last_end = end
-        self.first_inference.set()
+        if not self.first_inference.is_set():
+            self.first_inference.set()
         self.on_progress()
-        identity = {
-            "engine": engine_label(self.report),
-            "engine_id": self.report.get("cache_key"),
-            "precision": served_precision(self.report),
-        }
-        results: List[Tuple[Frame, Dict[str, Any]]] = []
-        for (frame, _), one in zip(taken, decoded):
-            result = {
-                "source": frame.source_id,
-                "frame": frame.index,
-                "origin": frame.origin,
-                "frame_time": frame.wall_time,
-                "frame_age_ms": round((started - frame.timestamp) * 1000.0, 2),
-                **identity,
-                **one.as_dict(),
-            }
-            results.append((frame, result))
-            if self.observe is not None:
-                self.observe(frame, result)
-            if self.on_result is not None:
-                self.on_result(result)
-        for sink in self.sinks:
-            sink(results)
 
     def reset_max_gap(self) -> None:
         """Start measuring the longest inference gap afresh (a rebuild starts)."""
@@ -210,7 +193,7 @@ class InferenceLoop:
             return
         pipeline, report = candidate
         old_pipeline, old_report = self.pipeline, self.report
-        self.pipeline, self.report = pipeline, report
+        self.pipeline, self.report, self._identity = pipeline, report, identity_of(report)
         self._swap_from = (
             self.last_end if self.last_end is not None else time.monotonic(),
             {"from": engine_label(old_report), "to": engine_label(report)},

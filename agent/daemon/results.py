@@ -1,10 +1,10 @@
 """Inference results over MQTT: a per-source publishing policy, the payload, and a sink that never blocks.
 
-The inference loop hands each batch's results to :meth:`ResultsPublisher.offer` (one of the
-daemon's ``result_sinks``). The policy is decided there (cheap, pure); what is due goes into a
-bounded queue (one hand-over per batch) that one thread drains, all that is queued at once, into
-the publisher's ``publish_results``. A full queue drops the results and counts them: inference
-never waits for the broker. Payload: docs/schemas/result.json.
+The results finisher (agent.daemon.finishing) hands each batch's results to
+:meth:`ResultsPublisher.offer` (one of the daemon's ``result_sinks``). The policy is decided there
+(cheap, pure); what is due goes into a bounded queue (one hand-over per batch) that one thread
+drains, all that is queued at once, into the publisher's ``publish_results``. A full queue drops the
+results and counts them: inference never waits for the broker. Payload: docs/schemas/result.json.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class ResultsPublisher:
         self.offline = 0  # dropped by a link that was down (transient results)
 
     def offer(self, batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
-        """Called on the inference thread with one batch's frames and their results; returns at once."""
+        """Called on the results finisher's thread with one batch's frames and their results; returns at once."""
         now = self._clock()
         due: List[Due] = []
         with self._lock:

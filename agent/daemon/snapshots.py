@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from agent.config.sections import Config, SnapshotsConfig
-from agent.daemon.loop import Sink
+from agent.daemon.finishing import Sink
 from agent.daemon.results import BoundedWorker, ResultsPublisher
 from agent.mqtt.events import Event
 from agent.mqtt.messages import utc_timestamp
@@ -146,7 +146,7 @@ class SnapshotPublisher:
         self.offline = 0
 
     def offer(self, batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
-        """Called on the inference thread with one batch's frames and their results; returns at once."""
+        """Called on the results finisher's thread with one batch's frames and their results; returns at once."""
         jobs = [job for job in (self._track(frame, result) for frame, result in batch) if job is not None]
         if jobs:
             self._worker.offer(jobs)

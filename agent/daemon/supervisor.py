@@ -44,9 +44,10 @@ from agent.build import engine as building
 from agent.config.load import load_config
 from agent.config.sections import Config, SourceConfig
 from agent.daemon import events, handlers, jobs
+from agent.daemon.finishing import Sink, per_result
 from agent.daemon.handlers import COMMAND_TIMEOUT_S
 from agent.daemon.livechecks import LiveChecks, open_shadow_reference
-from agent.daemon.loop import InferenceLoop, Sink, per_result, prepare_for
+from agent.daemon.loop import InferenceLoop, prepare_for
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier, WatchdogPacer, watchdog_interval_s
 from agent.daemon.snapshots import ResultOutputs
@@ -683,8 +684,7 @@ class Daemon:
             for capture in replacements:
                 capture.start()
             previous, self.captures = self.captures, replacements
-            self.loop.max_wait_s = new.batching.max_wait_ms / 1000.0
-            self.loop.set_captures(replacements)
+            self.loop.set_captures(replacements, new.batching.max_wait_ms / 1000.0)
             for capture in previous:
                 capture.stop()
             applied += [k for k in SOURCE_KEYS if k in changed]

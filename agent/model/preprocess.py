@@ -120,6 +120,13 @@ def make_batch(frames: Sequence[np.ndarray], spec: InputSpec) -> Tuple[np.ndarra
     if len(frames) > spec.batch:
         raise ValueError(f"{len(frames)} frames for a batch of {spec.batch}")
     samples, boxes = zip(*(preprocess(f, spec) for f in frames))
+    return stack_batch(samples, spec), list(boxes)
+
+
+def stack_batch(samples: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Preprocessed samples as one batch of ``spec.batch``: one copy when it is full, else zero-padded."""
+    if len(samples) == spec.batch:
+        return np.stack(samples)
     batch = np.zeros(spec.tensor_shape(), dtype=np.dtype(spec.dtype))
     batch[: len(samples)] = np.stack(samples)
-    return batch, list(boxes)
+    return batch

@@ -119,9 +119,8 @@ class LatestFrameCapture:
         taken = self.take_prepared(timeout)
         return taken[0] if taken is not None else None
 
-    def take_prepared(self, timeout: float, wake_reader: bool = True) -> Optional[Tuple[Frame, Any]]:
-        """Like take(), with what ``prepare`` made of the frame (None without ``prepare``); in pull mode
-        ``wake_reader`` False leaves the reader waiting until :meth:`wake_reader` (or its next poll)."""
+    def take_prepared(self, timeout: float) -> Optional[Tuple[Frame, Any]]:
+        """Like take(), with what ``prepare`` made of the frame (None without ``prepare``)."""
         deadline = self.clock() + timeout
         with self._cond:
             while self._slot is None and not self._stop.is_set() and not self.done():
@@ -130,16 +129,12 @@ class LatestFrameCapture:
                     return None
                 self._cond.wait(left)
             taken, self._slot = self._slot, None
-        if self.pull and wake_reader:
+        if self.pull:
             self._taken.set()  # the reader waits for the slot to empty
         if taken is not None:
             self.frames_taken += 1
             self._ages_ms.append((self.clock() - taken[0].timestamp) * 1000.0)
         return taken
-
-    def wake_reader(self) -> None:
-        """Pull mode: let the reader read the next frame now (its frame was taken)."""
-        self._taken.set()
 
     def stats(self) -> Dict[str, Any]:
         ages = latency_stats(self._ages_ms) if self._ages_ms else {}
@@ -235,8 +230,8 @@ class LatestFrameCapture:
             delay = min(max(delay * 2.0, self.backoff_s[0]), self.backoff_s[1])
 
     def _wait_taken(self, reader: _Reader) -> bool:
-        """Pull mode: wait until the frame just offered was taken and the reader woken (by the take, or by
-        :meth:`wake_reader`); False once the capture stops or gives up on this reader."""
+        """Pull mode: wait until the frame just offered was taken; False once the capture stops or gives
+        up on this reader."""
         while not self._stop.is_set() and not reader.abandoned:
             if self._taken.wait(0.1) and self._slot is None:
                 return True

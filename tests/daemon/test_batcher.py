@@ -131,8 +131,9 @@ def test_a_source_that_is_not_video_gives_up_and_the_others_go_on(demo_dir, tmp_
     assert sum(1 for b in got if b == ["a"]) > 10  # the live source is served without waiting for the dead one
 
 
-def test_pull_captures_read_their_next_frame_only_when_the_batch_lets_them(demo_dir):
-    """Unpaced files: every frame of each source, in order, and the readers wait for wake_readers()."""
+def test_pull_captures_read_one_frame_ahead_of_the_batches(demo_dir):
+    """Unpaced files: every frame of each source, in order, none dropped; each reader reads its next
+    frame once its last was taken into a batch, and no further."""
     captures = [
         LatestFrameCapture(
             lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True),
@@ -152,9 +153,11 @@ def test_pull_captures_read_their_next_frame_only_when_the_batch_lets_them(demo_
             batch = batcher.next_batch(3, timeout=5.0)
             assert [f.source_id for f, _ in batch] == ["f0", "f1", "f2"]
             seen.append([f.index for f, _ in batch])
-            time.sleep(0.05)  # readers would have read ahead by now if the take had woken them
-            assert all(c.stats()["frames_read"] == c.stats()["frames_taken"] for c in captures)
-            batcher.wake_readers()
+            deadline = time.monotonic() + 5.0
+            while not all(c.ready() for c in captures) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)  # a reader that did not wait for the next take would have read on by now
+            assert [c.stats()["frames_read"] - c.stats()["frames_taken"] for c in captures] == [1, 1, 1]
         assert seen == [[k] * 3 for k in range(5)]
         assert sum(c.stats()["dropped"] for c in captures) == 0
     finally:

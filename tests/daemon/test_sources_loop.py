@@ -94,3 +94,90 @@ def test_the_loop_stops_with_an_error_once_every_source_gave_up(demo_config, tmp
     notice = events.source_failed(capture.stats())
     assert notice.event == Event.CAMERA_LOST and notice.severity == "error"
     assert notice.details["reason"] == "not decodable" and "source fake gave up" in notice.message
+
+
+def test_a_swap_to_another_batch_infers_every_frame_once(demo_dir, tmp_path, make_pipeline):
+    """Four unpaced files, batch 4, then an engine at batch 3 swapped in while the prefetcher has a
+    batch of 4 formed for the old one: no frame lost, none inferred twice, batches of 3 after."""
+    settings = [f"paths.state_dir={tmp_path}"]
+    old, old_report = make_pipeline(
+        Config.from_node(load_config(str(demo_dir / "demo.yaml"), settings + ["model.input.batch=4"]))
+    )
+    new, new_report = make_pipeline(
+        Config.from_node(load_config(str(demo_dir / "demo.yaml"), settings + ["model.input.batch=3"]))
+    )
+    captures = [
+        LatestFrameCapture(
+            lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=False),
+            2.0,
+            (0.05, 0.5),
+            finite=True,
+            source_id=f"f{i}",
+            pull=True,
+        )
+        for i in range(4)
+    ]
+    handoff = Handoff()
+    seen: List[Tuple[str, int, str]] = []
+    calls: List[Tuple[str, int]] = []
+
+    def sink(batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
+        calls.append((batch[0][1]["engine_id"], len(batch)))
+        seen.extend((r["source"], r["frame"], r["engine_id"]) for _, r in batch)
+
+    loop = InferenceLoop(captures, old, old_report, handoff, lambda: None, sinks=[sink], max_wait_s=0.5)
+    for capture in captures:
+        capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    assert loop.first_inference.wait(10.0)
+    handoff.offer((new, new_report))
+    thread.join(30.0)
+    for capture in captures:
+        capture.stop()
+    total = captures[0].stats()["frames_read"]
+    assert not thread.is_alive() and not loop.error and loop.stop_reason == "the source ended"
+    assert handoff.swapped.is_set() and loop.pipeline is new
+    assert sorted((s, k) for s, k, _ in seen) == sorted((f"f{i}", k) for i in range(4) for k in range(total))
+    engines = [engine for engine, _ in calls]
+    switch = engines.index(new_report["cache_key"])
+    assert set(engines[:switch]) == {old_report["cache_key"]} and set(engines[switch:]) == {new_report["cache_key"]}
+    assert {size for _, size in calls[switch:]} <= {1, 2, 3} and max(size for _, size in calls[:switch]) == 4
+
+
+def test_a_failing_result_sink_stops_the_loop_with_its_error(demo_config, demo_dir, make_pipeline):
+    pipeline, report = make_pipeline(demo_config)
+    capture = LatestFrameCapture(lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True), 2.0, (0.05, 0.5))
+
+    def broken(batch: Sequence[Tuple[Frame, Dict[str, Any]]]) -> None:
+        raise OSError("No space left on device")
+
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), lambda: None, sinks=[broken])
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert loop.finished.wait(10.0)
+    finally:
+        capture.stop()
+        thread.join(5.0)
+    assert loop.error == "finishing results failed: OSError: No space left on device"
+    assert loop.inferences <= 4  # stopped within the finisher's backlog, not served on without results
+
+
+def test_a_frame_no_batch_can_be_formed_from_stops_the_loop_with_its_error(demo_config, make_pipeline):
+    from tests.daemon.test_prefetch import BrokenImages
+
+    pipeline, report = make_pipeline(demo_config)
+    capture = LatestFrameCapture(BrokenImages, 2.0, (0.05, 0.5), source_id="broken")
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), lambda: None)
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert loop.finished.wait(10.0)
+    finally:
+        capture.stop()
+        thread.join(5.0)
+    assert loop.inferences == 0
+    assert loop.error.startswith("forming a batch failed: ValueError: frame with shape (0, 0, 3) is not an image")

@@ -88,3 +88,40 @@ def test_a_camera_outage_is_not_a_hang(demo_config, make_pipeline, notify_socket
         loop.stop_event.set()
         capture.stop()
         thread.join(5.0)
+
+
+def test_a_hung_result_sink_stops_watchdog(demo_config, demo_dir, make_pipeline, notify_socket):
+    """Results are finished off the inference thread; a sink that never returns still stops the
+    keep-alives once the finisher's backlog is full, instead of inference going on unseen."""
+    pipeline, report = make_pipeline(demo_config)
+    hang, release = threading.Event(), threading.Event()
+
+    def sink(batch: object) -> None:
+        if hang.is_set():
+            release.wait(30.0)
+
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
+    pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
+    capture = LatestFrameCapture(
+        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0)
+    )
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress, sinks=[sink])
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert len(notify_socket.collect(1.0)) >= 7
+        hang.set()
+        notify_socket.collect(0.3)  # the backlog fills within a few frames
+        stuck_from, inferred = len(notify_socket.messages), loop.inferences
+        notify_socket.collect(1.0)
+        assert len(notify_socket.messages) == stuck_from, "no WATCHDOG=1 while results cannot be delivered"
+        assert loop.inferences == inferred
+        release.set()
+        notify_socket.collect(0.5)
+        assert len(notify_socket.messages) > stuck_from, "keep-alives resume once results flow"
+    finally:
+        release.set()
+        loop.stop_event.set()
+        capture.stop()
+        thread.join(5.0)
