@@ -81,9 +81,9 @@ def test_benchmark_energy_from_the_nvml_counter(tmp_path, monkeypatch: pytest.Mo
         attach_power(result, sampler, None)
     power = result.power
     assert power is not None and power["energy_source"] == "nvml_energy_counter"
-    # 1%: the stand-in counter is read a little after the sample's time stamp (more so on a loaded machine);
-    # still far from the 100 W the sampled power would give
-    assert power["mean_w"] == pytest.approx(150.0, rel=1e-2)
+    # 5%: the stand-in counter is read a little after the sample's time stamp, more so on a loaded machine
+    # (CI saw 147.5 W); still far from the 100 W the sampled power would give
+    assert power["mean_w"] == pytest.approx(150.0, rel=5e-2)
     assert power["sampled_energy_mj"] == pytest.approx(100000.0 * power["window_s"], rel=1e-2)
     assert result.energy_mj_per_inference == pytest.approx(power["energy_mj"] / 10)
     _valid_power(power)
