@@ -43,11 +43,16 @@ class Assembled:
     spec: InputSpec
 
 
+def made_for(made: InputSpec, spec: InputSpec) -> bool:
+    """Whether what was made for ``made`` feeds ``spec`` (the same object, the usual case, is checked first)."""
+    return made is spec or made == spec
+
+
 def assemble(taken: Sequence[Taken], spec: InputSpec) -> Assembled:
     """The batch for ``spec``: each frame's sample as the capture prepared it for this spec, else
     preprocessed now; a short batch zero-padded."""
     samples, boxes = zip(
-        *(p[1] if p is not None and (p[0] is spec or p[0] == spec) else preprocess(f.image, spec) for f, p in taken)
+        *(p[1] if p is not None and made_for(p[0], spec) else preprocess(f.image, spec) for f, p in taken)
     )
     return Assembled(taken, boxes, stack_batch(samples, spec), spec)
 
@@ -55,7 +60,7 @@ def assemble(taken: Sequence[Taken], spec: InputSpec) -> Assembled:
 def refit(assembled: Assembled, spec: InputSpec) -> List[Assembled]:
     """``assembled`` as batches for ``spec``: itself when formed for it, else (an engine with another
     input or batch was swapped in meanwhile) its frames again, in batches of ``spec.batch``."""
-    if assembled.spec is spec or assembled.spec == spec:
+    if made_for(assembled.spec, spec):
         return [assembled]
     taken = assembled.taken
     return [assemble(taken[start : start + spec.batch], spec) for start in range(0, len(taken), spec.batch)]

@@ -3,9 +3,10 @@ real file captures (the demo stream) with the ONet model's input spec."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -90,13 +91,24 @@ def captures_of(demo_dir, count: int, loop: bool) -> List[LatestFrameCapture]:
     ]
 
 
-def test_the_next_batch_is_formed_before_the_loop_asks_for_it(demo_dir, spec):
-    captures = captures_of(demo_dir, 4, loop=True)
-    prefetcher = Prefetcher(captures, 0.5, lambda: spec)
+@contextlib.contextmanager
+def serving(prefetcher: Prefetcher, captures: Sequence[LatestFrameCapture]) -> Iterator[None]:
+    """The captures and the prefetcher running for the block; all stopped after it."""
     for capture in captures:
         capture.start()
     prefetcher.start()
     try:
+        yield
+    finally:
+        prefetcher.stop()
+        for capture in captures:
+            capture.stop()
+
+
+def test_the_next_batch_is_formed_before_the_loop_asks_for_it(demo_dir, spec):
+    captures = captures_of(demo_dir, 4, loop=True)
+    prefetcher = Prefetcher(captures, 0.5, lambda: spec)
+    with serving(prefetcher, captures):
         first = prefetcher.take(5.0)
         assert first is not None and [f.source_id for f, _ in first.taken] == ["f0", "f1", "f2", "f3"]
         # while the loop would run the engine on the first batch, the prefetcher takes the next frames
@@ -106,30 +118,19 @@ def test_the_next_batch_is_formed_before_the_loop_asks_for_it(demo_dir, spec):
         second = prefetcher.take(0.0)  # already there: no wait
         assert second is not None and [f.index for f, _ in second.taken] == [1, 1, 1, 1]
         assert prefetcher.healthy(time.monotonic())
-    finally:
-        prefetcher.stop()
-        for capture in captures:
-            capture.stop()
     assert not prefetcher.healthy(time.monotonic())
 
 
 def test_finite_sources_end_once_every_frame_was_taken_in_a_batch(demo_dir, spec):
     captures = captures_of(demo_dir, 2, loop=False)
     prefetcher = Prefetcher(captures, 0.5, lambda: spec)
-    for capture in captures:
-        capture.start()
-    prefetcher.start()
     seen: List[Tuple[str, int]] = []
-    try:
+    with serving(prefetcher, captures):
         while True:
             got = prefetcher.take(5.0)
             if got is None:
                 break
             seen.extend((f.source_id, f.index) for f, _ in got.taken)
-    finally:
-        prefetcher.stop()
-        for capture in captures:
-            capture.stop()
     total = captures[0].stats()["frames_read"]
     assert total > 10 and prefetcher.sources_done and not prefetcher.error
     assert sorted(seen) == sorted((f"f{i}", k) for i in range(2) for k in range(total))
@@ -151,26 +152,18 @@ class BrokenImages(Source):
 def test_a_batch_that_cannot_be_formed_is_an_error_the_loop_sees_at_once(spec):
     capture = LatestFrameCapture(BrokenImages, 2.0, (0.05, 0.5), source_id="broken")
     prefetcher = Prefetcher([capture], 0.0, lambda: spec)
-    capture.start()
-    prefetcher.start()
-    try:
+    with serving(prefetcher, [capture]):
         started = time.monotonic()
         assert prefetcher.take(5.0) is None
         assert time.monotonic() - started < 2.0
         assert "forming a batch failed: ValueError: frame with shape (0, 0, 3) is not an image" in prefetcher.error
-    finally:
-        prefetcher.stop()
-        capture.stop()
 
 
 def test_set_captures_forms_the_next_batches_from_the_new_sources(demo_dir, spec):
     old, new = captures_of(demo_dir, 1, loop=True), captures_of(demo_dir, 2, loop=True)
     new[0].source_id, new[1].source_id = "n0", "n1"
     prefetcher = Prefetcher(old, 0.5, lambda: spec)
-    for capture in old + new:
-        capture.start()
-    prefetcher.start()
-    try:
+    with serving(prefetcher, old + new):
         assert prefetcher.take(5.0) is not None
         prefetcher.set_captures(new, 0.5)
         sources = set()
@@ -180,7 +173,3 @@ def test_set_captures_forms_the_next_batches_from_the_new_sources(demo_dir, spec
             if got is not None and got.taken[0][0].source_id.startswith("n"):
                 sources = {f.source_id for f, _ in got.taken}
         assert sources == {"n0", "n1"}
-    finally:
-        prefetcher.stop()
-        for capture in old + new:
-            capture.stop()

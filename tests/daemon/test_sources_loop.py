@@ -21,6 +21,18 @@ from agent.sources.latest import LatestFrameCapture
 RESULT_KEYS = ["source", "frame", "origin", "frame_time", "frame_age_ms", "engine", "engine_id", "precision"]
 
 
+def run_until_finished(loop: InferenceLoop, capture: LatestFrameCapture) -> None:
+    """Run ``loop`` over ``capture`` until the loop ends by itself (within 10 s), then stop both."""
+    capture.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert loop.finished.wait(10.0)
+    finally:
+        capture.stop()
+        thread.join(5.0)
+
+
 def test_batched_inference_splits_results_back_per_source(demo_dir, tmp_path, make_pipeline):
     cfg = load_config(str(demo_dir / "demo.yaml"), [f"paths.state_dir={tmp_path}", "model.input.batch=3"])
     pipeline, report = make_pipeline(Config.from_node(cfg))
@@ -82,13 +94,7 @@ def test_the_loop_stops_with_an_error_once_every_source_gave_up(demo_config, tmp
         lambda: VideoFileSource(str(fake), loop=True), 2.0, (0.02, 0.05), source_id="fake", max_failures=2
     )
     loop = InferenceLoop(capture, pipeline, report, Handoff(), lambda: None)
-    capture.start()
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        assert loop.finished.wait(10.0)
-    finally:
-        capture.stop()
+    run_until_finished(loop, capture)
     assert loop.inferences == 0 and loop.error.startswith("every source stopped: fake: source error: ")
     assert "gave up after 2 attempts without a frame" in loop.error
     notice = events.source_failed(capture.stats())
@@ -153,14 +159,7 @@ def test_a_failing_result_sink_stops_the_loop_with_its_error(demo_config, demo_d
         raise OSError("No space left on device")
 
     loop = InferenceLoop(capture, pipeline, report, Handoff(), lambda: None, sinks=[broken])
-    capture.start()
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        assert loop.finished.wait(10.0)
-    finally:
-        capture.stop()
-        thread.join(5.0)
+    run_until_finished(loop, capture)
     assert loop.error == "finishing results failed: OSError: No space left on device"
     assert loop.inferences <= 4  # stopped within the finisher's backlog, not served on without results
 
@@ -171,13 +170,6 @@ def test_a_frame_no_batch_can_be_formed_from_stops_the_loop_with_its_error(demo_
     pipeline, report = make_pipeline(demo_config)
     capture = LatestFrameCapture(BrokenImages, 2.0, (0.05, 0.5), source_id="broken")
     loop = InferenceLoop(capture, pipeline, report, Handoff(), lambda: None)
-    capture.start()
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        assert loop.finished.wait(10.0)
-    finally:
-        capture.stop()
-        thread.join(5.0)
+    run_until_finished(loop, capture)
     assert loop.inferences == 0
     assert loop.error.startswith("forming a batch failed: ValueError: frame with shape (0, 0, 3) is not an image")
