@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Sequence
 
 import numpy as np
 
 from agent.backends.base import Arrays, Engine
+from agent.daemon.finishing import Sink
 from agent.daemon.loop import InferenceLoop
 from agent.daemon.sdnotify import Notifier, WatchdogPacer
 from agent.daemon.swap import Handoff
+from agent.model.pipeline import Pipeline
 from agent.sources.files import VideoFileSource
 from agent.sources.latest import LatestFrameCapture
 
@@ -28,16 +31,26 @@ class HangingEngine(Engine):
         return self.engine.infer(feeds)
 
 
-def test_a_hung_inference_loop_stops_watchdog(demo_config, demo_dir, make_pipeline, notify_socket):
-    pipeline, report = make_pipeline(demo_config)
-    hang, release = threading.Event(), threading.Event()
-    pipeline.engine = HangingEngine(pipeline.engine, hang, release)
+def keepalives_follow_a_hang(
+    pipeline: Pipeline,
+    report: Dict[str, Any],
+    demo_dir: Path,
+    notify_socket: Any,
+    hang: threading.Event,
+    release: threading.Event,
+    what: str,
+    while_stuck: Callable[[InferenceLoop, LatestFrameCapture, int], None],
+    sinks: Sequence[Sink] = (),
+) -> None:
+    """A loop over the sample stream feeds WATCHDOG=1; once ``hang`` is set (something blocks until
+    ``release``) the keep-alives stop and ``while_stuck(loop, capture, inferences then)`` holds; they
+    resume after the release."""
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
     pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
     capture = LatestFrameCapture(
         lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0)
     )
-    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress)
+    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress, sinks=sinks)
     capture.start()
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
@@ -45,11 +58,11 @@ def test_a_hung_inference_loop_stops_watchdog(demo_config, demo_dir, make_pipeli
         healthy = len(notify_socket.collect(1.0))
         assert healthy >= 7, "a serving loop keeps systemd's watchdog fed (every 0.1 s)"
         hang.set()
-        notify_socket.collect(0.3)  # at most one keep-alive from the inference in flight
-        stuck_from = len(notify_socket.messages)
+        notify_socket.collect(0.3)  # at most one keep-alive from the inference in flight (or the backlog filling)
+        stuck_from, inferred = len(notify_socket.messages), loop.inferences
         notify_socket.collect(1.0)
-        assert len(notify_socket.messages) == stuck_from, "no WATCHDOG=1 while inference is stuck"
-        assert capture.stats()["frames_read"] > loop.inferences  # capture itself is alive: the loop is what hangs
+        assert len(notify_socket.messages) == stuck_from, f"no WATCHDOG=1 while {what}"
+        while_stuck(loop, capture, inferred)
         hang.clear()
         release.set()
         notify_socket.collect(0.5)
@@ -59,6 +72,19 @@ def test_a_hung_inference_loop_stops_watchdog(demo_config, demo_dir, make_pipeli
         loop.stop_event.set()
         capture.stop()
         thread.join(5.0)
+
+
+def test_a_hung_inference_loop_stops_watchdog(demo_config, demo_dir, make_pipeline, notify_socket):
+    pipeline, report = make_pipeline(demo_config)
+    hang, release = threading.Event(), threading.Event()
+    pipeline.engine = HangingEngine(pipeline.engine, hang, release)
+
+    def capture_alive(loop: InferenceLoop, capture: LatestFrameCapture, inferred: int) -> None:
+        assert capture.stats()["frames_read"] > loop.inferences  # capture itself is alive: the loop is what hangs
+
+    keepalives_follow_a_hang(
+        pipeline, report, demo_dir, notify_socket, hang, release, "inference is stuck", capture_alive
+    )
 
 
 def test_a_camera_outage_is_not_a_hang(demo_config, make_pipeline, notify_socket):
@@ -100,28 +126,9 @@ def test_a_hung_result_sink_stops_watchdog(demo_config, demo_dir, make_pipeline,
         if hang.is_set():
             release.wait(30.0)
 
-    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.address})
-    pacer = WatchdogPacer(notifier.watchdog, interval_s=0.2)
-    capture = LatestFrameCapture(
-        lambda: VideoFileSource(str(demo_dir / "stream.avi"), loop=True, fps=100), 5.0, (0.1, 1.0)
-    )
-    loop = InferenceLoop(capture, pipeline, report, Handoff(), pacer.progress, sinks=[sink])
-    capture.start()
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        assert len(notify_socket.collect(1.0)) >= 7
-        hang.set()
-        notify_socket.collect(0.3)  # the backlog fills within a few frames
-        stuck_from, inferred = len(notify_socket.messages), loop.inferences
-        notify_socket.collect(1.0)
-        assert len(notify_socket.messages) == stuck_from, "no WATCHDOG=1 while results cannot be delivered"
+    def no_inference(loop: InferenceLoop, capture: LatestFrameCapture, inferred: int) -> None:
         assert loop.inferences == inferred
-        release.set()
-        notify_socket.collect(0.5)
-        assert len(notify_socket.messages) > stuck_from, "keep-alives resume once results flow"
-    finally:
-        release.set()
-        loop.stop_event.set()
-        capture.stop()
-        thread.join(5.0)
+
+    keepalives_follow_a_hang(
+        pipeline, report, demo_dir, notify_socket, hang, release, "results cannot be delivered", no_inference, [sink]
+    )
